@@ -1,0 +1,97 @@
+"""The real IEMOCAP and MELD metadata (labels, speakers, transcripts) and their standard splits."""
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from erc.io import InputError
+
+CLASSES = {
+    "iemocap": ["hap", "sad", "neu", "ang", "exc", "fru"],
+    "meld": ["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"],
+}
+N_SPEAKERS = {"iemocap": 2, "meld": 9}
+SPLITS = ("train", "valid", "test")
+# MELD dialogue ids in COSMIC's meld.pkl: train = CSV id, dev = CSV id + 1039, test = CSV id + 1153.
+MELD_ID_OFFSET = {"train": 0, "valid": 1039, "test": 1153}
+MELD_CSV = {"train": "train_sent_emo.csv", "valid": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
+
+
+@dataclass
+class Dialogue:
+    id: str
+    split: str
+    speakers: list[int]
+    labels: list[int]
+    sentences: list[str]
+    utterance_keys: list = field(default_factory=list)  # IEMOCAP utterance ids; MELD (csv dialogue, utterance) ids
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _read_pickle(path: Path, n_items: int):
+    if not path.is_file():
+        raise InputError(f"{path}: metadata pickle not found")
+    with open(path, "rb") as f:
+        obj = pickle.load(f)
+    if not isinstance(obj, (list, tuple)) or len(obj) != n_items:
+        raise InputError(f"{path}: expected a list of {n_items} items, got {type(obj).__name__}")
+    return obj
+
+
+def split_ids(dataset: str, raw_dir: str | Path = "data/raw") -> dict[str, list]:
+    """The one owner of the splits: IEMOCAP 108/12/31 (COSMIC), MELD 1038/114/280 (official)."""
+    raw_dir = Path(raw_dir)
+    if dataset == "iemocap":
+        _, _, _, train, test, valid = _read_pickle(raw_dir / "iemocap.pkl", 6)
+    elif dataset == "meld":
+        _, _, _, _, train, test, valid = _read_pickle(raw_dir / "meld.pkl", 7)
+    else:
+        raise InputError(f"unknown dataset {dataset!r}")
+    return {"train": list(train), "valid": list(valid), "test": list(test)}
+
+
+def load_dialogues(dataset: str, raw_dir: str | Path = "data/raw") -> list[Dialogue]:
+    """All dialogues of a dataset, in split order (train, valid, test), utterances in conversation order.
+
+    Dialogues with no utterances (MELD train dialogue 60 is absent from the pickle) are skipped knowingly.
+    """
+    raw_dir = Path(raw_dir)
+    splits = split_ids(dataset, raw_dir)
+    dialogues = []
+    if dataset == "iemocap":
+        speakers, labels, sentences, *_ = _read_pickle(raw_dir / "iemocap.pkl", 6)
+        id_map_path = raw_dir / "found" / "iemocap_standard_order_utterance_ids.json"
+        if not id_map_path.is_file():
+            raise InputError(f"{id_map_path}: utterance-id map not found")
+        utterance_ids = json.loads(id_map_path.read_text())
+        for split in SPLITS:
+            for vid in splits[split]:
+                if vid not in utterance_ids or len(utterance_ids[vid]) != len(labels[vid]):
+                    raise InputError(f"{id_map_path}: no utterance ids of the right length for dialogue {vid}")
+                dialogues.append(Dialogue(
+                    vid, split, [0 if s == "M" else 1 for s in speakers[vid]], list(labels[vid]),
+                    list(sentences[vid]), list(utterance_ids[vid])))
+    else:
+        speakers, labels, _, sentences, *_ = _read_pickle(raw_dir / "meld.pkl", 7)
+        for split in SPLITS:
+            csv_path = raw_dir / "MELD" / MELD_CSV[split]
+            if not csv_path.is_file():
+                raise InputError(f"{csv_path}: MELD CSV not found")
+            table = pd.read_csv(csv_path, usecols=["Dialogue_ID", "Utterance_ID"])
+            utt_ids = table.sort_values(["Dialogue_ID", "Utterance_ID"]).groupby("Dialogue_ID")["Utterance_ID"].apply(list)
+            for vid in splits[split]:
+                if len(labels[vid]) == 0:
+                    continue
+                csv_dialogue = vid - MELD_ID_OFFSET[split]
+                if csv_dialogue not in utt_ids.index or len(utt_ids[csv_dialogue]) != len(labels[vid]):
+                    raise InputError(f"{csv_path}: dialogue {csv_dialogue} does not match meld.pkl dialogue {vid}")
+                dialogues.append(Dialogue(
+                    str(vid), split, [row.index(1) for row in speakers[vid]], list(labels[vid]),
+                    list(sentences[vid]), [(csv_dialogue, u) for u in utt_ids[csv_dialogue]]))
+    return dialogues

@@ -1,0 +1,168 @@
+"""The evaluation stage's work: the only place that reads test labels. Metrics per seed and mean ± std,
+per nesting size, per modality (teachers and MKD student heads), the references, and the plots."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from sklearn.metrics import confusion_matrix  # noqa: E402
+
+from erc.batching import DialogueData  # noqa: E402
+from erc.features import utterance_split  # noqa: E402
+from erc.io import atomic_path, save_text  # noqa: E402
+from erc.metrics import classification_metrics, summarise  # noqa: E402
+from erc.model import MGLRA  # noqa: E402
+from erc.training import pick_device, predict  # noqa: E402
+
+EVAL_SPLITS = ("valid", "test")
+SPLIT_INDEX = {"train": 0, "valid": 1, "test": 2}
+
+
+def split_metrics(logits: torch.Tensor, feats: dict, classes) -> dict:
+    """Metrics of flat (N_all, C) logits on the validation and test utterances."""
+    split = utterance_split(feats)
+    return {s: classification_metrics(feats["labels"][split == SPLIT_INDEX[s]],
+                                      logits[split == SPLIT_INDEX[s]].argmax(-1), classes) for s in EVAL_SPLITS}
+
+
+def summary(per_seed: list[dict]) -> dict:
+    return {s: summarise([run[s] for run in per_seed]) for s in EVAL_SPLITS}
+
+
+def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, dict]:
+    """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions)."""
+    device, classes = pick_device(), feats["classes"]
+    data = DialogueData(feats, graphs["multimodal"])
+    sizes = checkpoint["config"]["nesting"]
+    per_seed, per_size, students, test_predictions = [], {m: [] for m in sizes}, {}, {}
+    for seed, run in checkpoint["runs"].items():
+        model = MGLRA(**checkpoint["config"]).to(device)
+        model.load_state_dict(run["state"])
+        outputs = {s: predict(model, data, s, device) for s in EVAL_SPLITS}
+        full = {s: classification_metrics(outputs[s]["labels"], outputs[s]["logits"][-1].argmax(-1), classes)
+                for s in EVAL_SPLITS}
+        per_seed.append({"seed": seed, "epoch": run["epoch"], **full})
+        for i, m in enumerate(sizes):
+            per_size[m].append({s: classification_metrics(outputs[s]["labels"], outputs[s]["logits"][i].argmax(-1), classes)
+                                for s in EVAL_SPLITS})
+        for modality in outputs["test"]["student_logits"]:
+            students.setdefault(modality, []).append(
+                {s: classification_metrics(outputs[s]["labels"], outputs[s]["student_logits"][modality].argmax(-1), classes)
+                 for s in EVAL_SPLITS})
+        test_predictions[seed] = (outputs["test"]["labels"], outputs["test"]["logits"][-1].argmax(-1),
+                                  outputs["test"]["utterances"])
+    n_blocks = len(checkpoint["config"]["input_dims"])
+    metrics = {
+        **summary(per_seed),
+        "nesting": {str(m): {"dim": m * n_blocks, **summary(per_size[m])} for m in sizes},
+        "students": {mod: summary(runs) for mod, runs in students.items()},
+        "per_seed": [strip(run) for run in per_seed],
+    }
+    return metrics, test_predictions
+
+
+def strip(run: dict) -> dict:
+    """Keep per-seed numbers readable in ``dvc metrics show``: Acc, weighted and macro F1, per-class F1."""
+    return {"seed": run["seed"], "epoch": run["epoch"], **{s: run[s] for s in EVAL_SPLITS}}
+
+
+def evaluate_teachers(teachers: dict, feats: dict) -> dict:
+    return {m: {**split_metrics(t["logits"], feats, feats["classes"]), "epoch": t["epoch"]} for m, t in teachers.items()}
+
+
+def evaluate_references(references: dict, feats: dict) -> dict:
+    classes = feats["classes"]
+    bclstm = [{**split_metrics(r["logits"], feats, classes), "epoch": r["epoch"]} for r in references["bc_lstm"].values()]
+    logreg = split_metrics(references["logreg"]["logits"], feats, classes)
+    return {"logreg": {s: summarise([logreg[s]]) for s in EVAL_SPLITS} | {"C": references["logreg"]["C"]},
+            "bc_lstm": summary(bclstm)}
+
+
+# ---------------------------------------------------------------- plots
+def write_csv(frame: pd.DataFrame, path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def write_png(figure, path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def confusion_plots(labels, predictions, classes, out_dir) -> None:
+    names = np.array(classes)
+    write_csv(pd.DataFrame({"actual": names[labels.numpy()], "predicted": names[predictions.numpy()]}),
+              f"{out_dir}/confusion.csv")
+    matrix = confusion_matrix(labels, predictions, labels=range(len(classes)), normalize="true")
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45)
+    ax.set_yticks(range(len(classes)), classes)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("test confusion (row-normalised, all seeds)")
+    write_png(fig, f"{out_dir}/confusion.png")
+
+
+def nesting_plots(metrics: dict, variant: str, out_dir) -> None:
+    rows = [{"variant": variant, "size": int(m), "dim": v["dim"],
+             "valid_weighted_f1": v["valid"]["weighted_f1"]["mean"], "test_weighted_f1": v["test"]["weighted_f1"]["mean"],
+             "test_weighted_f1_std": v["test"]["weighted_f1"]["std"], "test_acc": v["test"]["acc"]["mean"]}
+            for m, v in metrics["nesting"].items()]
+    frame = pd.DataFrame(rows)
+    write_csv(frame, f"{out_dir}/nesting.csv")
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.errorbar(frame["dim"], frame["test_weighted_f1"], yerr=frame["test_weighted_f1_std"], marker="o",
+                capsize=3, label=f"{variant} test")
+    ax.plot(frame["dim"], frame["valid_weighted_f1"], marker="s", linestyle="--", label=f"{variant} valid")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("representation size (dims of the fused vector)")
+    ax.set_ylabel("weighted F1 (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    write_png(fig, f"{out_dir}/nesting.png")
+
+
+def modality_plots(teachers: dict, students: dict, out_dir) -> None:
+    rows = []
+    for m in teachers:
+        rows.append({"modality": m, "model": "teacher", "test_weighted_f1": teachers[m]["test"]["weighted_f1"]})
+        if m in students:
+            rows.append({"modality": m, "model": "student head",
+                         "test_weighted_f1": students[m]["test"]["weighted_f1"]["mean"]})
+    frame = pd.DataFrame(rows)
+    write_csv(frame, f"{out_dir}/modalities.csv")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for k, (model, group) in enumerate(frame.groupby("model", sort=False)):
+        positions = [list(teachers).index(m) + 0.38 * k for m in group["modality"]]
+        ax.bar(positions, group["test_weighted_f1"], width=0.36, label=model)
+    ax.set_xticks([i + 0.19 for i in range(len(teachers))], list(teachers))
+    ax.set_ylabel("test weighted F1 (%)")
+    ax.set_title("unimodal teachers vs the student's per-modality heads")
+    ax.legend()
+    write_png(fig, f"{out_dir}/modalities.png")
+
+
+def markdown_summary(dataset: str, metrics: dict) -> str:
+    def cell(block):
+        return f"{block['mean']:.2f} ± {block['std']:.2f}"
+    lines = [f"| {dataset} | test Acc | test w-F1 | valid w-F1 |", "|---|---|---|---|"]
+    lines.append(f"| model | {cell(metrics['test']['acc'])} | {cell(metrics['test']['weighted_f1'])} | "
+                 f"{cell(metrics['valid']['weighted_f1'])} |")
+    for name, ref in metrics.get("references", {}).items():
+        lines.append(f"| {name} | {cell(ref['test']['acc'])} | {cell(ref['test']['weighted_f1'])} | "
+                     f"{cell(ref['valid']['weighted_f1'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_text(text: str, path) -> None:
+    save_text(text, path)

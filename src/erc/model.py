@@ -1,0 +1,170 @@
+"""MGLRA (Meng et al., TASLP 2024) as released (METHOD_NOTES §2.2-2.4), with its bugs fixed by default,
+plus the Matryoshka classifier (MRL / MRL-E) and the per-modality student heads of MKD.
+
+A teacher is the same model over one modality: no cross-modal attention, the unimodal graph.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch_geometric.nn import MessagePassing
+
+from erc.mrl import NestedClassifier
+
+
+def to_padded(flat: torch.Tensor, lengths: torch.Tensor):
+    """(N, D) dialogue-major rows -> (B, L, D) zero-padded and the (B, L) mask of real utterances."""
+    batch, longest = len(lengths), int(lengths.max())
+    mask = torch.arange(longest).unsqueeze(0) < lengths.unsqueeze(1)  # (B, L)
+    padded = flat.new_zeros(batch * longest, *flat.shape[1:])
+    padded[mask.flatten().to(flat.device)] = flat
+    return padded.view(batch, longest, *flat.shape[1:]), mask.to(flat.device)
+
+
+class BiLSTM(nn.Module):
+    """2-layer bidirectional LSTM over each dialogue, packed so that padding never reaches a real utterance."""
+
+    def __init__(self, width: int, dropout: float):
+        super().__init__()
+        self.lstm = nn.LSTM(width, width // 2, num_layers=2, bidirectional=True, batch_first=True, dropout=dropout)
+
+    def forward(self, flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        padded, mask = to_padded(flat, lengths)
+        packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])
+        return out[mask]  # (N, width)
+
+
+class CrossModalAttention(nn.Module):
+    """Queries from one modality, keys and values from text, over the utterances of the same dialogue.
+
+    ``faithful=True`` reproduces the released bug: attention across the dialogues of a batch at the same
+    utterance position, padding unmasked.
+    """
+
+    def __init__(self, width: int, heads: int, faithful: bool):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.faithful = faithful
+
+    def forward(self, query_flat, text_flat, lengths):
+        query, mask = to_padded(query_flat, lengths)
+        text, _ = to_padded(text_flat, lengths)
+        if self.faithful:
+            out, _ = self.attention(query.transpose(0, 1), text.transpose(0, 1), text.transpose(0, 1), need_weights=False)
+            out = out.transpose(0, 1)
+        else:
+            out, _ = self.attention(query, text, text, key_padding_mask=~mask, need_weights=False)
+        return query_flat + out[mask]
+
+
+class MaskedGatedConv(MessagePassing):
+    """out_i = Σ_j norm_ij · tanh(w·[h̃_i ‖ h̃_j] + b) · h̃_j, h̃ the randomly masked input (METHOD_NOTES §2.4).
+
+    The gate splits into per-node scalars a·h̃_i + c·h̃_j, so aggregation is one sparse (nodes × nodes)
+    matrix of norm·gate values times h̃: no (edges × hidden) tensor is ever built.
+    """
+
+    def __init__(self, channels: int, mask_ratio: float, faithful: bool):
+        super().__init__(aggr="add")
+        self.gate = nn.Linear(2 * channels, 1)
+        self.channels, self.mask_ratio, self.faithful = channels, mask_ratio, faithful
+
+    def mask(self, h):
+        # torch.rand is several times faster than the bernoulli_ behind F.dropout on CPU
+        if self.faithful:  # released: a fresh keep-mask in train and eval alike, no rescaling
+            return h * (torch.rand_like(h) >= self.mask_ratio)
+        if not self.training or self.mask_ratio == 0:
+            return h
+        return h * (torch.rand_like(h) >= self.mask_ratio) / (1 - self.mask_ratio)
+
+    def edge_values(self, h, edge_index, edge_weight):
+        w_target, w_source = self.gate.weight[0, :self.channels], self.gate.weight[0, self.channels:]
+        source, target = edge_index
+        return edge_weight * torch.tanh((h @ w_target)[target] + (h @ w_source)[source] + self.gate.bias)
+
+    def forward(self, h, edge_index, edge_weight):
+        h = self.mask(h)
+        values = self.edge_values(h, edge_index, edge_weight)  # (E,)
+        adj_t = torch.sparse_coo_tensor(edge_index.flip(0), values, (h.shape[0], h.shape[0]), check_invariants=False)
+        return self.propagate(adj_t, x=h)
+
+    def message_and_aggregate(self, adj_t, x):
+        return torch.sparse.mm(adj_t, x)
+
+    def message(self, x_j, value):  # the per-edge form, used only to check the sparse path
+        return value.unsqueeze(-1) * x_j
+
+    def forward_per_edge(self, h, edge_index, edge_weight):
+        return self.propagate(edge_index, x=h, value=self.edge_values(h, edge_index, edge_weight))
+
+
+class MGLRA(nn.Module):
+    def __init__(self, input_dims: dict, n_speakers: int, n_classes: int, hidden: int = 512, graph_hidden: int = 512,
+                 graph_layers: int = 4, attention_heads: int = 2, dropout: float = 0.5, mask_ratio: float = 0.5,
+                 av_lstm: bool = False, block_order: str = "graph_first", faithful: bool = False,
+                 nesting: list[int] | None = None, shared_head: bool = False, student_placement: str | None = None):
+        """input_dims: modality -> feature shape per utterance, text as (layers, dim), others as (dim,)."""
+        super().__init__()
+        self.modalities = [m for m in ("text", "audio", "visual") if m in input_dims]
+        self.block_order = block_order
+        self.encoders = nn.ModuleDict()
+        self.lstms = nn.ModuleDict()
+        for m in self.modalities:
+            dim = input_dims[m][-1]
+            self.encoders[m] = nn.Linear(dim, hidden)
+            if m == "text" or av_lstm:
+                self.lstms[m] = BiLSTM(hidden, dropout)
+        if "text" in input_dims:
+            self.text_norms = nn.ModuleList(nn.BatchNorm1d(input_dims["text"][-1]) for _ in range(input_dims["text"][0]))
+            self.speaker_embedding = nn.Embedding(n_speakers, hidden)
+        self.cross_attention = (CrossModalAttention(hidden, attention_heads, faithful)
+                                if "text" in input_dims and len(self.modalities) > 1 else None)
+        self.projection = nn.Linear(hidden, graph_hidden)
+        self.convs = nn.ModuleList(MaskedGatedConv(graph_hidden, mask_ratio, faithful) for _ in range(graph_layers))
+        self.dropout = nn.Dropout(dropout)
+        block = 2 * graph_hidden
+        self.classifier = NestedClassifier(block, len(self.modalities), nesting or [block], n_classes, shared_head)
+        self.student_placement = student_placement
+        if student_placement:
+            width = hidden if student_placement == "encoder" else block
+            self.student_heads = nn.ModuleDict({m: nn.Linear(width, n_classes) for m in self.modalities})
+
+    def encode(self, batch) -> dict:
+        """Per-modality utterance encodings after cross-modal attention: modality -> (N, hidden)."""
+        encoded = {}
+        for m in self.modalities:
+            x = batch.features[m]
+            if m == "text":  # BatchNorm per layer over real utterances only, then the mean of the layers
+                x = torch.stack([norm(x[:, i]) for i, norm in enumerate(self.text_norms)]).mean(0)
+            x = self.encoders[m](x)
+            encoded[m] = self.lstms[m](x, batch.lengths) if m in self.lstms else x
+        if self.cross_attention is not None:
+            for m in self.modalities[1:]:  # the shared module, queries from audio / visual
+                encoded[m] = self.cross_attention(encoded[m], encoded["text"], batch.lengths)
+        return encoded
+
+    def forward(self, batch) -> dict:
+        encoded = self.encode(batch)
+        nodes = []
+        for m in self.modalities:
+            x = encoded[m] + self.speaker_embedding(batch.speakers) if m == "text" else encoded[m]
+            nodes.append(x)
+        x = torch.empty(len(self.modalities) * len(batch.speakers), nodes[0].shape[1], device=nodes[0].device,
+                        dtype=nodes[0].dtype)
+        x = x.index_copy(0, batch.node_index.flatten(), torch.cat(nodes))
+        h0 = self.projection(x)  # (n_nodes, graph_hidden)
+        h = h0
+        for conv in self.convs:
+            h = h + conv(h, batch.edge_index, batch.edge_weight)
+        out = torch.cat([h, h0] if self.block_order == "graph_first" else [h0, h], dim=1)  # (n_nodes, 2H)
+        blocks = {m: out[batch.node_index[k]] for k, m in enumerate(self.modalities)}
+        fused = torch.cat([blocks[m] for m in self.modalities], dim=1)  # (N, n_modalities * 2H)
+        result = {"logits": self.classifier(F.relu(self.dropout(fused)))}
+        if self.student_placement:
+            source = encoded if self.student_placement == "encoder" else blocks
+            result["student_logits"] = {m: self.student_heads[m](self.dropout(source[m])) for m in self.modalities}
+        return result

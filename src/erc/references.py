@@ -1,0 +1,58 @@
+"""Two references on the same features, selected on validation like the model: a context-free logistic
+regression on each utterance's own features, and a bc-LSTM (Poria et al., 2017)."""
+from __future__ import annotations
+
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from erc.features import utterance_split
+from erc.model import to_padded
+
+
+def utterance_vectors(features: dict) -> torch.Tensor:
+    """One flat vector per utterance: the mean of the text layers, then audio and visual."""
+    parts = [features[m].mean(1) if m == "text" else features[m] for m in ("text", "audio", "visual") if m in features]
+    return torch.cat(parts, dim=1)
+
+
+def logistic_regression(feats: dict, grid: list[float], seed: int = 0) -> dict:
+    """Fit on train for each C, keep the best validation weighted F1; return logits of every utterance."""
+    x = utterance_vectors(feats["features"]).numpy()
+    split, y = utterance_split(feats).numpy(), feats["labels"].numpy()
+    scaler = StandardScaler().fit(x[split == 0])
+    x = scaler.transform(x)
+    best = None
+    for c in grid:
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed).fit(x[split == 0], y[split == 0])
+        score = f1_score(y[split == 1], clf.predict(x[split == 1]), average="weighted")
+        if best is None or score > best[0]:
+            best = (score, c, clf)
+    return {"C": best[1], "logits": torch.from_numpy(best[2].decision_function(x)).float()}
+
+
+class BcLSTM(nn.Module):
+    """BiLSTM over a dialogue's utterance features with the speaker one-hot appended, then a linear classifier."""
+
+    def __init__(self, input_dim: int, n_speakers: int, n_classes: int, hidden: int = 128, dropout: float = 0.5):
+        super().__init__()
+        self.n_speakers = n_speakers
+        self.norm = nn.BatchNorm1d(input_dim)
+        self.lstm = nn.LSTM(input_dim + n_speakers, hidden, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(2 * hidden, n_classes)
+
+    def forward(self, batch) -> dict:
+        x = self.norm(utterance_vectors(batch.features))
+        x = torch.cat([x, nn.functional.one_hot(batch.speakers, self.n_speakers).float()], dim=1)
+        padded, mask = to_padded(self.dropout(x), batch.lengths)
+        packed = pack_padded_sequence(padded, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=padded.shape[1])
+        return {"logits": [self.classifier(self.dropout(out[mask]))]}
+
+
+def bclstm_input_dim(features: dict) -> int:
+    return int(utterance_vectors({m: t[:1] for m, t in features.items()}).shape[1])

@@ -1,0 +1,108 @@
+"""What the training stages do, as functions of (dataset, params): teachers, the multimodal model, references.
+
+Every function reads features with the test labels hidden; only ``erc.evaluation`` sees them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from erc.batching import DialogueData
+from erc.io import InputError, load_torch
+from erc.model import MGLRA
+from erc.params import get, per_dataset, positive
+from erc.references import BcLSTM, bclstm_input_dim, logistic_regression
+from erc.training import build_objective, fit, model_config, pick_device, predict_all, seed_everything
+
+
+def train_settings(params: dict, dataset: str) -> dict:
+    epochs = per_dataset(params, "train.epochs", dataset)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"params.yaml: 'train.epochs' must be a positive integer, got {epochs!r}")
+    return {"epochs": epochs, "lr": positive(params, "train.lr"),
+            "weight_decay": positive(params, "train.weight_decay", allow_zero=True),
+            "batch_size": int(positive(params, "train.batch_size"))}
+
+
+def seeds(params: dict) -> list[int]:
+    values = get(params, "train.seeds")
+    if not isinstance(values, list) or not values or not all(isinstance(s, int) for s in values):
+        raise InputError(f"params.yaml: 'train.seeds' must be a non-empty list of integers, got {values!r}")
+    return values
+
+
+def _live(directory, live_factory):
+    return live_factory(directory) if live_factory else None
+
+
+def train_teachers(dataset: str, feats: dict, graphs: dict, params: dict, live_factory=None, progress=True) -> dict:
+    """One unimodal MGLRA per modality, selected on validation; keeps its logits for every utterance."""
+    device, settings = pick_device(), train_settings(params, dataset)
+    seed = get(params, "teachers.seed")
+    teachers = {}
+    for modality in feats["features"]:
+        config = model_config(feats, params, dataset, modalities=[modality], use_mrl=False, use_mkd=False)
+        data = DialogueData(feats, graphs["unimodal"], [modality])
+        seed_everything(seed)
+        model = MGLRA(**config)
+        objective = build_objective(params, dataset, feats, 1, use_mkd=False)
+        live = _live(f"plots/teachers/{dataset}/{modality}", live_factory)
+        result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
+                     progress=progress, desc=f"{dataset} {modality} teacher", **settings)
+        if live is not None:
+            live.end()
+        teachers[modality] = {"config": config, "state": result["state"], "epoch": result["epoch"],
+                              "history": result["history"], "logits": predict_all(model, data, device).cpu()}
+    return teachers
+
+
+def load_teacher_logits(path: str | Path, modalities: list[str], n_utterances: int) -> dict:
+    teachers = load_torch(path, "teacher file")
+    logits = {}
+    for m in modalities:
+        if m not in teachers:
+            raise InputError(f"{path}: no teacher for modality {m}")
+        if len(teachers[m]["logits"]) != n_utterances:
+            raise InputError(f"{path}: {m} teacher has {len(teachers[m]['logits'])} logits, features hold {n_utterances}")
+        logits[m] = teachers[m]["logits"]
+    return logits
+
+
+def train_model(dataset: str, feats: dict, graphs: dict, params: dict, teacher_logits=None, live_factory=None,
+                progress=True) -> dict:
+    """MGLRA (+ MRL, + MKD as params say), one run per seed; returns the config and the kept state of each seed."""
+    device, settings = pick_device(), train_settings(params, dataset)
+    config = model_config(feats, params, dataset)
+    data = DialogueData(feats, graphs["multimodal"])
+    runs = {}
+    for seed in seeds(params):
+        seed_everything(seed)
+        model = MGLRA(**config)
+        objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
+        live = _live(f"plots/train/{dataset}/seed{seed}", live_factory)
+        result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
+                     progress=progress, desc=f"{dataset} seed {seed}", **settings)
+        if live is not None:
+            live.end()
+        runs[seed] = {"state": result["state"], "epoch": result["epoch"], "history": result["history"]}
+    return {"config": config, "runs": runs, "sources": feats["sources"],
+            "mrl": dict(get(params, "mrl")), "mkd": dict(get(params, "mkd"))}
+
+
+def train_references(dataset: str, feats: dict, graphs: dict, params: dict, progress=True) -> dict:
+    """Logits of every utterance from the logistic regression and from one bc-LSTM per seed."""
+    device, settings = pick_device(), train_settings(params, dataset)
+    settings.update(epochs=int(positive(params, "references.bclstm_epochs")), lr=positive(params, "references.bclstm_lr"))
+    logreg = logistic_regression(feats, get(params, "references.logreg_C"))
+    data = DialogueData(feats, graphs["unimodal"])
+    bclstm = {}
+    for seed in seeds(params):
+        seed_everything(seed)
+        model = BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
+                       int(positive(params, "references.bclstm_hidden")), float(get(params, "model.dropout")))
+        objective = build_objective(params, dataset, feats, 1, use_mkd=False)
+        result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
+                     desc=f"{dataset} bc-LSTM seed {seed}", **settings)
+        bclstm[seed] = {"epoch": result["epoch"], "logits": predict_all(model, data, device).cpu()}
+    return {"logreg": logreg, "bc_lstm": bclstm}

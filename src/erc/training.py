@@ -1,0 +1,171 @@
+"""Training with honest selection: the epoch kept is the one with the best validation weighted F1
+(ties: lower validation loss). Test labels never reach this module (``load_features`` hides them)."""
+from __future__ import annotations
+
+import copy
+import random
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from erc.batching import DialogueData
+from erc.losses import distillation_loss, task_loss
+from erc.model import MGLRA
+from erc.mrl import matryoshka_loss, nesting_sizes
+from erc.metrics import classification_metrics
+from erc.params import check, choice, get, per_dataset, positive
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed once per run; the returned generator drives the batch order."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_mrl=None, use_mkd=None) -> dict:
+    """Keyword arguments of ``MGLRA`` from the feature file and params.yaml (stored in checkpoints)."""
+    modalities = modalities or list(feats["features"])
+    graph_hidden = int(positive(params, "model.graph_hidden"))
+    use_mrl = get(params, "mrl.enabled") if use_mrl is None else use_mrl
+    use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
+    mask_ratio = get(params, "model.mask_ratio")
+    check(isinstance(mask_ratio, (int, float)) and 0 <= mask_ratio < 1, "model.mask_ratio", "in [0, 1)", mask_ratio)
+    dropout = get(params, "model.dropout")
+    check(isinstance(dropout, (int, float)) and 0 <= dropout < 1, "model.dropout", "in [0, 1)", dropout)
+    nesting = get(params, "mrl.nesting") if use_mrl else []
+    check(isinstance(nesting, list) and all(isinstance(m, int) and m > 0 for m in nesting),
+          "mrl.nesting", "a list of positive integers", nesting)
+    return {
+        "input_dims": {m: tuple(feats["features"][m].shape[1:]) for m in modalities},
+        "n_speakers": int(feats["n_speakers"]),
+        "n_classes": len(feats["classes"]),
+        "hidden": int(positive(params, f"model.hidden.{dataset}") if isinstance(get(params, "model.hidden"), dict)
+                      else positive(params, "model.hidden")),
+        "graph_hidden": graph_hidden,
+        "graph_layers": int(positive(params, "model.graph_layers", allow_zero=True)),
+        "attention_heads": int(positive(params, "model.attention_heads")),
+        "dropout": float(dropout),
+        "mask_ratio": float(mask_ratio),
+        "av_lstm": bool(get(params, "model.av_lstm")),
+        "block_order": choice(params, "model.block_order", ("graph_first", "released")),
+        "faithful": bool(get(params, "model.faithful")),
+        "nesting": nesting_sizes(nesting, 2 * graph_hidden),
+        "shared_head": bool(get(params, "mrl.shared")) if use_mrl else False,
+        "student_placement": choice(params, "mkd.placement", ("encoder", "graph")) if use_mkd else None,
+    }
+
+
+class Objective:
+    """task(fused, MRL-summed) + λ_ce Σ_m task(student_m, y) + λ_kd Σ_m T²·H(teacher_m, student_m)."""
+
+    def __init__(self, task, mrl_weights=None, teacher_logits=None, lambda_ce=1.0, lambda_kd=1.0, temperature=1.0):
+        self.task, self.mrl_weights = task, mrl_weights
+        self.teacher_logits = teacher_logits  # modality -> (N_all, C), or None without MKD
+        self.lambda_ce, self.lambda_kd, self.temperature = lambda_ce, lambda_kd, temperature
+
+    def __call__(self, output: dict, batch) -> torch.Tensor:
+        keep = batch.labels >= 0
+        target = batch.labels[keep]
+        loss = matryoshka_loss(self.task, [z[keep] for z in output["logits"]], target, self.mrl_weights)
+        if self.teacher_logits is not None and "student_logits" in output:
+            for m, student in output["student_logits"].items():
+                loss = loss + self.lambda_ce * self.task(student[keep], target)
+                teacher = self.teacher_logits[m].to(student.device)[batch.utterances][keep]
+                loss = loss + self.lambda_kd * distillation_loss(student[keep], teacher, self.temperature)
+        return loss
+
+
+def build_objective(params: dict, dataset: str, feats: dict, n_sizes: int, teacher_logits=None, use_mkd=None):
+    train_labels = feats["labels"][(torch.tensor([s == "train" for s in feats["splits"]])
+                                    .repeat_interleave(feats["lengths"]))]
+    name = choice(params, f"train.loss.{dataset}" if isinstance(get(params, "train.loss"), dict) else "train.loss",
+                  ("weighted_nll", "focal", "ce"))
+    task = task_loss(name, train_labels, len(feats["classes"]), positive(params, "train.focal_gamma"))
+    weights = get(params, "mrl.weights")
+    if weights is not None:
+        check(isinstance(weights, list) and len(weights) == n_sizes, "mrl.weights",
+              f"null or a list of {n_sizes} numbers (one per nesting size)", weights)
+    use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
+    if not use_mkd:
+        return Objective(task, weights)
+    return Objective(task, weights, teacher_logits, positive(params, "mkd.lambda_ce", allow_zero=True),
+                     positive(params, "mkd.lambda_kd", allow_zero=True), positive(params, "mkd.temperature"))
+
+
+@torch.no_grad()
+def predict(model, data: DialogueData, split: str, device, batch_size: int = 16) -> dict:
+    """Eval-mode outputs for every utterance of ``split``: logits per nesting size, student logits, labels."""
+    model.eval()
+    logits, students, labels, utterances = [], {}, [], []
+    for batch in data.batches(split, batch_size):
+        out = model(batch.to(device))
+        logits.append(torch.stack(out["logits"]).cpu())
+        for m, z in out.get("student_logits", {}).items():
+            students.setdefault(m, []).append(z.cpu())
+        labels.append(batch.labels.cpu())
+        utterances.append(batch.utterances.cpu())
+    return {"logits": torch.cat(logits, 1), "student_logits": {m: torch.cat(z) for m, z in students.items()},
+            "labels": torch.cat(labels), "utterances": torch.cat(utterances)}
+
+
+@torch.no_grad()
+def predict_all(model, data: DialogueData, device, batch_size: int = 16) -> torch.Tensor:
+    """Eval-mode full-size logits of every utterance, in feature-file order: (N, C)."""
+    logits = None
+    for split in ("train", "valid", "test"):
+        out = predict(model, data, split, device, batch_size)
+        if logits is None:
+            logits = torch.zeros(int(data.lengths.sum()), out["logits"].shape[-1])
+        logits[out["utterances"]] = out["logits"][-1]
+    return logits
+
+
+def validation_score(model, data, objective, device, classes, batch_size) -> tuple[dict, float]:
+    out = predict(model, data, "valid", device, batch_size)
+    full = out["logits"][-1]
+    scores = classification_metrics(out["labels"], full.argmax(-1), classes)
+    return scores, float(objective.task(full, out["labels"]))
+
+
+def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
+        batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train") -> dict:
+    """Train for ``epochs``; return the state with the best validation weighted F1 and the curves."""
+    generator = seed_everything(seed)
+    device = torch.device(device)
+    model.to(device)
+    objective.task.to(device)
+    fused = device.type in ("cpu", "cuda")  # the fused Adam kernel is ~8x faster than the default loop on CPU
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
+    best = {"key": None}
+    history = []
+    for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch"):
+        model.train()
+        total, count = 0.0, 0
+        for batch in data.batches("train", batch_size, shuffle=True, generator=generator):
+            batch = batch.to(device)
+            loss = objective(model(batch), batch)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total, count = total + float(loss.detach()) * len(batch.lengths), count + len(batch.lengths)
+        scores, val_loss = validation_score(model, data, objective, device, classes, batch_size)
+        row = {"epoch": epoch, "train_loss": total / count, "valid_loss": val_loss,
+               "valid_acc": scores["acc"], "valid_weighted_f1": scores["weighted_f1"]}
+        history.append(row)
+        if live is not None:
+            for k, v in row.items():
+                if k != "epoch":
+                    live.log_metric(k, v)
+            live.next_step()
+        key = (scores["weighted_f1"], -val_loss)
+        if best["key"] is None or key > best["key"]:
+            best = {"key": key, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+    model.load_state_dict(best["state"])
+    return {"state": best["state"], "epoch": best["epoch"], "history": history}

@@ -1,0 +1,37 @@
+"""Stage evaluate: python src/evaluate.py <dataset> -> metrics/<dataset>.json, metrics/teachers/<dataset>.json, plots/<dataset>/
+The only stage that reads test labels."""
+import sys
+
+import torch
+
+from erc import evaluation as ev
+from erc.features import load_features
+from erc.io import load_torch, save_json
+from erc.params import check_dataset
+
+
+def main(dataset: str) -> None:
+    feats = load_features(f"data/features/{check_dataset(dataset)}.pt", hide_test_labels=False)
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
+    checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint")
+    metrics, test_predictions = ev.evaluate_model(checkpoint, feats, graphs)
+    teachers = ev.evaluate_teachers(load_torch(f"models/teachers/{dataset}.pt", "teacher file"), feats)
+    metrics["references"] = ev.evaluate_references(load_torch(f"models/references/{dataset}.pt", "reference file"), feats)
+    mrl, mkd = checkpoint["mrl"], checkpoint["mkd"]
+    metrics["setup"] = {"sources": checkpoint["sources"], "mrl": mrl["enabled"], "mrl_shared": mrl["shared"],
+                        "mkd": mkd["enabled"], "seeds": [run["seed"] for run in metrics["per_seed"]]}
+    save_json(metrics, f"metrics/{dataset}.json")
+    save_json(teachers, f"metrics/teachers/{dataset}.json")
+
+    out = f"plots/{dataset}"
+    labels = torch.cat([p[0] for p in test_predictions.values()])
+    predictions = torch.cat([p[1] for p in test_predictions.values()])
+    ev.confusion_plots(labels, predictions, feats["classes"], out)
+    variant = "MRL-E" if mrl["enabled"] and mrl["shared"] else "MRL" if mrl["enabled"] else "MGLRA"
+    ev.nesting_plots(metrics, variant, out)
+    ev.modality_plots(teachers, metrics["students"], out)
+    print(ev.markdown_summary(dataset, metrics))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

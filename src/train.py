@@ -1,0 +1,27 @@
+"""Stage train: python src/train.py <dataset> -> models/<dataset>.pt
+MGLRA with MRL / MRL-E and MKD as params.yaml says, one run per seed, each kept at its best validation epoch."""
+import sys
+
+from erc.features import load_features
+from erc.io import load_torch, save_torch
+from erc.live import live_logger
+from erc.params import check_dataset, get, load_params
+from erc.runs import load_teacher_logits, train_model
+
+
+def main(dataset: str) -> None:
+    params = load_params()
+    feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
+    teacher_logits = None
+    if get(params, "mkd.enabled"):
+        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]), len(feats["labels"]))
+    checkpoint = train_model(dataset, feats, graphs, params, teacher_logits, live_factory=live_logger)
+    save_torch(checkpoint, f"models/{dataset}.pt")
+    for seed, run in checkpoint["runs"].items():
+        best = run["history"][run["epoch"] - 1]
+        print(f"{dataset} seed {seed}: epoch {run['epoch']}, valid w-F1 {best['valid_weighted_f1']:.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,19 @@
+"""Stage train_references: python src/train_references.py <dataset> -> models/references/<dataset>.pt
+Logistic regression and bc-LSTM on the same features, selected on validation."""
+import sys
+
+from erc.features import load_features
+from erc.io import load_torch, save_torch
+from erc.params import check_dataset, load_params
+from erc.runs import train_references
+
+
+def main(dataset: str) -> None:
+    params = load_params()
+    feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
+    save_torch(train_references(dataset, feats, graphs, params), f"models/references/{dataset}.pt")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

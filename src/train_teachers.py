@@ -1,0 +1,24 @@
+"""Stage train_teachers: python src/train_teachers.py <dataset> -> models/teachers/<dataset>.pt
+One unimodal teacher per modality, selected on validation; its logits for every utterance are cached."""
+import sys
+
+from erc.features import load_features
+from erc.io import load_torch, save_torch
+from erc.live import live_logger
+from erc.params import check_dataset, load_params
+from erc.runs import train_teachers
+
+
+def main(dataset: str) -> None:
+    params = load_params()
+    feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
+    teachers = train_teachers(dataset, feats, graphs, params, live_factory=live_logger)
+    save_torch(teachers, f"models/teachers/{dataset}.pt")
+    for m, t in teachers.items():
+        best = t["history"][t["epoch"] - 1]
+        print(f"{dataset} {m} teacher: epoch {t['epoch']}, valid w-F1 {best['valid_weighted_f1']:.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
