@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import scatter
 
 from erc.mrl import NestedClassifier
 
@@ -95,11 +96,10 @@ class MaskedGatedConv(MessagePassing):
     def message_and_aggregate(self, adj_t, x):
         return torch.sparse.mm(adj_t, x)
 
-    def message(self, x_j, value):  # the per-edge form, used only to check the sparse path
-        return value.unsqueeze(-1) * x_j
-
     def forward_per_edge(self, h, edge_index, edge_weight):
-        return self.propagate(edge_index, x=h, value=self.edge_values(h, edge_index, edge_weight))
+        """The released per-edge form, (edges × hidden) messages then a scatter: only to check the sparse path."""
+        messages = self.edge_values(h, edge_index, edge_weight).unsqueeze(-1) * h[edge_index[0]]
+        return scatter(messages, edge_index[1], dim=0, dim_size=h.shape[0], reduce="sum")
 
 
 class MGLRA(nn.Module):

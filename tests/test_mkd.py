@@ -1,0 +1,75 @@
+"""Modality-wise distillation (METHOD_NOTES §4.3)."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from erc.batching import DialogueData
+from erc.losses import CrossEntropy, distillation_loss
+from erc.model import MGLRA
+from erc.training import Objective, predict_all
+
+from conftest import small_model_kwargs
+
+
+def test_kd_is_kl_plus_teacher_entropy_and_vanishes_when_equal():
+    torch.manual_seed(0)
+    t, s = torch.randn(6, 4), torch.randn(6, 4)
+    for T in (1.0, 2.0, 4.0):
+        p, q = F.softmax(t / T, -1), F.softmax(s / T, -1)
+        kl = (p * (p.log() - q.log())).sum(-1).mean()
+        entropy = -(p * p.log()).sum(-1).mean()
+        assert torch.allclose(distillation_loss(s, t, T), T ** 2 * (kl + entropy), atol=1e-5)
+        assert torch.allclose(distillation_loss(t, t, T), T ** 2 * entropy, atol=1e-5)  # KL part is 0
+
+
+def test_temperature_squared_scaling():
+    t, s = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
+    # with a uniform student, H(p, q) = log 2 whatever p is: the loss is exactly T² log 2
+    for T in (1.0, 3.0):
+        assert math.isclose(distillation_loss(s, t, T).item(), T ** 2 * math.log(2), rel_tol=1e-6)
+
+
+def test_no_gradient_reaches_a_teacher(toy):
+    feats, graphs = toy
+    torch.manual_seed(0)
+    kwargs = small_model_kwargs(feats)
+    teacher = MGLRA(**dict(kwargs, input_dims={"audio": kwargs["input_dims"]["audio"]}))
+    teacher_logits = teacher(DialogueData(feats, graphs["unimodal"], ["audio"]).make_batch(range(10)))["logits"][-1]
+    student = MGLRA(**small_model_kwargs(feats, student_placement="encoder"))
+    batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1, 2])
+    objective = Objective(CrossEntropy(), teacher_logits={"text": teacher_logits, "audio": teacher_logits})
+    objective(student(batch), batch).backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert student.student_heads["audio"].weight.grad.abs().sum() > 0
+    # cached teacher logits are plain tensors, computed in eval mode without a graph
+    cached = predict_all(teacher, DialogueData(feats, graphs["unimodal"], ["audio"]), "cpu")
+    assert not cached.requires_grad and cached.shape == (int(feats["lengths"].sum()), 3)
+
+
+def test_loss_with_mkd_adds_student_terms_and_disabled_is_the_task_loss(toy):
+    feats, graphs = toy
+    torch.manual_seed(0)
+    model = MGLRA(**small_model_kwargs(feats, nesting=[4, 16], student_placement="graph")).eval()
+    batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1])
+    out = model(batch)
+    y = batch.labels
+    teachers = {m: torch.randn(int(feats["lengths"].sum()), 3) for m in ("text", "audio")}
+    task = CrossEntropy()
+    mrl = sum(F.cross_entropy(z, y) for z in out["logits"])
+    assert torch.allclose(Objective(task)(out, batch), mrl)  # mkd.enabled false: exactly the MRL loss
+    by_hand = mrl + sum(0.5 * F.cross_entropy(out["student_logits"][m], y)
+                        + 2.0 * distillation_loss(out["student_logits"][m], teachers[m][batch.utterances], 2.0)
+                        for m in ("text", "audio"))
+    objective = Objective(task, teacher_logits=teachers, lambda_ce=0.5, lambda_kd=2.0, temperature=2.0)
+    assert torch.allclose(objective(out, batch), by_hand, atol=1e-6)
+
+
+def test_student_heads_sit_where_placement_says(toy):
+    feats, graphs = toy
+    enc = MGLRA(**small_model_kwargs(feats, student_placement="encoder"))
+    post = MGLRA(**small_model_kwargs(feats, student_placement="graph"))
+    assert enc.student_heads["text"].in_features == 16      # encoder width (hidden)
+    assert post.student_heads["text"].in_features == 16     # [h^K | h^0] = 2 * graph_hidden
+    post = MGLRA(**small_model_kwargs(feats, graph_hidden=4, student_placement="graph"))
+    assert post.student_heads["audio"].in_features == 8

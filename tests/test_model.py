@@ -1,0 +1,148 @@
+"""MGLRA: the sparse gated layer, the fixed released bugs, padding, and that it learns."""
+import torch
+
+from erc.batching import DialogueData
+from erc.losses import WeightedNLL, class_weights
+from erc.model import MGLRA, MaskedGatedConv
+from erc.training import Objective, fit, predict
+
+from conftest import small_model_kwargs
+
+
+def test_sparse_aggregation_equals_per_edge_messages():
+    torch.manual_seed(0)
+    conv = MaskedGatedConv(8, mask_ratio=0.0, faithful=False).eval()
+    from erc.graphs import dialogue_graph
+    g = dialogue_graph(5, 3, window_past=2)
+    h = torch.randn(15, 8)
+    fast = conv(h, g.edge_index, g.edge_weight)
+    slow = conv.forward_per_edge(h, g.edge_index, g.edge_weight)
+    assert torch.allclose(fast, slow, atol=1e-6)
+    # by hand for node 0
+    w, b = conv.gate.weight[0], conv.gate.bias
+    src = g.edge_index[0][g.edge_index[1] == 0]
+    wts = g.edge_weight[g.edge_index[1] == 0]
+    manual = sum(wt * torch.tanh(w[:8] @ h[0] + w[8:] @ h[j] + b) * h[j] for j, wt in zip(src, wts))
+    assert torch.allclose(fast[0], manual, atol=1e-5)
+
+
+def test_gradients_flow_through_the_sparse_path():
+    conv = MaskedGatedConv(4, mask_ratio=0.0, faithful=False)
+    from erc.graphs import dialogue_graph
+    g = dialogue_graph(3, 2)
+    h = torch.randn(6, 4, requires_grad=True)
+    conv(h, g.edge_index, g.edge_weight).sum().backward()
+    assert conv.gate.weight.grad.abs().sum() > 0 and h.grad.abs().sum() > 0
+
+
+def eval_outputs(model, data, order, batch_size):
+    """Full-size logits per utterance when the dialogues are batched in ``order``."""
+    out = {}
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            batch = data.make_batch(order[start:start + batch_size])
+            logits = model(batch)["logits"][-1]
+            for u, z in zip(batch.utterances.tolist(), logits):
+                out[u] = z
+    return torch.stack([out[u] for u in sorted(out)])
+
+
+def test_batch_composition_does_not_change_eval_outputs(toy):
+    feats, graphs = toy
+    torch.manual_seed(0)
+    model = MGLRA(**small_model_kwargs(feats))
+    data = DialogueData(feats, graphs["multimodal"])
+    dialogues = list(range(len(feats["lengths"])))
+    a = eval_outputs(model, data, dialogues, batch_size=4)
+    b = eval_outputs(model, data, dialogues[::-1], batch_size=3)
+    c = eval_outputs(model, data, dialogues, batch_size=1)  # every dialogue alone: padding never leaks
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, c, atol=1e-5)
+
+
+def test_faithful_mode_reproduces_the_released_quirks(toy):
+    feats, graphs = toy
+    torch.manual_seed(0)
+    model = MGLRA(**small_model_kwargs(feats, faithful=True))
+    data = DialogueData(feats, graphs["multimodal"])
+    dialogues = list(range(len(feats["lengths"])))
+    torch.manual_seed(1)
+    a = eval_outputs(model, data, dialogues, batch_size=4)
+    torch.manual_seed(1)
+    b = eval_outputs(model, data, dialogues[::-1], batch_size=3)
+    torch.manual_seed(2)
+    c = eval_outputs(model, data, dialogues, batch_size=4)
+    assert not torch.allclose(a, b, atol=1e-4)   # attention mixes dialogues of a batch
+    assert not torch.allclose(a, c, atol=1e-4)   # the mask stays on in eval
+
+
+def test_mask_is_off_in_eval_and_rescaled_in_training():
+    conv = MaskedGatedConv(64, mask_ratio=0.5, faithful=False)
+    h = torch.ones(200, 64)
+    conv.eval()
+    assert torch.equal(conv.mask(h), h)
+    conv.train()
+    masked = conv.mask(h)
+    assert set(masked.unique().tolist()) == {0.0, 2.0}
+    assert abs(masked.mean().item() - 1.0) < 0.05
+
+
+def test_two_eval_passes_agree(toy):
+    feats, graphs = toy
+    model = MGLRA(**small_model_kwargs(feats))
+    data = DialogueData(feats, graphs["multimodal"])
+    first = predict(model, data, "valid", "cpu")["logits"]
+    second = predict(model, data, "valid", "cpu")["logits"]
+    assert torch.equal(first, second)
+
+
+def test_padding_does_not_change_a_real_utterance(toy):
+    feats, graphs = toy
+    model = MGLRA(**small_model_kwargs(feats, av_lstm=True)).eval()
+    data = DialogueData(feats, graphs["multimodal"])
+    with torch.no_grad():
+        alone = model(data.make_batch([5]))["logits"][-1]           # 2 utterances
+        padded = model(data.make_batch([5, 2]))["logits"][-1][:2]   # next to a 7-utterance dialogue
+    assert torch.allclose(alone, padded, atol=1e-5)
+
+
+def test_single_modality_model_is_a_teacher(toy):
+    feats, graphs = toy
+    kwargs = small_model_kwargs(feats)
+    kwargs["input_dims"] = {"audio": kwargs["input_dims"]["audio"]}
+    model = MGLRA(**kwargs)
+    assert model.cross_attention is None and not hasattr(model, "speaker_embedding")
+    out = model(DialogueData(feats, graphs["unimodal"], ["audio"]).make_batch([0, 1]))
+    assert out["logits"][-1].shape == (8, 3)
+
+
+def test_loss_falls_on_a_tiny_dataset(toy):
+    feats, graphs = toy
+    torch.manual_seed(0)
+    model = MGLRA(**small_model_kwargs(feats, dropout=0.0, mask_ratio=0.0))
+    data = DialogueData(feats, graphs["multimodal"])
+    train_labels = feats["labels"][:sum(feats["lengths"][:6])]
+    objective = Objective(WeightedNLL(class_weights(train_labels, 3)))
+    result = fit(model, data, objective, feats["classes"], epochs=40, lr=1e-2, weight_decay=0.0, batch_size=3,
+                 seed=0, device="cpu", progress=False)
+    losses = [row["train_loss"] for row in result["history"]]
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_test_labels_cannot_change_the_selected_checkpoint(toy):
+    feats, graphs = toy
+    runs = []
+    for flip in (False, True):
+        labels = feats["labels"].clone()
+        test_rows = torch.arange(len(labels)) >= int(feats["lengths"][:8].sum())
+        if flip:
+            labels[test_rows] = (labels[test_rows] + 1) % 3
+        changed = dict(feats, labels=labels)
+        torch.manual_seed(0)
+        model = MGLRA(**small_model_kwargs(changed))
+        data = DialogueData(changed, graphs["multimodal"])
+        objective = Objective(WeightedNLL(torch.ones(3)))
+        runs.append(fit(model, data, objective, feats["classes"], epochs=6, lr=1e-2, weight_decay=0.0,
+                        batch_size=3, seed=0, device="cpu", progress=False))
+    assert runs[0]["epoch"] == runs[1]["epoch"]
+    assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])
