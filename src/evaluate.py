@@ -30,6 +30,7 @@ def main(dataset: str) -> None:
     variant = "MRL-E" if mrl["enabled"] and mrl["shared"] else "MRL" if mrl["enabled"] else "MGLRA"
     ev.nesting_plots(metrics, variant, out)
     ev.modality_plots(teachers, metrics["students"], out)
+    ev.prediction_table(test_predictions, out)  # for paired bootstrap comparisons between experiments
     print(ev.markdown_summary(dataset, metrics))
 
 

@@ -152,6 +152,13 @@ def modality_plots(teachers: dict, students: dict, out_dir) -> None:
     write_png(fig, f"{out_dir}/modalities.png")
 
 
+def prediction_table(test_predictions: dict, out_dir) -> None:
+    """Per seed, each test utterance's label and full-size prediction (utterance = index in the feature file)."""
+    frames = [pd.DataFrame({"seed": seed, "utterance": utt.numpy(), "label": labels.numpy(), "prediction": pred.numpy()})
+              for seed, (labels, pred, utt) in test_predictions.items()]
+    write_csv(pd.concat(frames), f"{out_dir}/test_predictions.csv")
+
+
 def markdown_summary(dataset: str, metrics: dict) -> str:
     def cell(block):
         return f"{block['mean']:.2f} ± {block['std']:.2f}"

@@ -1,0 +1,87 @@
+"""Predict the emotion of every turn of a new dialogue with a trained checkpoint (CPU, offline)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from erc.batching import DialogueData
+from erc.datasets import CLASSES
+from erc.graphs import dialogue_graph
+from erc.io import InputError
+from erc.model import MGLRA
+from erc.text import encoder_for, repair_cp1252
+
+
+def read_dialogue(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: dialogue file not found")
+    try:
+        turns = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    if not isinstance(turns, list) or not turns:
+        raise InputError(f"{path}: expected a non-empty list of {{speaker, text}} turns")
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or not isinstance(turn.get("text"), str) or "speaker" not in turn:
+            raise InputError(f"{path}: turn {i} needs a 'speaker' and a 'text' string")
+    return turns
+
+
+def speaker_indices(turns: list[dict], dataset: str, n_speakers: int, where) -> list[int]:
+    """IEMOCAP: M -> 0, F -> 1. MELD: index in order of first appearance, as in training."""
+    if dataset == "iemocap":
+        codes = {"M": 0, "F": 1}
+        bad = [t["speaker"] for t in turns if t["speaker"] not in codes]
+        if bad:
+            raise InputError(f"{where}: IEMOCAP speakers must be 'M' or 'F', got {bad[0]!r}")
+        return [codes[t["speaker"]] for t in turns]
+    order = list(dict.fromkeys(str(t["speaker"]) for t in turns))
+    if len(order) > n_speakers:
+        raise InputError(f"{where}: {len(order)} distinct speakers, the model knows at most {n_speakers}")
+    return [order.index(str(t["speaker"])) for t in turns]
+
+
+def dialogue_features(turns: list[dict], config: dict, sources: dict, where) -> dict:
+    n, features = len(turns), {}
+    dims = config["input_dims"]
+    if "text" in dims:
+        if sources.get("text") not in ("minilm", "mpnet"):
+            raise InputError(f"{where}: the model's text features came from {sources.get('text')!r}; "
+                             "only minilm / mpnet can be computed on the fly")
+        text = encoder_for(sources["text"]).encode([repair_cp1252(t["text"]) for t in turns], progress=False)
+        features["text"] = torch.from_numpy(text)
+    if "audio" in dims:
+        width = dims["audio"][0]
+        audio = torch.zeros(n, width)
+        audio[:, -1] = 1.0  # "audio missing" unless the turn gives its standardised descriptors
+        for i, turn in enumerate(turns):
+            if turn.get("audio") is not None:
+                if len(turn["audio"]) != width - 1:
+                    raise InputError(f"{where}: turn {i} 'audio' has {len(turn['audio'])} values, expected {width - 1}")
+                audio[i, :-1], audio[i, -1] = torch.tensor(turn["audio"], dtype=torch.float32), 0.0
+        features["audio"] = audio
+    if "visual" in dims:
+        raise InputError(f"{where}: the model uses visual features, which cannot be computed from a JSON dialogue")
+    return features
+
+
+@torch.no_grad()
+def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None, where="dialogue") -> list[dict]:
+    config = checkpoint["config"]
+    seed = seed if seed is not None else next(iter(checkpoint["runs"]))
+    model = MGLRA(**config).eval()
+    model.load_state_dict(checkpoint["runs"][seed]["state"])
+    n = len(turns)
+    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where),
+             "lengths": torch.tensor([n]), "splits": ["test"],
+             "speakers": torch.tensor(speaker_indices(turns, dataset, config["n_speakers"], where)),
+             "labels": torch.full((n,), -1)}
+    graph = dialogue_graph(n, len(config["input_dims"]), *window)
+    batch = DialogueData(feats, [graph], [m for m in ("text", "audio", "visual") if m in config["input_dims"]]).make_batch([0])
+    probabilities = torch.softmax(model(batch)["logits"][-1], -1)
+    classes = CLASSES[dataset]
+    return [{"speaker": t["speaker"], "text": t["text"], "emotion": classes[int(p.argmax())],
+             "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}} for t, p in zip(turns, probabilities)]

@@ -1,0 +1,32 @@
+"""Emotion of each turn of a dialogue: python src/predict.py dialogue.json [--dataset iemocap|meld] [--seed S]
+
+dialogue.json: [{"speaker": "M", "text": "..."}, ...]; optional "audio": the standardised descriptors of the
+turn (otherwise the turn is treated as having no audio, as during training). Prints JSON to stdout."""
+import argparse
+import json
+import sys
+
+from erc.io import InputError, load_torch
+from erc.params import check_dataset, get, load_params
+from erc.predict import predict_dialogue, read_dialogue
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dialogue")
+    parser.add_argument("--dataset", default="iemocap")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args()
+    try:
+        dataset = check_dataset(args.dataset)
+        params = load_params()
+        checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)")
+        window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
+        turns = read_dialogue(args.dialogue)
+        print(json.dumps(predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue), indent=2))
+    except InputError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()
