@@ -8,7 +8,6 @@ import pickle
 import shutil
 import subprocess
 
-import pytest
 import yaml
 
 from conftest import ROOT

@@ -69,7 +69,8 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where) -> 
 
 
 @torch.no_grad()
-def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None, where="dialogue") -> list[dict]:
+def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None,
+                     where="dialogue") -> list[dict]:
     config = checkpoint["config"]
     seed = seed if seed is not None else next(iter(checkpoint["runs"]))
     model = MGLRA(**config).eval()

@@ -102,7 +102,8 @@ def build_table(experiments: list[dict], n_boot: int = 1000) -> str:
              "mean difference and 95 % interval.", ""]
     for d in DATASETS:
         n_classes = len(CLASSES[d])
-        lines += [f"## {d.upper()}", "", "| method | experiment | seeds | Acc | w-F1 | paper Acc / w-F1 | Δ Acc vs MGLRA | Δ w-F1 vs MGLRA |",
+        lines += [f"## {d.upper()}", "",
+                  "| method | experiment | seeds | Acc | w-F1 | paper Acc / w-F1 | Δ Acc vs MGLRA | Δ w-F1 vs MGLRA |",
                   "|---|---|---|---|---|---|---|---|"]
         for name in ROWS.values():
             if name not in rows:
