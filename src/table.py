@@ -2,11 +2,12 @@
 
 Run the rows first (README "Table 1"): dvc exp run --queue -S ... for each row, then dvc queue start -j N."""
 from erc.io import save_text
+from erc.params import load_params
 from erc.table import build_table, experiments_from_dvc
 
 
 def main() -> None:
-    text = build_table(experiments_from_dvc())
+    text = build_table(experiments_from_dvc(), load_params())
     save_text(text, "metrics/table1.md")
     print(text)
 

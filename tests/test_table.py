@@ -34,3 +34,12 @@ def test_paired_bootstrap_known_answers():
     point, low, high = paired_bootstrap(perfect, base, 3, n_boot=200)
     accuracy_gap = 100 - 100 * np.mean([(p == labels).mean() for p in noisy])
     assert np.isclose(point[0], accuracy_gap) and low[0] < point[0] < high[0] and low[0] > 0
+
+
+def test_rows_differ_only_in_the_switches():
+    from erc.table import same_setup
+    base = {"mrl": {"enabled": True, "shared": False, "nesting": [8]}, "mkd": {"enabled": True, "lambda_kd": 1.0}}
+    assert same_setup({"mrl": {"enabled": False, "shared": True, "nesting": [8]},
+                       "mkd": {"enabled": False, "lambda_kd": 1.0}}, base)
+    assert not same_setup({"mrl": {"enabled": True, "shared": False, "nesting": [8]},
+                           "mkd": {"enabled": True, "lambda_kd": 0.0}}, base)

@@ -28,6 +28,25 @@ def row_name(params: dict) -> str:
     return ROWS[(enabled, enabled and bool(mrl.get("shared")), bool(mkd.get("enabled")))]
 
 
+SWITCHES = {"mrl.enabled", "mrl.shared", "mkd.enabled"}
+
+
+def flatten(params: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def same_setup(params: dict, reference: dict) -> bool:
+    """True when two params differ at most in the three switches that define Table 1's rows."""
+    a, b = flatten(params), flatten(reference)
+    return all(a.get(k) == b.get(k) for k in (set(a) | set(b)) - SWITCHES)
+
+
 def experiments_from_dvc() -> list[dict]:
     """Commits and experiments with their params, from ``dvc exp show --json``."""
     shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True,
@@ -88,9 +107,12 @@ def paired_bootstrap(row: pd.DataFrame, base: pd.DataFrame, n_classes: int, n_bo
     return point, low, high
 
 
-def build_table(experiments: list[dict], n_boot: int = 1000) -> str:
+def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000) -> str:
+    """Rows from the experiments whose params equal ``reference_params`` but for the three switches."""
     rows = {}
-    for exp in experiments:  # later entries (newer) win for the same configuration
+    for exp in experiments:  # the first entry found for a configuration is kept
+        if not same_setup(exp["params"], reference_params):
+            continue
         metrics = {d: git_file(exp["rev"], f"metrics/{d}.json") for d in DATASETS}
         preds = {d: git_file(exp["rev"], f"plots/{d}/test_predictions.csv") for d in DATASETS}
         if all(metrics.values()) and all(preds.values()):
