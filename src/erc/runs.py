@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from erc.batching import DialogueData
 from erc.io import InputError, load_torch

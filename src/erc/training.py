@@ -11,10 +11,9 @@ from tqdm import tqdm
 
 from erc.batching import DialogueData
 from erc.losses import distillation_loss, task_loss
-from erc.model import MGLRA
 from erc.mrl import matryoshka_loss, nesting_sizes
 from erc.metrics import classification_metrics
-from erc.params import check, choice, get, per_dataset, positive
+from erc.params import check, choice, get, positive
 
 
 def seed_everything(seed: int) -> torch.Generator:
