@@ -44,7 +44,8 @@ def tiny_params(path):
     p = yaml.safe_load(path.read_text())
     p["model"].update(hidden={"iemocap": 16, "meld": 16}, graph_hidden=8, graph_layers=2)
     p["train"].update(epochs=2, seeds=[0, 1])
-    p["mrl"]["nesting"] = [2, 4, 8]
+    p["mrl"].update(enabled=True, shared=False, nesting=[2, 4, 8])  # the default MRL + MKD setup, whatever
+    p["mkd"].update(enabled=True, lambda_kd=1.0)                    # the working tree's params say
     p["references"].update(bclstm_epochs=2, logreg_C=[1.0], bclstm_hidden=8)
     path.write_text(yaml.safe_dump(p, sort_keys=False))
 
@@ -72,6 +73,8 @@ def test_workflow_repro_experiment_baseline_diff_and_plots(tmp_path):
 
     experiment = run("dvc exp run -S mrl.shared=true", repo)
     assert stages_run(experiment) == ["evaluate@iemocap", "evaluate@meld", "train@iemocap", "train@meld"]
+    distill = run("dvc exp run -S mkd.lambda_kd=0.5", repo)  # teachers are reused, not retrained
+    assert stages_run(distill) == ["evaluate@iemocap", "evaluate@meld", "train@iemocap", "train@meld"]
 
     # the MGLRA baseline as the README documents it: an experiment turned into a branch
     baseline = run("dvc exp run -n mglra -S mrl.enabled=false -S mkd.enabled=false", repo)

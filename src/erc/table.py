@@ -109,15 +109,18 @@ def paired_bootstrap(row: pd.DataFrame, base: pd.DataFrame, n_classes: int, n_bo
 
 def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000) -> str:
     """Rows from the experiments whose params equal ``reference_params`` but for the three switches."""
-    rows = {}
+    rows = {}  # (row name, dataset) -> what the experiment produced for that dataset
     for exp in experiments:  # the first entry found for a configuration is kept
         if not same_setup(exp["params"], reference_params):
             continue
-        metrics = {d: git_file(exp["rev"], f"metrics/{d}.json") for d in DATASETS}
-        preds = {d: git_file(exp["rev"], f"plots/{d}/test_predictions.csv") for d in DATASETS}
-        if all(metrics.values()) and all(preds.values()):
-            rows.setdefault(row_name(exp["params"]), {"exp": exp, "metrics": {d: json.loads(metrics[d]) for d in DATASETS},
-                                                      "preds": {d: pd.read_csv(io.StringIO(preds[d])) for d in DATASETS}})
+        for d in DATASETS:
+            metrics, preds = git_file(exp["rev"], f"metrics/{d}.json"), git_file(exp["rev"], f"plots/{d}/test_predictions.csv")
+            if metrics and preds:
+                metrics = json.loads(metrics)
+                setup = metrics.get("setup", {})  # what actually ran (an experiment may rerun one dataset only)
+                name = row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
+                                 "mkd": {"enabled": setup.get("mkd")}})
+                rows.setdefault((name, d), {"exp": exp, "metrics": metrics, "preds": pd.read_csv(io.StringIO(preds))})
     lines = ["# Table 1: test Acc / weighted F1 (%), mean ± std over seeds", "",
              "Paper numbers use RoBERTa-large text and openSMILE audio; ours use the pipeline's features "
              "(params.yaml `features`). Δ vs MGLRA: paired bootstrap over test utterances (1000 resamples), "
@@ -128,18 +131,18 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                   "| method | experiment | seeds | Acc | w-F1 | paper Acc / w-F1 | Δ Acc vs MGLRA | Δ w-F1 vs MGLRA |",
                   "|---|---|---|---|---|---|---|---|"]
         for name in ROWS.values():
-            if name not in rows:
+            if (name, d) not in rows:
                 paper = PAPER.get((name, d))
                 lines.append(f"| {name} | not run | | | | {f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else '—'} | | |")
                 continue
-            r = rows[name]
-            test = r["metrics"][d]["test"]
+            r = rows[(name, d)]
+            test = r["metrics"]["test"]
             paper = PAPER.get((name, d))
             delta = ["", ""]
-            if name != "MGLRA" and "MGLRA" in rows:
-                point, low, high = paired_bootstrap(r["preds"][d], rows["MGLRA"]["preds"][d], n_classes, n_boot)
+            if name != "MGLRA" and ("MGLRA", d) in rows:
+                point, low, high = paired_bootstrap(r["preds"], rows[("MGLRA", d)]["preds"], n_classes, n_boot)
                 delta = [f"{point[i]:+.2f} [{low[i]:+.2f}, {high[i]:+.2f}]" for i in range(2)]
-            lines.append(f"| {name} | {r['exp']['name']} | {r['preds'][d]['seed'].nunique()} | "
+            lines.append(f"| {name} | {r['exp']['name']} | {r['preds']['seed'].nunique()} | "
                          f"{test['acc']['mean']:.2f} ± {test['acc']['std']:.2f} | "
                          f"{test['weighted_f1']['mean']:.2f} ± {test['weighted_f1']['std']:.2f} | "
                          f"{f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else '—'} | {delta[0]} | {delta[1]} |")
