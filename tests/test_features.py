@@ -107,14 +107,22 @@ def test_file_missing_a_dialogue_or_wrong_layout(tmp_path, few_dialogues):
         read_feature_file(tmp_path / "junk.pkl", "text")
 
 
+def replace_in_pickle(path, field, key, value=None, edit=None):
+    """Rewrite one dialogue's array in a fixture pickle: set it to ``value`` or apply ``edit`` in place."""
+    with open(path, "rb") as f:
+        fields = list(pickle.load(f))
+    if edit is not None:
+        edit(fields[field][key])
+    else:
+        fields[field][key] = value
+    with open(path, "wb") as f:
+        pickle.dump(tuple(fields), f)
+
+
 def test_nan_in_a_file_is_refused_naming_the_dialogue(tmp_path, few_dialogues):
     path = tmp_path / "nan.pkl"
     write_layout(path, "dialoguegcn_iemocap", few_dialogues, {"text": 100, "audio": 20, "visual": 10})
-    with open(path, "rb") as f:
-        fields = list(pickle.load(f))
-    fields[4][few_dialogues[2].id][1, 3] = np.inf
-    with open(path, "wb") as f:
-        pickle.dump(tuple(fields), f)
+    replace_in_pickle(path, 4, few_dialogues[2].id, edit=lambda a: a.__setitem__((1, 3), np.inf))
     p = params(text="none", audio="file", visual="none")
     p["features"]["files"]["iemocap"]["audio"] = str(path)
     with pytest.raises(InputError, match=f"NaN or inf.*{few_dialogues[2].id}"):
@@ -124,11 +132,7 @@ def test_nan_in_a_file_is_refused_naming_the_dialogue(tmp_path, few_dialogues):
 def test_dimension_mismatch_between_dialogues_is_refused(tmp_path, few_dialogues):
     path = tmp_path / "dims.pkl"
     write_layout(path, "mmgcn_meld", few_dialogues, {"text": 600, "audio": 300, "visual": 342})
-    with open(path, "rb") as f:
-        fields = list(pickle.load(f))
-    fields[5][few_dialogues[1].id] = np.zeros((len(few_dialogues[1]), 341), np.float32)
-    with open(path, "wb") as f:
-        pickle.dump(tuple(fields), f)
+    replace_in_pickle(path, 5, few_dialogues[1].id, np.zeros((len(few_dialogues[1]), 341), np.float32))
     p = params(text="none", audio="none", visual="file")
     p["features"]["files"]["iemocap"]["visual"] = str(path)
     with pytest.raises(InputError, match=f"dialogue {few_dialogues[1].id} features have shape"):

@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from erc.batching import DialogueData  # noqa: E402
 from erc.features import utterance_split  # noqa: E402
-from erc.io import atomic_path, save_text  # noqa: E402
+from erc.io import atomic_path  # noqa: E402
 from erc.metrics import classification_metrics, summarise  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
 from erc.training import pick_device, predict  # noqa: E402
@@ -170,6 +170,3 @@ def markdown_summary(dataset: str, metrics: dict) -> str:
                      f"{cell(ref['valid']['weighted_f1'])} |")
     return "\n".join(lines) + "\n"
 
-
-def write_text(text: str, path) -> None:
-    save_text(text, path)
