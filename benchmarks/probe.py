@@ -10,7 +10,7 @@ Test labels are hidden by ``load_features``, so nothing here can see them. Two k
 
 Prints, per setting, the best validation weighted F1 and its epoch, and the mean over the last 10 epochs
 (less sensitive to the selection's optimism). Settings are ``-S key=value`` overrides of params.yaml, one
-run per ``--run`` group:
+run per ``--run`` group (``graphs.window_*`` overrides rebuild the graphs in memory):
 
     python benchmarks/probe.py iemocap --heldout Ses04 --run model=bclstm \
         --run "" --run "model.hidden=128 model.graph_hidden=128"
@@ -26,6 +26,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from erc.batching import DialogueData  # noqa: E402
 from erc.features import load_features  # noqa: E402
+from erc.graphs import build_graphs  # noqa: E402
 from erc.io import load_torch  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
 from erc.params import get, load_params, positive  # noqa: E402
@@ -90,8 +91,11 @@ def main() -> None:
         params = load_params()
         for assignment in group.split():
             override(params, assignment)
+        window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
+        group_graphs = graphs if tuple(graphs["window"]) == window else build_graphs(
+            feats["lengths"].tolist(), len(feats["features"]), *window)
         for seed in args.seeds:
-            r = run(args.dataset, feats, graphs, copy.deepcopy(params), seed, device)
+            r = run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device)
             label = group or "defaults"
             print(f"{args.dataset} [{label}] seed {seed}: best valid w-F1 {r['best']:.2f} at epoch {r['epoch']}"
                   f"/{r['epochs']}, last-10 mean {r['last10']:.2f} ({r['seconds']:.0f} s)", flush=True)

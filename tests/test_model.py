@@ -96,6 +96,18 @@ def test_two_eval_passes_agree(toy):
     assert torch.equal(first, second)
 
 
+def test_input_dropout_acts_only_in_training(toy):
+    feats, graphs = toy
+    model = MGLRA(**small_model_kwargs(feats, dropout=0.0, mask_ratio=0.0, input_dropout=0.5))
+    batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1])
+    torch.manual_seed(0)
+    train_outs = [model(batch)["logits"][-1] for _ in range(2)]  # BatchNorm uses batch statistics: same input
+    assert not torch.allclose(*train_outs)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch)["logits"][-1], model(batch)["logits"][-1])
+
+
 def test_padding_does_not_change_a_real_utterance(toy):
     feats, graphs = toy
     model = MGLRA(**small_model_kwargs(feats, av_lstm=True)).eval()

@@ -105,12 +105,13 @@ class MaskedGatedConv(MessagePassing):
 class MGLRA(nn.Module):
     def __init__(self, input_dims: dict, n_speakers: int, n_classes: int, hidden: int = 512, graph_hidden: int = 512,
                  graph_layers: int = 4, attention_heads: int = 2, dropout: float = 0.5, mask_ratio: float = 0.5,
-                 av_lstm: bool = False, block_order: str = "graph_first", faithful: bool = False,
+                 input_dropout: float = 0.0, av_lstm: bool = False, block_order: str = "graph_first", faithful: bool = False,
                  nesting: list[int] | None = None, shared_head: bool = False, student_placement: str | None = None):
         """input_dims: modality -> feature shape per utterance, text as (layers, dim), others as (dim,)."""
         super().__init__()
         self.modalities = [m for m in ("text", "audio", "visual") if m in input_dims]
         self.block_order = block_order
+        self.input_dropout = nn.Dropout(input_dropout)  # on each modality's (normalised) features; 0 = released
         self.encoders = nn.ModuleDict()
         self.lstms = nn.ModuleDict()
         for m in self.modalities:
@@ -140,7 +141,7 @@ class MGLRA(nn.Module):
             x = batch.features[m]
             if m == "text":  # BatchNorm per layer over real utterances only, then the mean of the layers
                 x = torch.stack([norm(x[:, i]) for i, norm in enumerate(self.text_norms)]).mean(0)
-            x = self.encoders[m](x)
+            x = self.encoders[m](self.input_dropout(x))
             encoded[m] = self.lstms[m](x, batch.lengths) if m in self.lstms else x
         if self.cross_attention is not None:
             for m in self.modalities[1:]:  # the shared module, queries from audio / visual

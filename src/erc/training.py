@@ -38,6 +38,9 @@ def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_m
     check(isinstance(mask_ratio, (int, float)) and 0 <= mask_ratio < 1, "model.mask_ratio", "in [0, 1)", mask_ratio)
     dropout = get(params, "model.dropout")
     check(isinstance(dropout, (int, float)) and 0 <= dropout < 1, "model.dropout", "in [0, 1)", dropout)
+    input_dropout = get(params, "model.input_dropout")
+    check(isinstance(input_dropout, (int, float)) and 0 <= input_dropout < 1, "model.input_dropout", "in [0, 1)",
+          input_dropout)
     nesting = get(params, "mrl.nesting") if use_mrl else []
     check(isinstance(nesting, list) and all(isinstance(m, int) and m > 0 for m in nesting),
           "mrl.nesting", "a list of positive integers", nesting)
@@ -52,6 +55,7 @@ def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_m
         "attention_heads": int(positive(params, "model.attention_heads")),
         "dropout": float(dropout),
         "mask_ratio": float(mask_ratio),
+        "input_dropout": float(input_dropout),
         "av_lstm": bool(get(params, "model.av_lstm")),
         "block_order": choice(params, "model.block_order", ("graph_first", "released")),
         "faithful": bool(get(params, "model.faithful")),
