@@ -1,10 +1,16 @@
 """MGLRA: the sparse gated layer, the fixed released bugs, padding, and that it learns."""
+import copy
+from pathlib import Path
+
+import pytest
 import torch
 
 from erc.batching import DialogueData
+from erc.io import InputError
 from erc.losses import WeightedNLL, class_weights
 from erc.model import MGLRA, MaskedGatedConv
-from erc.training import Objective, fit, predict
+from erc.params import load_params
+from erc.training import Objective, fit, model_config, predict
 
 from conftest import small_model_kwargs
 
@@ -106,6 +112,16 @@ def test_input_dropout_acts_only_in_training(toy):
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(batch)["logits"][-1], model(batch)["logits"][-1])
+
+
+@pytest.mark.parametrize("key, value", [("dropout", 1.5), ("input_dropout", -0.1), ("mask_ratio", True)])
+def test_nonsense_rates_are_named(toy, key, value):
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert model_config(toy[0], params, "iemocap")[key] == params["model"][key]
+    bad = copy.deepcopy(params)
+    bad["model"][key] = value
+    with pytest.raises(InputError, match=rf"'model.{key}' must be in \[0, 1\)"):
+        model_config(toy[0], bad, "iemocap")
 
 
 def test_padding_does_not_change_a_real_utterance(toy):

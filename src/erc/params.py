@@ -48,6 +48,14 @@ def positive(params: dict, dotted: str, kind=float, allow_zero: bool = False):
     return kind(value)
 
 
+def fraction(params: dict, dotted: str) -> float:
+    """A probability-like value in [0, 1): dropout rates, mask ratios."""
+    value = get(params, dotted)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+    check(ok, dotted, "in [0, 1)", value)
+    return float(value)
+
+
 def per_dataset(params: dict, dotted: str, dataset: str):
     """A value that may be given once or per dataset (``{iemocap: 512, meld: 1024}``)."""
     value = get(params, dotted)

@@ -10,7 +10,7 @@ from pathlib import Path
 from erc.batching import DialogueData
 from erc.io import InputError, load_torch
 from erc.model import MGLRA
-from erc.params import get, per_dataset, positive
+from erc.params import fraction, get, per_dataset, positive
 from erc.references import BcLSTM, bclstm_input_dim, logistic_regression
 from erc.training import build_objective, fit, model_config, pick_device, predict_all, seed_everything
 
@@ -99,7 +99,7 @@ def train_references(dataset: str, feats: dict, graphs: dict, params: dict, prog
     for seed in seeds(params):
         seed_everything(seed)
         model = BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
-                       int(positive(params, "references.bclstm_hidden")), float(get(params, "model.dropout")))
+                       int(positive(params, "references.bclstm_hidden")), fraction(params, "model.dropout"))
         objective = build_objective(params, dataset, feats, 1, use_mkd=False)
         result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
                      desc=f"{dataset} bc-LSTM seed {seed}", **settings)

@@ -13,7 +13,7 @@ from erc.batching import DialogueData
 from erc.losses import distillation_loss, task_loss
 from erc.mrl import matryoshka_loss, nesting_sizes
 from erc.metrics import classification_metrics
-from erc.params import check, choice, get, positive
+from erc.params import check, choice, fraction, get, positive
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -34,13 +34,6 @@ def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_m
     graph_hidden = int(positive(params, "model.graph_hidden"))
     use_mrl = get(params, "mrl.enabled") if use_mrl is None else use_mrl
     use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
-    mask_ratio = get(params, "model.mask_ratio")
-    check(isinstance(mask_ratio, (int, float)) and 0 <= mask_ratio < 1, "model.mask_ratio", "in [0, 1)", mask_ratio)
-    dropout = get(params, "model.dropout")
-    check(isinstance(dropout, (int, float)) and 0 <= dropout < 1, "model.dropout", "in [0, 1)", dropout)
-    input_dropout = get(params, "model.input_dropout")
-    check(isinstance(input_dropout, (int, float)) and 0 <= input_dropout < 1, "model.input_dropout", "in [0, 1)",
-          input_dropout)
     nesting = get(params, "mrl.nesting") if use_mrl else []
     check(isinstance(nesting, list) and all(isinstance(m, int) and m > 0 for m in nesting),
           "mrl.nesting", "a list of positive integers", nesting)
@@ -53,9 +46,9 @@ def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_m
         "graph_hidden": graph_hidden,
         "graph_layers": int(positive(params, "model.graph_layers", allow_zero=True)),
         "attention_heads": int(positive(params, "model.attention_heads")),
-        "dropout": float(dropout),
-        "mask_ratio": float(mask_ratio),
-        "input_dropout": float(input_dropout),
+        "dropout": fraction(params, "model.dropout"),
+        "mask_ratio": fraction(params, "model.mask_ratio"),
+        "input_dropout": fraction(params, "model.input_dropout"),
         "av_lstm": bool(get(params, "model.av_lstm")),
         "block_order": choice(params, "model.block_order", ("graph_first", "released")),
         "faithful": bool(get(params, "model.faithful")),
