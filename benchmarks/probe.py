@@ -31,9 +31,8 @@ from erc.features import load_features  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import load_torch  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
-from erc.params import get, load_params, positive  # noqa: E402
-from erc.references import BcLSTM, bclstm_input_dim  # noqa: E402
-from erc.runs import train_settings  # noqa: E402
+from erc.params import get, load_params  # noqa: E402
+from erc.runs import bclstm_model, bclstm_settings, train_settings  # noqa: E402
 from erc.training import build_objective, fit, model_config, pick_device, seed_everything  # noqa: E402
 
 
@@ -58,16 +57,15 @@ def heldout_split(feats: dict, session: str) -> dict:
 
 
 def run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, device) -> dict:
-    settings = train_settings(params, dataset)
+    """``params['model'] == 'bclstm'`` trains the reference (model.* from params.yaml) instead of MGLRA."""
     seed_everything(seed)
     objective = build_objective(params, dataset, feats, 1, use_mkd=False)
     if params.get("model") == "bclstm":
-        settings.update(epochs=int(positive(params, "references.bclstm_epochs")),
-                        lr=positive(params, "references.bclstm_lr"))
-        model = BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
-                       int(positive(params, "references.bclstm_hidden")), 0.5)
+        params["model"] = load_params()["model"]
+        settings, model = bclstm_settings(params, dataset), bclstm_model(feats, params)
         data = DialogueData(feats, graphs["unimodal"])
     else:
+        settings = train_settings(params, dataset)
         model = MGLRA(**model_config(feats, params, dataset, use_mrl=False, use_mkd=False))
         data = DialogueData(feats, graphs["multimodal"])
     start = time.perf_counter()

@@ -89,17 +89,27 @@ def train_model(dataset: str, feats: dict, graphs: dict, params: dict, teacher_l
             "mrl": dict(get(params, "mrl")), "mkd": dict(get(params, "mkd"))}
 
 
+def bclstm_settings(params: dict, dataset: str) -> dict:
+    """``fit`` keywords for the bc-LSTM: the model's training settings with the reference's epochs and lr."""
+    settings = train_settings(params, dataset)
+    settings.update(epochs=int(positive(params, "references.bclstm_epochs")), lr=positive(params, "references.bclstm_lr"))
+    return settings
+
+
+def bclstm_model(feats: dict, params: dict) -> BcLSTM:
+    return BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
+                  int(positive(params, "references.bclstm_hidden")), fraction(params, "model.dropout"))
+
+
 def train_references(dataset: str, feats: dict, graphs: dict, params: dict, progress=True) -> dict:
     """Logits of every utterance from the logistic regression and from one bc-LSTM per seed."""
-    device, settings = pick_device(), train_settings(params, dataset)
-    settings.update(epochs=int(positive(params, "references.bclstm_epochs")), lr=positive(params, "references.bclstm_lr"))
+    device, settings = pick_device(), bclstm_settings(params, dataset)
     logreg = logistic_regression(feats, get(params, "references.logreg_C"))
     data = DialogueData(feats, graphs["unimodal"])
     bclstm = {}
     for seed in seeds(params):
         seed_everything(seed)
-        model = BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
-                       int(positive(params, "references.bclstm_hidden")), fraction(params, "model.dropout"))
+        model = bclstm_model(feats, params)
         objective = build_objective(params, dataset, feats, 1, use_mkd=False)
         result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
                      desc=f"{dataset} bc-LSTM seed {seed}", **settings)
