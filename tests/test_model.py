@@ -174,3 +174,23 @@ def test_test_labels_cannot_change_the_selected_checkpoint(toy):
                         batch_size=3, seed=0, device="cpu", progress=False))
     assert runs[0]["epoch"] == runs[1]["epoch"]
     assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])
+
+
+def test_on_epoch_hook_sees_eval_mode_and_leaves_training_unchanged(toy):
+    feats, graphs = toy
+    runs, calls = [], []
+
+    def hook(model, epoch):
+        calls.append((epoch, model.training))
+        with torch.no_grad():  # an eval pass, like benchmarks/probe.py's held-out scoring
+            model(DialogueData(feats, graphs["multimodal"]).make_batch([8, 9]))
+
+    for on_epoch in (None, hook):
+        torch.manual_seed(0)
+        model = MGLRA(**small_model_kwargs(feats))
+        data = DialogueData(feats, graphs["multimodal"])
+        runs.append(fit(model, data, Objective(WeightedNLL(torch.ones(3))), feats["classes"], epochs=4, lr=1e-2,
+                        weight_decay=0.0, batch_size=3, seed=0, device="cpu", progress=False, on_epoch=on_epoch))
+    assert calls == [(1, False), (2, False), (3, False), (4, False)]
+    assert [r["valid_weighted_f1"] for r in runs[0]["history"]] == [r["valid_weighted_f1"] for r in runs[1]["history"]]
+    assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])

@@ -131,8 +131,12 @@ def validation_score(model, data, objective, device, classes, batch_size) -> tup
 
 
 def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
-        batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train") -> dict:
-    """Train for ``epochs``; return the state with the best validation weighted F1 and the curves."""
+        batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train",
+        on_epoch=None) -> dict:
+    """Train for ``epochs``; return the state with the best validation weighted F1 and the curves.
+
+    ``on_epoch(model, epoch)``, if given, runs after each epoch's validation with the model in eval mode
+    (benchmarks/probe.py scores a held-out session there); it must not draw random numbers."""
     generator = seed_everything(seed)
     device = torch.device(device)
     model.to(device)
@@ -155,6 +159,8 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
         row = {"epoch": epoch, "train_loss": total / count, "valid_loss": val_loss,
                "valid_acc": scores["acc"], "valid_weighted_f1": scores["weighted_f1"]}
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(model, epoch)
         if live is not None:
             for k, v in row.items():
                 if k != "epoch":
