@@ -194,3 +194,21 @@ def test_on_epoch_hook_sees_eval_mode_and_leaves_training_unchanged(toy):
     assert calls == [(1, False), (2, False), (3, False), (4, False)]
     assert [r["valid_weighted_f1"] for r in runs[0]["history"]] == [r["valid_weighted_f1"] for r in runs[1]["history"]]
     assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])
+
+
+def test_speaker_nodes_all_puts_the_speaker_on_audio_nodes(toy):
+    feats, graphs = toy
+    data = DialogueData(feats, graphs["unimodal"], ["audio"])
+    batch = data.make_batch([0, 1])
+    swapped = data.make_batch([0, 1])
+    swapped.speakers = 1 - swapped.speakers
+    kwargs = small_model_kwargs(feats)
+    kwargs["input_dims"] = {"audio": kwargs["input_dims"]["audio"]}
+    outputs = {}
+    for nodes in ("text", "all"):
+        torch.manual_seed(0)
+        model = MGLRA(**kwargs, speaker_nodes=nodes).eval()
+        with torch.no_grad():
+            outputs[nodes] = (model(batch)["logits"][-1], model(swapped)["logits"][-1])
+    assert torch.equal(*outputs["text"])          # released: an audio teacher never sees the speaker
+    assert not torch.allclose(*outputs["all"])    # every modality's nodes carry it

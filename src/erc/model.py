@@ -105,7 +105,7 @@ class MaskedGatedConv(MessagePassing):
 class MGLRA(nn.Module):
     def __init__(self, input_dims: dict, n_speakers: int, n_classes: int, hidden: int = 512, graph_hidden: int = 512,
                  graph_layers: int = 4, attention_heads: int = 2, dropout: float = 0.5, mask_ratio: float = 0.5,
-                 input_dropout: float = 0.0, av_lstm: bool = False, block_order: str = "graph_first", faithful: bool = False,
+                 input_dropout: float = 0.0, av_lstm: bool = False, speaker_nodes: str = "text", block_order: str = "graph_first", faithful: bool = False,
                  nesting: list[int] | None = None, shared_head: bool = False, student_placement: str | None = None):
         """input_dims: modality -> feature shape per utterance, text as (layers, dim), others as (dim,)."""
         super().__init__()
@@ -119,8 +119,11 @@ class MGLRA(nn.Module):
             self.encoders[m] = nn.Linear(dim, hidden)
             if m == "text" or av_lstm:
                 self.lstms[m] = BiLSTM(hidden, dropout)
+        # speaker embedding added to the text nodes (released) or to every modality's nodes (paper figure)
+        self.speaker_modalities = [m for m in self.modalities if speaker_nodes == "all" or m == "text"]
         if "text" in input_dims:
             self.text_norms = nn.ModuleList(nn.BatchNorm1d(input_dims["text"][-1]) for _ in range(input_dims["text"][0]))
+        if self.speaker_modalities:
             self.speaker_embedding = nn.Embedding(n_speakers, hidden)
         self.cross_attention = (CrossModalAttention(hidden, attention_heads, faithful)
                                 if "text" in input_dims and len(self.modalities) > 1 else None)
@@ -152,7 +155,7 @@ class MGLRA(nn.Module):
         encoded = self.encode(batch)
         nodes = []
         for m in self.modalities:
-            x = encoded[m] + self.speaker_embedding(batch.speakers) if m == "text" else encoded[m]
+            x = encoded[m] + self.speaker_embedding(batch.speakers) if m in self.speaker_modalities else encoded[m]
             nodes.append(x)
         x = torch.empty(len(self.modalities) * len(batch.speakers), nodes[0].shape[1], device=nodes[0].device,
                         dtype=nodes[0].dtype)
