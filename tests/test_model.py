@@ -196,7 +196,7 @@ def test_on_epoch_hook_sees_eval_mode_and_leaves_training_unchanged(toy):
     assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])
 
 
-def test_speaker_nodes_all_puts_the_speaker_on_audio_nodes(toy):
+def test_speaker_all_or_encoder_reaches_audio_nodes(toy):
     feats, graphs = toy
     data = DialogueData(feats, graphs["unimodal"], ["audio"])
     batch = data.make_batch([0, 1])
@@ -205,10 +205,11 @@ def test_speaker_nodes_all_puts_the_speaker_on_audio_nodes(toy):
     kwargs = small_model_kwargs(feats)
     kwargs["input_dims"] = {"audio": kwargs["input_dims"]["audio"]}
     outputs = {}
-    for nodes in ("text", "all"):
+    for where in ("text", "all", "encoder"):
         torch.manual_seed(0)
-        model = MGLRA(**kwargs, speaker_nodes=nodes).eval()
+        model = MGLRA(**kwargs, speaker=where).eval()
         with torch.no_grad():
-            outputs[nodes] = (model(batch)["logits"][-1], model(swapped)["logits"][-1])
+            outputs[where] = (model(batch)["logits"][-1], model(swapped)["logits"][-1])
     assert torch.equal(*outputs["text"])          # released: an audio teacher never sees the speaker
     assert not torch.allclose(*outputs["all"])    # every modality's nodes carry it
+    assert not torch.allclose(*outputs["encoder"])

@@ -105,7 +105,8 @@ class MaskedGatedConv(MessagePassing):
 class MGLRA(nn.Module):
     def __init__(self, input_dims: dict, n_speakers: int, n_classes: int, hidden: int = 512, graph_hidden: int = 512,
                  graph_layers: int = 4, attention_heads: int = 2, dropout: float = 0.5, mask_ratio: float = 0.5,
-                 input_dropout: float = 0.0, av_lstm: bool = False, speaker_nodes: str = "text", block_order: str = "graph_first", faithful: bool = False,
+                 input_dropout: float = 0.0, av_lstm: bool = False, speaker: str = "text",
+                 block_order: str = "graph_first", faithful: bool = False,
                  nesting: list[int] | None = None, shared_head: bool = False, student_placement: str | None = None):
         """input_dims: modality -> feature shape per utterance, text as (layers, dim), others as (dim,)."""
         super().__init__()
@@ -119,8 +120,11 @@ class MGLRA(nn.Module):
             self.encoders[m] = nn.Linear(dim, hidden)
             if m == "text" or av_lstm:
                 self.lstms[m] = BiLSTM(hidden, dropout)
-        # speaker embedding added to the text nodes (released) or to every modality's nodes (paper figure)
-        self.speaker_modalities = [m for m in self.modalities if speaker_nodes == "all" or m == "text"]
+        # Where the speaker embedding is added: "text", the text nodes (released); "all", every modality's nodes
+        # (the paper's figure); "encoder", every modality's encoding before its BiLSTM, so the sequence models
+        # see who speaks (as the bc-LSTM's speaker one-hot does).
+        self.speaker = speaker
+        self.speaker_modalities = [m for m in self.modalities if speaker != "text" or m == "text"]
         if "text" in input_dims:
             self.text_norms = nn.ModuleList(nn.BatchNorm1d(input_dims["text"][-1]) for _ in range(input_dims["text"][0]))
         if self.speaker_modalities:
@@ -145,6 +149,8 @@ class MGLRA(nn.Module):
             if m == "text":  # BatchNorm per layer over real utterances only, then the mean of the layers
                 x = torch.stack([norm(x[:, i]) for i, norm in enumerate(self.text_norms)]).mean(0)
             x = self.encoders[m](self.input_dropout(x))
+            if self.speaker == "encoder":
+                x = x + self.speaker_embedding(batch.speakers)
             encoded[m] = self.lstms[m](x, batch.lengths) if m in self.lstms else x
         if self.cross_attention is not None:
             for m in self.modalities[1:]:  # the shared module, queries from audio / visual
@@ -155,7 +161,8 @@ class MGLRA(nn.Module):
         encoded = self.encode(batch)
         nodes = []
         for m in self.modalities:
-            x = encoded[m] + self.speaker_embedding(batch.speakers) if m in self.speaker_modalities else encoded[m]
+            at_node = self.speaker != "encoder" and m in self.speaker_modalities
+            x = encoded[m] + self.speaker_embedding(batch.speakers) if at_node else encoded[m]
             nodes.append(x)
         x = torch.empty(len(self.modalities) * len(batch.speakers), nodes[0].shape[1], device=nodes[0].device,
                         dtype=nodes[0].dtype)

@@ -50,7 +50,7 @@ def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_m
         "mask_ratio": fraction(params, "model.mask_ratio"),
         "input_dropout": fraction(params, "model.input_dropout"),
         "av_lstm": bool(get(params, "model.av_lstm")),
-        "speaker_nodes": choice(params, "model.speaker_nodes", ("text", "all")),
+        "speaker": choice(params, "model.speaker", ("text", "all", "encoder")),
         "block_order": choice(params, "model.block_order", ("graph_first", "released")),
         "faithful": bool(get(params, "model.faithful")),
         "nesting": nesting_sizes(nesting, 2 * graph_hidden),
