@@ -13,8 +13,9 @@ Test labels are hidden by ``load_features``, so nothing here can see them. Two k
   leave-one-session-out and print the means: one 28-dialogue session separates settings only to about ±1 point.
 
 Prints, per run, the best validation weighted F1 and its epoch (with ``--heldout``: the held-out session's
-selected and peak w-F1), and the mean over the last 10 epochs (less sensitive to the selection's optimism). Settings are ``-S key=value`` overrides of params.yaml, one
-run per ``--run`` group (``graphs.window_*`` overrides rebuild the graphs in memory):
+selected and peak w-F1), and the mean over the last 10 epochs (less sensitive to the selection's optimism).
+Settings are ``-S key=value`` overrides of params.yaml, one run per ``--run`` group (``graphs.window_*``
+overrides rebuild the graphs in memory):
 
     python benchmarks/probe.py iemocap --heldout Ses04 --run model=bclstm \
         --run "" --run "model.hidden=128 model.graph_hidden=128"
@@ -136,6 +137,7 @@ def main() -> None:
                   f"mean peak {mean(bests):.2f}", flush=True)
         else:
             print(f"{args.dataset} [{label}] mean best valid w-F1 over {len(bests)} runs: {mean(bests):.2f}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -124,10 +124,11 @@ class MGLRA(nn.Module):
         # (the paper's figure); "encoder", every modality's encoding before its BiLSTM, so the sequence models
         # see who speaks (as the bc-LSTM's speaker one-hot does).
         self.speaker = speaker
-        self.speaker_modalities = [m for m in self.modalities if speaker != "text" or m == "text"]
+        self.speaker_nodes = {"text": [m for m in self.modalities if m == "text"], "all": self.modalities,
+                              "encoder": []}[speaker]
         if "text" in input_dims:
             self.text_norms = nn.ModuleList(nn.BatchNorm1d(input_dims["text"][-1]) for _ in range(input_dims["text"][0]))
-        if self.speaker_modalities:
+        if self.speaker_nodes or speaker == "encoder":
             self.speaker_embedding = nn.Embedding(n_speakers, hidden)
         self.cross_attention = (CrossModalAttention(hidden, attention_heads, faithful)
                                 if "text" in input_dims and len(self.modalities) > 1 else None)
@@ -161,8 +162,7 @@ class MGLRA(nn.Module):
         encoded = self.encode(batch)
         nodes = []
         for m in self.modalities:
-            at_node = self.speaker != "encoder" and m in self.speaker_modalities
-            x = encoded[m] + self.speaker_embedding(batch.speakers) if at_node else encoded[m]
+            x = encoded[m] + self.speaker_embedding(batch.speakers) if m in self.speaker_nodes else encoded[m]
             nodes.append(x)
         x = torch.empty(len(self.modalities) * len(batch.speakers), nodes[0].shape[1], device=nodes[0].device,
                         dtype=nodes[0].dtype)
