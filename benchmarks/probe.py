@@ -37,8 +37,8 @@ from erc.io import load_torch  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
 from erc.params import get, load_params  # noqa: E402
 from erc.runs import bclstm_model, bclstm_settings, train_settings  # noqa: E402
-from erc.metrics import classification_metrics  # noqa: E402
-from erc.training import build_objective, fit, model_config, pick_device, predict, seed_everything  # noqa: E402
+from erc.training import (build_objective, fit, model_config, pick_device, seed_everything,  # noqa: E402
+                          validation_score)
 
 
 def override(params: dict, assignment: str) -> dict:
@@ -82,10 +82,8 @@ def run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, device
     heldout_scores = []
 
     def score_heldout(model, epoch):
-        out = predict(model, data, "test", device, settings["batch_size"])
-        keep = out["labels"] >= 0
-        heldout_scores.append(classification_metrics(out["labels"][keep], out["logits"][-1][keep].argmax(-1),
-                                                     feats["classes"])["weighted_f1"])
+        scores, _ = validation_score(model, data, objective, device, feats["classes"], settings["batch_size"], "test")
+        heldout_scores.append(scores["weighted_f1"])
 
     start = time.perf_counter()
     result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=False,

@@ -124,11 +124,13 @@ def predict_all(model, data: DialogueData, device, batch_size: int = 16) -> torc
     return logits
 
 
-def validation_score(model, data, objective, device, classes, batch_size) -> tuple[dict, float]:
-    out = predict(model, data, "valid", device, batch_size)
-    full = out["logits"][-1]
-    scores = classification_metrics(out["labels"], full.argmax(-1), classes)
-    return scores, float(objective.task(full, out["labels"]))
+def validation_score(model, data, objective, device, classes, batch_size, split: str = "valid") -> tuple[dict, float]:
+    """Metrics and task loss of the full-size logits on ``split``'s labelled utterances (labels >= 0)."""
+    out = predict(model, data, split, device, batch_size)
+    keep = out["labels"] >= 0
+    full, labels = out["logits"][-1][keep], out["labels"][keep]
+    scores = classification_metrics(labels, full.argmax(-1), classes)
+    return scores, float(objective.task(full, labels))
 
 
 def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
