@@ -14,7 +14,7 @@ Test labels are hidden by ``load_features``, so nothing here can see them. Two k
 
 Prints, per run, the best validation weighted F1 and its epoch (with ``--heldout``: the held-out session's
 selected and peak w-F1), and the mean over the last 10 epochs (less sensitive to the selection's optimism).
-Settings are ``-S key=value`` overrides of params.yaml, one run per ``--run`` group (``graphs.window_*``
+Settings are ``key=value`` overrides of params.yaml, one run per ``--run`` group (``graphs.window_*``
 overrides rebuild the graphs in memory):
 
     python benchmarks/probe.py iemocap --heldout Ses04 --run model=bclstm \
@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from erc.batching import DialogueData  # noqa: E402
 from erc.features import load_features  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
-from erc.io import load_torch  # noqa: E402
+from erc.io import InputError, load_torch  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
-from erc.params import get, load_params  # noqa: E402
+from erc.params import get, load_params, validate_params  # noqa: E402
 from erc.runs import bclstm_model, bclstm_settings, train_settings  # noqa: E402
 from erc.training import (build_objective, fit, model_config, pick_device, seed_everything,  # noqa: E402
                           validation_score)
@@ -66,13 +66,13 @@ def heldout_split(feats: dict, session: str) -> dict:
     return feats
 
 
-def run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, device, heldout: bool = False) -> dict:
-    """``params['model'] == 'bclstm'`` trains the reference (model.* from params.yaml) instead of MGLRA.
+def run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, device, heldout: bool = False,
+        bclstm: bool = False) -> dict:
+    """``bclstm``: train the reference instead of MGLRA.
     ``heldout``: also score the labelled test-split utterances (the held-out session) after every epoch."""
     seed_everything(seed)
     objective = build_objective(params, dataset, feats, 1, use_mkd=False)
-    if params.get("model") == "bclstm":
-        params["model"] = load_params()["model"]
+    if bclstm:
         settings, model = bclstm_settings(params, dataset), bclstm_model(feats, params)
         data = DialogueData(feats, graphs["unimodal"])
     else:
@@ -109,9 +109,11 @@ def main() -> None:
     graphs = load_torch(f"data/graphs/{args.dataset}.pt")
     device = pick_device()
     for group in args.run or [""]:
-        params = load_params()
+        params, bclstm = load_params(), "model=bclstm" in group.split()
         for assignment in group.split():
-            override(params, assignment)
+            if assignment != "model=bclstm":
+                override(params, assignment)
+        params = validate_params(params, f"--run {group!r}")  # a mistyped override is refused, not ignored
         window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
         group_graphs = graphs if tuple(graphs["window"]) == window else build_graphs(
             all_feats["lengths"].tolist(), len(all_feats["features"]), *window)
@@ -119,7 +121,8 @@ def main() -> None:
         for session in args.heldout:
             feats = heldout_split(all_feats, session) if session else all_feats
             for seed in args.seeds:
-                r = run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device, heldout=bool(session))
+                r = run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device, heldout=bool(session),
+                        bclstm=bclstm)
                 bests.append(r["best"])
                 if session:
                     selected.append(r["selected"])
@@ -138,4 +141,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as err:
+        sys.exit(f"error: {err}")

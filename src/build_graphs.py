@@ -1,9 +1,8 @@
 """Stage build_graphs: python src/build_graphs.py <dataset> -> data/graphs/<dataset>.pt"""
-import sys
 
 from erc.features import load_features
 from erc.graphs import build_graphs
-from erc.io import save_torch
+from erc.io import run_stage, save_torch
 from erc.params import check_dataset, get, load_params
 
 
@@ -18,4 +17,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(main)

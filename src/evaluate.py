@@ -1,12 +1,11 @@
 """Stage evaluate: python src/evaluate.py <dataset> -> metrics/<dataset>.json, metrics/teachers/<dataset>.json, plots/<dataset>/
 The only stage that reads test labels."""
-import sys
 
 import torch
 
 from erc import evaluation as ev
 from erc.features import load_features
-from erc.io import load_torch, save_json
+from erc.io import load_torch, run_stage, save_json
 from erc.params import check_dataset
 
 
@@ -30,9 +29,9 @@ def main(dataset: str) -> None:
     variant = "MRL-E" if mrl["enabled"] and mrl["shared"] else "MRL" if mrl["enabled"] else "MGLRA"
     ev.nesting_plots(metrics, variant, out)
     ev.modality_plots(teachers, metrics["students"], out)
-    ev.prediction_table(test_predictions, out)  # for paired bootstrap comparisons between experiments
+    ev.prediction_table(test_predictions, feats, out)  # for paired bootstrap comparisons between experiments
     print(ev.markdown_summary(dataset, metrics))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(main)

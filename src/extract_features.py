@@ -1,8 +1,9 @@
 """Stage extract_features: python src/extract_features.py <dataset> -> data/features/<dataset>.pt"""
-import sys
 import time
 
-from erc.features import extract, save_features
+from erc.extraction import extract
+from erc.features import save_features
+from erc.io import run_stage
 from erc.params import check_dataset, load_params
 
 
@@ -17,4 +18,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(main)

@@ -23,7 +23,8 @@ def main() -> None:
         checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)")
         window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
         turns = read_dialogue(args.dialogue)
-        print(json.dumps(predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue), indent=2))
+        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue)
+        print(json.dumps(predictions, indent=2, allow_nan=False))  # strict JSON: a NaN here is a bug, not output
     except InputError as err:
         sys.exit(f"error: {err}")
 

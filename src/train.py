@@ -1,9 +1,8 @@
 """Stage train: python src/train.py <dataset> -> models/<dataset>.pt
 MGLRA with MRL / MRL-E and MKD as params.yaml says, one run per seed, each kept at its best validation epoch."""
-import sys
 
 from erc.features import load_features
-from erc.io import load_torch, save_torch
+from erc.io import load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, get, load_params
 from erc.runs import load_teacher_logits, train_model
@@ -24,4 +23,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(main)

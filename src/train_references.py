@@ -1,9 +1,8 @@
 """Stage train_references: python src/train_references.py <dataset> -> models/references/<dataset>.pt
 Logistic regression and bc-LSTM on the same features, selected on validation."""
-import sys
 
 from erc.features import load_features
-from erc.io import load_torch, save_torch
+from erc.io import load_torch, run_stage, save_torch
 from erc.params import check_dataset, load_params
 from erc.runs import train_references
 
@@ -16,4 +15,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(main)

@@ -1,9 +1,8 @@
 """Stage train_teachers: python src/train_teachers.py <dataset> -> models/teachers/<dataset>.pt
 One unimodal teacher per modality, selected on validation; its logits for every utterance are cached."""
-import sys
 
 from erc.features import load_features
-from erc.io import load_torch, save_torch
+from erc.io import load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, load_params
 from erc.runs import train_teachers
@@ -21,4 +20,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    run_stage(main)

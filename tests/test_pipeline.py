@@ -46,7 +46,7 @@ def tiny_params(path):
     p["train"].update(epochs=2, seeds=[0, 1])
     p["mrl"].update(enabled=True, shared=False, nesting=[2, 4, 8])  # the default MRL + MKD setup, whatever
     p["mkd"].update(enabled=True, lambda_kd=1.0)                    # the working tree's params say
-    p["references"].update(bclstm_epochs=2, logreg_C=[1.0], bclstm_hidden=8)
+    p["references"].update(logreg_C=[1.0], bclstm_hidden=8)
     path.write_text(yaml.safe_dump(p, sort_keys=False))
 
 

@@ -1,13 +1,28 @@
+import json
+import subprocess
+
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, f1_score
 
-from erc.table import paired_bootstrap, row_name, weighted_f1
+from erc import table as erc_table
+from erc.io import InputError
+from erc.table import (acc_f1, build_table, confusions, paired_bootstrap, row_name, same_setup, weighted_f1,
+                       with_dialogues)
 
 
-def predictions(pred_by_seed, labels):
-    return pd.concat([pd.DataFrame({"seed": s, "utterance": np.arange(len(labels)), "label": labels, "prediction": p})
-                      for s, p in enumerate(pred_by_seed)])
+def predictions(pred_by_seed, labels, dialogue=None):
+    dialogue = np.arange(len(labels)) // 10 if dialogue is None else dialogue  # dialogues of 10 utterances
+    return pd.concat([pd.DataFrame({"seed": s, "utterance": np.arange(len(labels)), "label": labels, "prediction": p,
+                                    "dialogue": dialogue.astype(str)}) for s, p in enumerate(pred_by_seed)])
+
+
+def noisy(rng, labels, accuracy, n_classes):
+    """Predictions right with probability ``accuracy`` (per utterance, may be an array), else a wrong class."""
+    wrong = (labels + rng.integers(1, n_classes, len(labels))) % n_classes
+    return np.where(rng.random(len(labels)) < accuracy, labels, wrong)
 
 
 def test_weighted_f1_matches_sklearn():
@@ -15,6 +30,21 @@ def test_weighted_f1_matches_sklearn():
     y, p = rng.integers(0, 6, 300), rng.integers(0, 6, 300)
     p[:5] = 5
     assert np.isclose(weighted_f1(y, p, 6), f1_score(y, p, average="weighted"))
+
+
+def test_resampled_dialogue_confusions_give_sklearns_scores():
+    rng = np.random.default_rng(3)
+    labels, dialogue = rng.integers(0, 5, 400), np.sort(rng.integers(0, 20, 400))
+    labels[dialogue < 5] = np.minimum(labels[dialogue < 5], 3)  # a class absent from some resamples
+    preds = np.stack([rng.integers(0, 4, 400), noisy(rng, labels, 0.6, 5)])  # seed 0 never predicts class 4
+    counts = confusions(preds, labels, dialogue, 20, 5)
+    for _ in range(5):
+        drawn = rng.integers(0, 20, 20)  # a dialogue drawn twice counts twice
+        index = np.concatenate([np.flatnonzero(dialogue == d) for d in drawn])
+        scores = acc_f1(np.bincount(drawn, minlength=20) @ counts, 5)
+        for s, p in enumerate(preds):
+            y, q = labels[index], p[index]
+            assert np.allclose(scores[s], [100 * accuracy_score(y, q), 100 * f1_score(y, q, average="weighted")])
 
 
 def test_row_names_follow_the_switches():
@@ -26,20 +56,129 @@ def test_row_names_follow_the_switches():
 def test_paired_bootstrap_known_answers():
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 3, 400)
-    noisy = [np.where(rng.random(400) < 0.5, labels, rng.integers(0, 3, 400)) for _ in range(2)]
-    base = predictions(noisy, labels)
-    point, low, high = paired_bootstrap(base, base, 3, n_boot=50)
-    assert np.allclose([point, low, high], 0)  # a method against itself: exactly zero
+    runs = [noisy(rng, labels, 0.5, 3) for _ in range(2)]
+    one = predictions(runs[:1], labels)
+    point, low, high = paired_bootstrap(one, one, 3, n_boot=50)
+    assert np.array_equal(np.stack([point, low, high]), np.zeros((3, 2)))  # same model, same dialogues drawn
+    base = predictions(runs, labels)
+    point, low, high = paired_bootstrap(base, base, 3, n_boot=200)
+    assert np.array_equal(point, [0, 0]) and (low < 0).all() and (high > 0).all()  # seeds drawn independently
     perfect = predictions([labels, labels], labels)
     point, low, high = paired_bootstrap(perfect, base, 3, n_boot=200)
-    accuracy_gap = 100 - 100 * np.mean([(p == labels).mean() for p in noisy])
+    accuracy_gap = 100 - 100 * np.mean([(p == labels).mean() for p in runs])
     assert np.isclose(point[0], accuracy_gap) and low[0] < point[0] < high[0] and low[0] > 0
 
 
+def clustered_seeds(seed, n_dialogues=30, n_classes=4):
+    """Two seeds of one configuration: each run finds each dialogue easy or hard at random (accuracy 0.3-0.9)."""
+    rng = np.random.default_rng(seed)
+    dialogue = np.repeat(np.arange(n_dialogues), rng.integers(20, 41, n_dialogues))
+    labels = rng.integers(0, n_classes, len(dialogue))
+    return labels, dialogue, [noisy(rng, labels, rng.uniform(0.3, 0.9, n_dialogues)[dialogue], n_classes)
+                              for _ in range(2)]
+
+
+def test_two_seeds_of_one_configuration_do_not_differ():
+    labels, dialogue, (a, b) = clustered_seeds(0)
+    # the previous interval: utterances resampled independently, as if they were
+    index = np.random.default_rng(0).integers(0, len(labels), (1000, len(labels)))
+    old = np.percentile(100 * ((a[index] == labels[index]).mean(1) - (b[index] == labels[index]).mean(1)), [2.5, 97.5])
+    assert old[0] > 0  # "significant"
+    point, low, high = paired_bootstrap(predictions([a], labels, dialogue), predictions([b], labels, dialogue), 4)
+    assert np.isclose(point[0], 100 * ((a == labels).mean() - (b == labels).mean()))
+    assert (low < 0).all() and (high > 0).all()
+    assert high[0] - low[0] > 1.5 * (old[1] - old[0])
+
+
+def test_seed_disagreement_widens_the_interval():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 600)
+    rank = rng.permutation(600) / 600  # which utterances a run gets right, spread evenly over dialogues
+    right = [np.where(rank < accuracy, labels, (labels + 1) % 3) for accuracy in (0.5, 0.9, 0.7)]
+    base = predictions([noisy(rng, labels, 0.6, 3)], labels)
+    (p_far, low_far, high_far), (p_near, low_near, high_near) = (
+        paired_bootstrap(predictions(seeds, labels), base, 3) for seeds in (right[:2], right[2:] * 2))
+    assert np.isclose(p_far[0], p_near[0])  # same mean accuracy, 70 %
+    assert (high_far - low_far > 2 * (high_near - low_near)).all()
+
+
 def test_rows_differ_only_in_the_switches():
-    from erc.table import same_setup
     base = {"mrl": {"enabled": True, "shared": False, "nesting": [8]}, "mkd": {"enabled": True, "lambda_kd": 1.0}}
     assert same_setup({"mrl": {"enabled": False, "shared": True, "nesting": [8]},
                        "mkd": {"enabled": False, "lambda_kd": 1.0}}, base)
     assert not same_setup({"mrl": {"enabled": True, "shared": False, "nesting": [8]},
                            "mkd": {"enabled": True, "lambda_kd": 0.0}}, base)
+
+
+def test_a_key_missing_on_one_side_takes_its_default():
+    reference = {"model": {"speaker": "text", "hidden": {"iemocap": 128}}, "mrl": {"enabled": True}}
+    older = {"model": {"hidden": {"iemocap": 128}}, "mrl": {"enabled": False}}  # predates model.speaker
+    defaults = {"model.speaker": "text"}
+    assert same_setup(older, reference, defaults) and same_setup(reference, older, defaults)
+    assert not same_setup(older, reference)  # no default known: missing is not equal
+    assert not same_setup(older, {**reference, "model": {"speaker": "all", "hidden": {"iemocap": 128}}}, defaults)
+    assert same_setup({"model": {"speaker": "text"}}, {}, {"model.speaker": "text", "model.hidden": {"iemocap": 128}})
+
+
+def test_dialogues_from_the_feature_file(tmp_path):
+    features = tmp_path / "toy.pt"
+    torch.save({"dialogue_ids": ["a", "b", "c"], "lengths": torch.tensor([2, 3, 1]),
+                "labels": torch.tensor([0, 1, 2, 0, 1, 2])}, features)
+    old = pd.DataFrame({"seed": 0, "utterance": [2, 4, 5], "label": [2, 1, 2], "prediction": [0, 1, 2]})
+    assert with_dialogues(old, features, "x.csv")["dialogue"].tolist() == ["b", "b", "c"]
+    with pytest.raises(InputError, match="x.csv has no 'dialogue' column and .*missing.pt"):
+        with_dialogues(old, tmp_path / "missing.pt", "x.csv")
+    with pytest.raises(InputError, match="do not match"):  # another feature file than the one predicted on
+        with_dialogues(old.assign(label=[0, 1, 2]), features, "x.csv")
+
+
+def fake_experiments(monkeypatch, tmp_path, rng):
+    """An MGLRA and an MKD experiment in git (IEMOCAP only); MGLRA's CSV predates the dialogue column."""
+    labels = rng.integers(0, 6, 60)
+    torch.save({"dialogue_ids": ["d0", "d1", "d2", "d3"], "lengths": torch.tensor([20, 20, 20, 20]),
+                "labels": torch.cat([torch.zeros(20, dtype=torch.long), torch.tensor(labels)])}, tmp_path / "iemocap.pt")
+    files = {}
+    for rev, mkd, accuracy in (("r1", False, 0.5), ("r2", True, 0.8)):
+        preds = predictions([noisy(rng, labels, accuracy, 6) for _ in range(2)], labels, np.repeat([1, 2, 3], 20))
+        preds = preds.assign(utterance=preds["utterance"] + 20, dialogue="d" + preds["dialogue"])
+        files[rev, "plots/iemocap/test_predictions.csv"] = (preds if mkd else preds.drop(columns="dialogue")).to_csv(index=False)
+        files[rev, "metrics/iemocap.json"] = json.dumps({"setup": {"mrl": False, "mrl_shared": False, "mkd": mkd},
+                                                         "test": {"acc": {"mean": 1, "std": 0}, "weighted_f1": {"mean": 1, "std": 0}}})
+    monkeypatch.setattr(erc_table, "git_file", lambda rev, path: files.get((rev, path)))
+    params = {"mrl": {"enabled": False}, "mkd": {"enabled": False}, "train": {"lr": 0.001}}
+    return [{"rev": "r1", "name": "mglra", "params": params},
+            {"rev": "r2", "name": "mkd", "params": {**params, "mkd": {"enabled": True}}}], params
+
+
+def test_build_table_compares_against_mglra(monkeypatch, tmp_path):
+    experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
+    text = build_table(experiments, params, n_boot=200, defaults={}, features=str(tmp_path / "{dataset}.pt"))
+    assert "paired cluster bootstrap over test dialogues with the seeds resampled too (200 resamples)" in text
+    mkd = next(line for line in text.splitlines() if line.startswith("| MKD | mkd |"))
+    assert mkd.split("|")[-3].strip().startswith("+")  # Δ Acc vs MGLRA
+    assert "| MRL | not run |" in text
+
+
+def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):
+    import table as script
+    experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
+    monkeypatch.setattr(script, "experiments_from_dvc", lambda: experiments)
+    monkeypatch.setattr(script, "load_params", lambda: {**params, "train": {"lr": 0.01}})
+    monkeypatch.setattr(erc_table.erc_params, "flat_defaults", lambda: {}, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "table1.md").write_text("old table\n")
+    with pytest.raises(SystemExit) as exit_:
+        script.main()
+    assert exit_.value.code == ("error: no experiment matches the current params.yaml (2 experiments found; "
+                                "the nearest, mglra, differs in train.lr 0.001 vs 0.01)")
+    assert (tmp_path / "metrics" / "table1.md").read_text() == "old table\n"
+    with pytest.raises(InputError, match=r"^no experiment matches the current params.yaml \(0 experiments found"):
+        build_table([], params, defaults={})
+
+
+def test_dvc_exp_show_failure_is_one_line(monkeypatch):
+    failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: unexpected error\nERROR: not a git repo\n")
+    monkeypatch.setattr(erc_table.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(InputError, match=r"^dvc exp show failed: ERROR: not a git repo$"):
+        erc_table.experiments_from_dvc()

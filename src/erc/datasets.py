@@ -38,7 +38,10 @@ def _read_pickle(path: Path, n_items: int):
     if not path.is_file():
         raise InputError(f"{path}: metadata pickle not found")
     with open(path, "rb") as f:
-        obj = pickle.load(f)
+        try:
+            obj = pickle.load(f)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as err:
+            raise InputError(f"{path}: metadata pickle is unreadable (truncated or not a pickle: {err})") from None
     if not isinstance(obj, (list, tuple)) or len(obj) != n_items:
         raise InputError(f"{path}: expected a list of {n_items} items, got {type(obj).__name__}")
     return obj

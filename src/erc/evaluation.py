@@ -152,9 +152,12 @@ def modality_plots(teachers: dict, students: dict, out_dir) -> None:
     write_png(fig, f"{out_dir}/modalities.png")
 
 
-def prediction_table(test_predictions: dict, out_dir) -> None:
-    """Per seed, each test utterance's label and full-size prediction (utterance = index in the feature file)."""
-    frames = [pd.DataFrame({"seed": seed, "utterance": utt.numpy(), "label": labels.numpy(), "prediction": pred.numpy()})
+def prediction_table(test_predictions: dict, feats: dict, out_dir) -> None:
+    """Per seed, each test utterance's dialogue, label and full-size prediction (utterance = index in the feature
+    file); the dialogue column lets ``erc.table`` resample whole dialogues."""
+    dialogue_of = np.repeat(np.array(feats["dialogue_ids"], dtype=object), feats["lengths"].numpy())
+    frames = [pd.DataFrame({"seed": seed, "utterance": utt.numpy(), "dialogue": dialogue_of[utt.numpy()],
+                            "label": labels.numpy(), "prediction": pred.numpy()})
               for seed, (labels, pred, utt) in test_predictions.items()]
     write_csv(pd.concat(frames), f"{out_dir}/test_predictions.csv")
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +41,20 @@ def load_torch(path: str | Path, what: str = "file"):
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: {what} not found")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as err:  # truncated or not a torch file
+        raise InputError(f"{path}: {what} is unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+
+
+def run_stage(main) -> None:
+    """``python src/<stage>.py <dataset>``: runs ``main(dataset)``; bad input is one ``error:`` line, exit 1."""
+    try:
+        if len(sys.argv) != 2:
+            raise InputError(f"usage: python {sys.argv[0]} <dataset>")
+        main(sys.argv[1])
+    except InputError as err:
+        sys.exit(f"error: {err}")
 
 
 def save_json(obj, path: str | Path) -> None:

@@ -1,23 +1,222 @@
-"""Read ``params.yaml`` and check the keys a stage uses, naming any key that is wrong."""
+"""``params.yaml`` as a schema: every key, its type, range and default, checked once when the file is read.
+
+An unknown key is refused with the nearest valid key; a key left out takes its default (the behaviour the
+pipeline had before the key existed, mostly the released MGLRA's). ``load_params`` returns plain dicts with
+every key present, so the stages read values with ``get`` and never re-check them.
+"""
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
+from typing import Annotated, Any, Generic, Literal, Optional, TypeVar, Union
 
 import yaml
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                      PositiveInt, Tag, ValidationError, model_validator)
 
 from erc.io import InputError
 
 DATASETS = ("iemocap", "meld")
+T = TypeVar("T")
+Rate = Annotated[float, Field(ge=0, lt=1)]  # dropout rates, mask ratios: a probability below 1
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ByDataset(Section, Generic[T]):
+    iemocap: T
+    meld: T
+
+
+def per_dataset_type(kind):
+    """``kind`` once for both datasets, or ``{iemocap: kind, meld: kind}``."""
+    return Annotated[Union[Annotated[kind, Tag("one")], Annotated[ByDataset[kind], Tag("each")]],
+                     Discriminator(lambda v: "each" if isinstance(v, (dict, ByDataset)) else "one")]
+
+
+class FileSources(Section):
+    text: Optional[str] = None
+    audio: Optional[str] = None
+    visual: Optional[str] = None
+
+
+class Features(Section):
+    text: Literal["minilm", "mpnet", "file", "none"] = "minilm"
+    audio: Literal["praat", "opensmile", "file", "none"] = "praat"
+    visual: Literal["file", "none"] = "none"
+    text_batch_size: PositiveInt = 64
+    files: ByDataset[FileSources] = Field(default={"iemocap": {}, "meld": {}}, validate_default=True)
+    wav_dirs: ByDataset[Optional[str]] = Field(default={"iemocap": None, "meld": None}, validate_default=True)
+
+    @model_validator(mode="after")
+    def some_modality(self):
+        if self.text == self.audio == self.visual == "none":
+            raise ValueError("selects no modality (text, audio and visual are all none)")
+        return self
+
+
+class Graphs(Section):
+    window_past: Annotated[int, Field(ge=-1)] = -1     # -1 = whole dialogue
+    window_future: Annotated[int, Field(ge=-1)] = -1
+
+
+class Model(Section):
+    hidden: per_dataset_type(PositiveInt) = 128
+    graph_hidden: PositiveInt = 128
+    graph_layers: NonNegativeInt = 4
+    attention_heads: PositiveInt = 2
+    dropout: Rate = 0.5
+    input_dropout: Rate = 0.0
+    mask_ratio: Rate = 0.5
+    av_lstm: bool = False
+    speaker: Literal["text", "all", "encoder"] = "text"
+    block_order: Literal["graph_first", "released"] = "graph_first"
+    faithful: bool = False
+
+    @model_validator(mode="after")
+    def widths_fit(self):
+        widths = [self.hidden] if isinstance(self.hidden, int) else [self.hidden.iemocap, self.hidden.meld]
+        for width in widths:
+            if width % 2 or width % self.attention_heads:
+                raise ValueError(f"hidden {width} must be even (BiLSTM directions) and divisible by "
+                                 f"attention_heads {self.attention_heads}")
+        return self
+
+
+class Train(Section):
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 3e-5
+    batch_size: PositiveInt = 16
+    epochs: per_dataset_type(PositiveInt) = Field(default={"iemocap": 60, "meld": 20}, validate_default=True)
+    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] = [0, 1, 2, 3, 4]
+    loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
+        default={"iemocap": "weighted_nll", "meld": "focal"}, validate_default=True)
+    focal_gamma: NonNegativeFloat = 2.5
+
+    @model_validator(mode="after")
+    def distinct_seeds(self):
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct, got {self.seeds}")
+        return self
+
+
+class Teachers(Section):
+    seed: NonNegativeInt = 0
+
+
+class Mrl(Section):
+    enabled: bool = True
+    shared: bool = False
+    nesting: list[PositiveInt] = [8, 16, 32, 64, 128]
+    weights: Optional[list[NonNegativeFloat]] = None
+
+
+class Mkd(Section):
+    enabled: bool = True
+    lambda_ce: NonNegativeFloat = 1.0
+    lambda_kd: NonNegativeFloat = 1.0
+    temperature: PositiveFloat = 1.0
+    placement: Literal["encoder", "graph"] = "encoder"
+
+
+class References(Section):
+    logreg_C: Annotated[list[PositiveFloat], Field(min_length=1)] = [0.01, 0.1, 1.0, 10.0]
+    bclstm_hidden: PositiveInt = 128
+    bclstm_lr: PositiveFloat = 1e-3
+
+
+class Params(Section):
+    datasets: Annotated[list[Literal["iemocap", "meld"]], Field(min_length=1)] = list(DATASETS)
+    features: Features = Field(default_factory=Features)
+    graphs: Graphs = Field(default_factory=Graphs)
+    model: Model = Field(default_factory=Model)
+    train: Train = Field(default_factory=Train)
+    teachers: Teachers = Field(default_factory=Teachers)
+    mrl: Mrl = Field(default_factory=Mrl)
+    mkd: Mkd = Field(default_factory=Mkd)
+    references: References = Field(default_factory=References)
+
+    @model_validator(mode="after")
+    def nesting_fits_the_block(self):
+        block = 2 * self.model.graph_hidden  # a modality block of the fused vector: [h^K | h^0]
+        too_wide = [m for m in self.mrl.nesting if m > block]
+        if too_wide:
+            raise ValueError(f"'mrl.nesting' sizes {too_wide} exceed the block width 2 * model.graph_hidden = {block}")
+        n_sizes = len({m for m in self.mrl.nesting if m < block}) + 1  # the full block is always a size
+        if self.mrl.weights is not None and len(self.mrl.weights) != n_sizes:
+            raise ValueError(f"'mrl.weights' needs one weight per nesting size ({n_sizes} with the full block), "
+                             f"got {len(self.mrl.weights)}")
+        return self
+
+
+def dotted_keys(model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
+    """Every valid dotted key, sections and leaves alike."""
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, Section):
+            keys += dotted_keys(kind, f"{prefix}{name}.")
+    return keys
+
+
+def describe(error: dict, where: str) -> str:
+    """One line for the first schema error: the dotted key, what it must be, what it got."""
+    path = [str(p) for p in error["loc"] if isinstance(p, str) and p not in ("one", "each") and "[" not in p]
+    key = ".".join(path)
+    if error["type"] == "extra_forbidden":
+        near = difflib.get_close_matches(key, dotted_keys(), n=1, cutoff=0.6)
+        return f"{where}: unknown key '{key}'" + (f" (did you mean '{near[0]}'?)" if near else "")
+    if error["type"] == "missing":
+        return f"{where}: missing key '{key}'"
+    message = error["msg"].removeprefix("Value error, ").replace("Input should", "should")
+    message = message[0].lower() + message[1:]
+    if error["type"] == "value_error":  # a cross-key check: its message names the keys
+        return f"{where}: '{key}' {message}" if key else f"{where}: {message}"
+    return f"{where}: '{key}' {message}, got {error['input']!r}"
+
+
+def validate_params(raw: Any, where: str = "params.yaml") -> dict:
+    """Check ``raw`` against the schema; return plain dicts with every key (defaults filled in)."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw).model_dump()
+    except ValidationError as err:
+        raise InputError(describe(err.errors()[0], where)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: params file not found")
-    params = yaml.safe_load(path.read_text())
-    if not isinstance(params, dict):
-        raise InputError(f"{path}: expected a mapping of sections")
-    return params
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return validate_params(raw, str(path))
+
+
+def with_defaults(params: dict) -> dict:
+    """A copy of ``params`` with every missing key at its default (no validation of the values present)."""
+    def fill(defaults, given):
+        if not isinstance(defaults, dict) or not isinstance(given, dict):
+            return given
+        return {k: fill(v, given[k]) if k in given else v for k, v in defaults.items()} | \
+            {k: v for k, v in given.items() if k not in defaults}
+    return fill(Params().model_dump(), params)
+
+
+def flat_defaults() -> dict:
+    """Dotted key -> default value, for every leaf of the schema."""
+    def flatten(node, prefix=""):
+        out = {}
+        for key, value in node.items():
+            out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+        return out
+    return flatten(Params().model_dump())
 
 
 def get(params: dict, dotted: str):
@@ -28,32 +227,6 @@ def get(params: dict, dotted: str):
             raise InputError(f"params.yaml: missing key '{dotted}'")
         node = node[part]
     return node
-
-
-def check(condition: bool, key: str, expected: str, value) -> None:
-    if not condition:
-        raise InputError(f"params.yaml: '{key}' must be {expected}, got {value!r}")
-
-
-def choice(params: dict, dotted: str, options) -> str:
-    value = get(params, dotted)
-    check(value in options, dotted, f"one of {list(options)}", value)
-    return value
-
-
-def positive(params: dict, dotted: str, kind=float, allow_zero: bool = False):
-    value = get(params, dotted)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    check(ok, dotted, "a non-negative number" if allow_zero else "a positive number", value)
-    return kind(value)
-
-
-def fraction(params: dict, dotted: str) -> float:
-    """A probability-like value in [0, 1): dropout rates, mask ratios."""
-    value = get(params, dotted)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
-    check(ok, dotted, "in [0, 1)", value)
-    return float(value)
 
 
 def per_dataset(params: dict, dotted: str, dataset: str):

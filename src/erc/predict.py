@@ -45,27 +45,34 @@ def speaker_indices(turns: list[dict], dataset: str, n_speakers: int, where) -> 
 
 
 def dialogue_features(turns: list[dict], config: dict, sources: dict, where) -> dict:
-    n, features = len(turns), {}
+    n, features = len(turns), {}  # audio first: its checks are cheap, the text encoder is not
     dims = config["input_dims"]
+    if "audio" in dims:
+        width = dims["audio"][0]
+        audio = torch.zeros(n, width)
+        audio[:, -1] = 1.0  # "audio missing" unless the turn gives its standardised descriptors
+        for i, turn in enumerate(turns):
+            values = turn.get("audio")
+            if values is not None:
+                if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                           for v in values):
+                    raise InputError(f"{where}: turn {i} 'audio' must be a list of numbers")
+                if len(values) != width - 1:
+                    raise InputError(f"{where}: turn {i} 'audio' has {len(values)} values, expected {width - 1}")
+                row = torch.tensor(values, dtype=torch.float32)
+                if not torch.isfinite(row).all():  # JSON's NaN / Infinity (Python reads them) would poison the dialogue
+                    raise InputError(f"{where}: turn {i} 'audio' holds NaN or infinite values")
+                audio[i, :-1], audio[i, -1] = row, 0.0
+        features["audio"] = audio
     if "text" in dims:
         if sources.get("text") not in ("minilm", "mpnet"):
             raise InputError(f"{where}: the model's text features came from {sources.get('text')!r}; "
                              "only minilm / mpnet can be computed on the fly")
         text = encoder_for(sources["text"]).encode([repair_cp1252(t["text"]) for t in turns], progress=False)
         features["text"] = torch.from_numpy(text)
-    if "audio" in dims:
-        width = dims["audio"][0]
-        audio = torch.zeros(n, width)
-        audio[:, -1] = 1.0  # "audio missing" unless the turn gives its standardised descriptors
-        for i, turn in enumerate(turns):
-            if turn.get("audio") is not None:
-                if len(turn["audio"]) != width - 1:
-                    raise InputError(f"{where}: turn {i} 'audio' has {len(turn['audio'])} values, expected {width - 1}")
-                audio[i, :-1], audio[i, -1] = torch.tensor(turn["audio"], dtype=torch.float32), 0.0
-        features["audio"] = audio
     if "visual" in dims:
         raise InputError(f"{where}: the model uses visual features, which cannot be computed from a JSON dialogue")
-    return features
+    return {m: features[m] for m in ("text", "audio") if m in features}  # the feature file's modality order
 
 
 @torch.no_grad()
@@ -73,6 +80,8 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
                      where="dialogue") -> list[dict]:
     config = checkpoint["config"]
     seed = seed if seed is not None else next(iter(checkpoint["runs"]))
+    if seed not in checkpoint["runs"]:
+        raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(checkpoint['runs'])}")
     model = MGLRA(**config).eval()
     model.load_state_dict(checkpoint["runs"][seed]["state"])
     n = len(turns)

@@ -10,25 +10,18 @@ from pathlib import Path
 from erc.batching import DialogueData
 from erc.io import InputError, load_torch
 from erc.model import MGLRA
-from erc.params import fraction, get, per_dataset, positive
+from erc.params import get, per_dataset
 from erc.references import BcLSTM, bclstm_input_dim, logistic_regression
 from erc.training import build_objective, fit, model_config, pick_device, predict_all, seed_everything
 
 
 def train_settings(params: dict, dataset: str) -> dict:
-    epochs = per_dataset(params, "train.epochs", dataset)
-    if not isinstance(epochs, int) or epochs < 1:
-        raise InputError(f"params.yaml: 'train.epochs' must be a positive integer, got {epochs!r}")
-    return {"epochs": epochs, "lr": positive(params, "train.lr"),
-            "weight_decay": positive(params, "train.weight_decay", allow_zero=True),
-            "batch_size": int(positive(params, "train.batch_size"))}
+    return {"epochs": per_dataset(params, "train.epochs", dataset), "lr": get(params, "train.lr"),
+            "weight_decay": get(params, "train.weight_decay"), "batch_size": get(params, "train.batch_size")}
 
 
 def seeds(params: dict) -> list[int]:
-    values = get(params, "train.seeds")
-    if not isinstance(values, list) or not values or not all(isinstance(s, int) for s in values):
-        raise InputError(f"params.yaml: 'train.seeds' must be a non-empty list of integers, got {values!r}")
-    return values
+    return get(params, "train.seeds")
 
 
 def _live(directory, live_factory):
@@ -90,15 +83,16 @@ def train_model(dataset: str, feats: dict, graphs: dict, params: dict, teacher_l
 
 
 def bclstm_settings(params: dict, dataset: str) -> dict:
-    """``fit`` keywords for the bc-LSTM: the model's training settings with the reference's epochs and lr."""
+    """``fit`` keywords for the bc-LSTM: the model's settings (same epochs, batches and selection rule, so the
+    same budget of steps and validation checks) with the reference's own learning rate."""
     settings = train_settings(params, dataset)
-    settings.update(epochs=int(positive(params, "references.bclstm_epochs")), lr=positive(params, "references.bclstm_lr"))
+    settings.update(lr=get(params, "references.bclstm_lr"))
     return settings
 
 
 def bclstm_model(feats: dict, params: dict) -> BcLSTM:
     return BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
-                  int(positive(params, "references.bclstm_hidden")), fraction(params, "model.dropout"))
+                  get(params, "references.bclstm_hidden"), get(params, "model.dropout"))
 
 
 def train_references(dataset: str, feats: dict, graphs: dict, params: dict, progress=True) -> dict:

@@ -1,15 +1,19 @@
 """Table 1 of the paper from DVC experiments: test Acc / weighted F1 (mean ± std over seeds) per method,
-the paper's numbers beside ours, and each row's paired bootstrap difference against MGLRA over test utterances."""
+the paper's numbers beside ours, and each row's paired cluster bootstrap difference against MGLRA."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from erc import params as erc_params
 from erc.datasets import CLASSES
+from erc.io import InputError, load_torch
 
 ROWS = {  # (mrl.enabled, mrl.shared, mkd.enabled) -> row name, in the paper's order
     (False, False, False): "MGLRA", (True, False, False): "MRL", (True, True, False): "MRL-E",
@@ -41,16 +45,32 @@ def flatten(params: dict, prefix: str = "") -> dict:
     return out
 
 
-def same_setup(params: dict, reference: dict) -> bool:
+def differences(params: dict, reference: dict, defaults: dict) -> dict:
+    """{dotted key: (value, reference value)} outside the three switches; a key missing on one side takes
+    its default (``defaults``: dotted key -> default), so experiments that predate a key still match."""
+    a, b, d = flatten(params), flatten(reference), flatten(defaults)
+    keys = sorted((set(a) | set(b)) - SWITCHES)
+    return {k: (a.get(k, d.get(k)), b.get(k, d.get(k))) for k in keys if a.get(k, d.get(k)) != b.get(k, d.get(k))}
+
+
+def same_setup(params: dict, reference: dict, defaults: dict | None = None) -> bool:
     """True when two params differ at most in the three switches that define Table 1's rows."""
-    a, b = flatten(params), flatten(reference)
-    return all(a.get(k) == b.get(k) for k in (set(a) | set(b)) - SWITCHES)
+    return not differences(params, reference, defaults or {})
 
 
 def experiments_from_dvc() -> list[dict]:
     """Commits and experiments with their params, from ``dvc exp show --json``."""
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True,
-                                      text=True, check=True).stdout)
+    try:
+        result = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise InputError("dvc exp show: dvc is not installed") from None
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    if result.returncode != 0:
+        raise InputError(f"dvc exp show failed: {lines[-1] if lines else f'exit status {result.returncode}'}")
+    try:
+        shown = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise InputError("dvc exp show --json did not print JSON") from None
     found = []
 
     def visit(entry):
@@ -72,46 +92,108 @@ def git_file(rev: str, path: str) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
+@functools.lru_cache(maxsize=None)
+def feature_file_dialogues(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(dialogue id, label) of each utterance of a feature file, whose utterances are stored dialogue after dialogue."""
+    feats = load_torch(path, "feature file")
+    return np.repeat(np.asarray(feats["dialogue_ids"], dtype=object), feats["lengths"].numpy()), feats["labels"].numpy()
+
+
+def with_dialogues(table: pd.DataFrame, features: str | Path, where: str) -> pd.DataFrame:
+    """``table`` with its 'dialogue' column; CSVs written before the column existed get it from the feature file."""
+    if "dialogue" in table:
+        return table.assign(dialogue=table["dialogue"].astype(str))
+    if not Path(features).is_file():
+        raise InputError(f"{where} has no 'dialogue' column and {features} (to map utterances to dialogues) is not found")
+    dialogue, label = feature_file_dialogues(str(features))
+    utterance = table["utterance"].to_numpy()
+    # the labels check that the feature file is the one the predictions were made on
+    if utterance.max() >= len(dialogue) or not np.array_equal(label[utterance], table["label"].to_numpy()):
+        raise InputError(f"{where} has no 'dialogue' column and its utterances do not match {features}")
+    return table.assign(dialogue=dialogue[utterance].astype(str))
+
+
+def acc_f1(confusion: np.ndarray, n_classes: int) -> np.ndarray:
+    """(..., K*K) confusion counts (row-major label, prediction) -> (..., 2) Acc and weighted F1 in percent."""
+    c = confusion.reshape(*confusion.shape[:-1], n_classes, n_classes)
+    tp, support, predicted = np.diagonal(c, axis1=-2, axis2=-1), c.sum(-1), c.sum(-2)
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(tp.shape), where=(support + predicted) > 0)
+    total = support.sum(-1)
+    return 100 * np.stack([tp.sum(-1) / total, (f1 * support).sum(-1) / total], axis=-1)
+
+
+def confusions(predictions: np.ndarray, labels: np.ndarray, dialogue: np.ndarray, n_dialogues: int,
+               n_classes: int) -> np.ndarray:
+    """(seeds, dialogues, K*K) confusion counts of each seed on each test dialogue (``dialogue``: 0..D-1 per utterance)."""
+    n_cells = n_classes ** 2
+    key = (np.arange(len(predictions))[:, None] * n_dialogues + dialogue) * n_cells + labels * n_classes + predictions
+    return np.bincount(key.ravel(), minlength=len(predictions) * n_dialogues * n_cells).reshape(
+        len(predictions), n_dialogues, n_cells).astype(float)
+
+
 def weighted_f1(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> float:
-    confusion = np.bincount(labels * n_classes + predictions, minlength=n_classes ** 2).reshape(n_classes, n_classes)
-    tp, support, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(n_classes), where=(support + predicted) > 0)
-    return float((f1 * support).sum() / support.sum())
+    confusion = np.bincount(labels * n_classes + predictions, minlength=n_classes ** 2)
+    return float(acc_f1(confusion, n_classes)[1] / 100)
 
 
-def seed_matrix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(seeds, utterances) predictions and (utterances,) labels, utterances in a fixed order."""
+def seed_matrix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seeds, utterances) predictions, (utterances,) labels and dialogues, utterances in a fixed order."""
     pivot = table.pivot(index="seed", columns="utterance", values="prediction").sort_index(axis=1)
-    labels = table.drop_duplicates("utterance").set_index("utterance")["label"].sort_index()
-    return pivot.to_numpy(), labels.to_numpy()
-
-
-def scores(predictions: np.ndarray, labels: np.ndarray, index: np.ndarray, n_classes: int) -> np.ndarray:
-    """Mean over seeds of (Acc, w-F1) in percent on the utterances ``index``."""
-    y = labels[index]
-    return 100 * np.mean([[(p[index] == y).mean(), weighted_f1(y, p[index], n_classes)] for p in predictions], axis=0)
+    if pivot.isna().any().any():
+        raise InputError("test_predictions.csv: the seeds were tested on different utterances")
+    per_utterance = table.drop_duplicates("utterance").set_index("utterance").sort_index()
+    return pivot.to_numpy().astype(int), per_utterance["label"].to_numpy(), per_utterance["dialogue"].to_numpy()
 
 
 def paired_bootstrap(row: pd.DataFrame, base: pd.DataFrame, n_classes: int, n_boot: int = 1000, seed: int = 0):
-    """Mean and 95 % interval of (row − base) in Acc and w-F1, resampling test utterances jointly."""
-    row_pred, labels = seed_matrix(row)
-    base_pred, base_labels = seed_matrix(base)
-    if not np.array_equal(labels, base_labels):
-        raise ValueError("the two experiments were tested on different utterances")
+    """Mean and 95 % interval of (row − base) in Acc and w-F1: test dialogues resampled jointly (cluster
+    bootstrap), each side's seeds resampled independently (seed k of two configurations are different models)."""
+    row_pred, labels, dialogues = seed_matrix(row)
+    base_pred, base_labels, base_dialogues = seed_matrix(base)
+    if not (np.array_equal(labels, base_labels) and np.array_equal(dialogues, base_dialogues)):
+        raise InputError("the two experiments were tested on different utterances")
+    ids, dialogue = np.unique(dialogues, return_inverse=True)
+    n = len(ids)
+    counts = [confusions(p, labels, dialogue, n, n_classes) for p in (row_pred, base_pred)]
+    point = acc_f1(counts[0].sum(1), n_classes).mean(0) - acc_f1(counts[1].sum(1), n_classes).mean(0)
     rng = np.random.default_rng(seed)
-    full = np.arange(len(labels))
-    point = scores(row_pred, labels, full, n_classes) - scores(base_pred, labels, full, n_classes)
-    draws = np.array([scores(row_pred, labels, idx, n_classes) - scores(base_pred, labels, idx, n_classes)
-                      for idx in rng.integers(0, len(labels), size=(n_boot, len(labels)))])
+    # how often each dialogue is drawn: summing its confusion counts that often is exactly the resampled test set
+    drawn = rng.integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
+    weights = np.bincount(drawn.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+    def resampled(c):  # (n_boot, 2): the metric averaged over seeds drawn with replacement
+        per_seed = acc_f1(np.matmul(weights, c), n_classes)  # (seeds, n_boot, 2)
+        seeds = rng.integers(0, len(c), size=(len(c), n_boot))
+        return np.take_along_axis(per_seed, seeds[:, :, None], axis=0).mean(0)
+
+    draws = resampled(counts[0]) - resampled(counts[1])
     low, high = np.percentile(draws, [2.5, 97.5], axis=0)
     return point, low, high
 
 
-def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000) -> str:
-    """Rows from the experiments whose params equal ``reference_params`` but for the three switches."""
+def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: dict) -> str:
+    """One line on why no experiment gave a row: none found, none with the current params, or no outputs."""
+    if not experiments:
+        return "no experiment matches the current params.yaml (0 experiments found; run the rows first, README \"Table 1\")"
+    diffs = [(differences(e["params"], reference_params, defaults), e["name"]) for e in experiments]
+    nearest, name = min(diffs, key=lambda d: len(d[0]))
+    if not nearest:
+        return (f"no experiment matching the current params.yaml has metrics/<dataset>.json and "
+                f"plots/<dataset>/test_predictions.csv ({len(experiments)} experiments found)")
+    shown = ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in list(nearest.items())[:3])
+    more = f" and {len(nearest) - 3} more" if len(nearest) > 3 else ""
+    return (f"no experiment matches the current params.yaml ({len(experiments)} experiments found; the nearest, "
+            f"{name}, differs in {shown}{more})")
+
+
+def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000, defaults: dict | None = None,
+                features: str = "data/features/{dataset}.pt") -> str:
+    """Rows from the experiments whose params equal ``reference_params`` but for the three switches;
+    InputError when there is none. ``defaults`` (dotted key -> default) default to the params schema's."""
+    defaults = erc_params.flat_defaults() if defaults is None else defaults
     rows = {}  # (row name, dataset) -> what the experiment produced for that dataset
     for exp in experiments:  # the first entry found for a configuration is kept
-        if not same_setup(exp["params"], reference_params):
+        if not same_setup(exp["params"], reference_params, defaults):
             continue
         for d in DATASETS:
             metrics, preds = git_file(exp["rev"], f"metrics/{d}.json"), git_file(exp["rev"], f"plots/{d}/test_predictions.csv")
@@ -121,10 +203,12 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                 name = row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
                                  "mkd": {"enabled": setup.get("mkd")}})
                 rows.setdefault((name, d), {"exp": exp, "metrics": metrics, "preds": pd.read_csv(io.StringIO(preds))})
+    if not rows:
+        raise InputError(no_rows_reason(experiments, reference_params, defaults))
     lines = ["# Table 1: test Acc / weighted F1 (%), mean ± std over seeds", "",
              "Paper numbers use RoBERTa-large text and openSMILE audio; ours use the pipeline's features "
-             "(params.yaml `features`). Δ vs MGLRA: paired bootstrap over test utterances (1000 resamples), "
-             "mean difference and 95 % interval.", ""]
+             "(params.yaml `features`). Δ vs MGLRA: paired cluster bootstrap over test dialogues with the seeds "
+             f"resampled too ({n_boot} resamples), mean difference and 95 % interval.", ""]
     for d in DATASETS:
         n_classes = len(CLASSES[d])
         lines += [f"## {d.upper()}", "",
@@ -140,7 +224,10 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
             paper = PAPER.get((name, d))
             delta = ["", ""]
             if name != "MGLRA" and ("MGLRA", d) in rows:
-                point, low, high = paired_bootstrap(r["preds"], rows[("MGLRA", d)]["preds"], n_classes, n_boot)
+                row, base = (with_dialogues(x["preds"], features.format(dataset=d),
+                                            f"{x['exp']['name']}'s plots/{d}/test_predictions.csv")
+                             for x in (r, rows[("MGLRA", d)]))
+                point, low, high = paired_bootstrap(row, base, n_classes, n_boot)
                 delta = [f"{point[i]:+.2f} [{low[i]:+.2f}, {high[i]:+.2f}]" for i in range(2)]
             lines.append(f"| {name} | {r['exp']['name']} | {r['preds']['seed'].nunique()} | "
                          f"{test['acc']['mean']:.2f} ± {test['acc']['std']:.2f} | "

@@ -13,7 +13,7 @@ from erc.batching import DialogueData
 from erc.losses import distillation_loss, task_loss
 from erc.mrl import matryoshka_loss, nesting_sizes
 from erc.metrics import classification_metrics
-from erc.params import check, choice, fraction, get, positive
+from erc.params import get, per_dataset
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -31,31 +31,21 @@ def pick_device() -> torch.device:
 def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_mrl=None, use_mkd=None) -> dict:
     """Keyword arguments of ``MGLRA`` from the feature file and params.yaml (stored in checkpoints)."""
     modalities = modalities or list(feats["features"])
-    graph_hidden = int(positive(params, "model.graph_hidden"))
+    graph_hidden = get(params, "model.graph_hidden")
     use_mrl = get(params, "mrl.enabled") if use_mrl is None else use_mrl
     use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
-    nesting = get(params, "mrl.nesting") if use_mrl else []
-    check(isinstance(nesting, list) and all(isinstance(m, int) and m > 0 for m in nesting),
-          "mrl.nesting", "a list of positive integers", nesting)
+    model = get(params, "model")
     return {
         "input_dims": {m: tuple(feats["features"][m].shape[1:]) for m in modalities},
         "n_speakers": int(feats["n_speakers"]),
         "n_classes": len(feats["classes"]),
-        "hidden": int(positive(params, f"model.hidden.{dataset}") if isinstance(get(params, "model.hidden"), dict)
-                      else positive(params, "model.hidden")),
+        "hidden": per_dataset(params, "model.hidden", dataset),
         "graph_hidden": graph_hidden,
-        "graph_layers": int(positive(params, "model.graph_layers", allow_zero=True)),
-        "attention_heads": int(positive(params, "model.attention_heads")),
-        "dropout": fraction(params, "model.dropout"),
-        "mask_ratio": fraction(params, "model.mask_ratio"),
-        "input_dropout": fraction(params, "model.input_dropout"),
-        "av_lstm": bool(get(params, "model.av_lstm")),
-        "speaker": choice(params, "model.speaker", ("text", "all", "encoder")),
-        "block_order": choice(params, "model.block_order", ("graph_first", "released")),
-        "faithful": bool(get(params, "model.faithful")),
-        "nesting": nesting_sizes(nesting, 2 * graph_hidden),
-        "shared_head": bool(get(params, "mrl.shared")) if use_mrl else False,
-        "student_placement": choice(params, "mkd.placement", ("encoder", "graph")) if use_mkd else None,
+        **{key: model[key] for key in ("graph_layers", "attention_heads", "dropout", "mask_ratio", "input_dropout",
+                                       "av_lstm", "speaker", "block_order", "faithful")},
+        "nesting": nesting_sizes(get(params, "mrl.nesting") if use_mrl else [], 2 * graph_hidden),
+        "shared_head": get(params, "mrl.shared") if use_mrl else False,
+        "student_placement": get(params, "mkd.placement") if use_mkd else None,
     }
 
 
@@ -82,18 +72,14 @@ class Objective:
 def build_objective(params: dict, dataset: str, feats: dict, n_sizes: int, teacher_logits=None, use_mkd=None):
     train_labels = feats["labels"][(torch.tensor([s == "train" for s in feats["splits"]])
                                     .repeat_interleave(feats["lengths"]))]
-    name = choice(params, f"train.loss.{dataset}" if isinstance(get(params, "train.loss"), dict) else "train.loss",
-                  ("weighted_nll", "focal", "ce"))
-    task = task_loss(name, train_labels, len(feats["classes"]), positive(params, "train.focal_gamma"))
-    weights = get(params, "mrl.weights")
-    if weights is not None:
-        check(isinstance(weights, list) and len(weights) == n_sizes, "mrl.weights",
-              f"null or a list of {n_sizes} numbers (one per nesting size)", weights)
+    task = task_loss(per_dataset(params, "train.loss", dataset), train_labels, len(feats["classes"]),
+                     get(params, "train.focal_gamma"))
+    weights = get(params, "mrl.weights")  # the schema checked one weight per nesting size
     use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
     if not use_mkd:
         return Objective(task, weights)
-    return Objective(task, weights, teacher_logits, positive(params, "mkd.lambda_ce", allow_zero=True),
-                     positive(params, "mkd.lambda_kd", allow_zero=True), positive(params, "mkd.temperature"))
+    return Objective(task, weights, teacher_logits, get(params, "mkd.lambda_ce"), get(params, "mkd.lambda_kd"),
+                     get(params, "mkd.temperature"))
 
 
 @torch.no_grad()

@@ -1,0 +1,108 @@
+"""Stage extract_features' work: the canonical feature file (``erc.features``) from the raw data and the sources
+that ``params.yaml`` chooses (text encoders, Praat / openSMILE audio, the standard public feature pickles)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from erc import audio as audio_lib
+from erc import text as text_lib
+from erc.datasets import CLASSES, N_SPEAKERS, Dialogue, load_dialogues
+from erc.feature_files import read_feature_file
+from erc.io import InputError
+from erc.params import get
+
+MODALITIES = ("text", "audio", "visual")
+
+
+def align_file_features(per_dialogue: dict[str, np.ndarray], file_labels: dict[str, list[int]],
+                        dialogues: list[Dialogue], path) -> np.ndarray:
+    """Stack a file's per-dialogue arrays in our dialogue order; refuse the first dialogue that disagrees.
+
+    The file's labels must equal the metadata's, so a different utterance order or id scheme is refused.
+    """
+    rows = []
+    for d in dialogues:
+        array = per_dialogue.get(d.id)
+        if array is None:
+            raise InputError(f"{path}: dialogue {d.id} is missing")
+        labels = file_labels[d.id]
+        if labels != list(d.labels):
+            if len(labels) != len(d):
+                detail = f"the file has {len(labels)} labels, the metadata {len(d)}"
+            else:
+                i = next(i for i, (a, b) in enumerate(zip(labels, d.labels)) if a != b)
+                detail = f"first at utterance {i}: file {labels[i]}, metadata {d.labels[i]}"
+            raise InputError(f"{path}: dialogue {d.id}: labels differ from the metadata ({detail})")
+        if len(array) != len(d):
+            raise InputError(f"{path}: dialogue {d.id} has {len(array)} utterances, the metadata has {len(d)}")
+        if rows and array.shape[1:] != rows[0].shape[1:]:
+            raise InputError(f"{path}: dialogue {d.id} features have shape {array.shape[1:]}, expected {rows[0].shape[1:]}")
+        rows.append(array)
+    return np.concatenate(rows).astype(np.float32)
+
+
+def check_finite(name: str, array: np.ndarray, dialogues: list[Dialogue], where) -> None:
+    bad = ~np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        ends = np.cumsum([len(d) for d in dialogues])
+        dialogue = dialogues[int(np.searchsorted(ends, first, side="right"))]
+        raise InputError(f"{where}: {name} features hold NaN or inf (first in dialogue {dialogue.id})")
+
+
+def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialogues=None, progress=True) -> dict:
+    """Build the canonical feature dict for ``dataset`` from the sources chosen in ``params['features']``."""
+    raw_dir = Path(raw_dir)
+    sources = {m: get(params, f"features.{m}") for m in MODALITIES}  # checked by the params schema
+    dialogues = dialogues if dialogues is not None else load_dialogues(dataset, raw_dir)
+    for d in dialogues:
+        if len(d) == 0:
+            raise InputError(f"{dataset}: dialogue {d.id} has no utterances")
+    train_rows = np.concatenate([[d.split == "train"] * len(d) for d in dialogues])
+    features = {}
+    for modality, source in sources.items():
+        if source == "none":
+            continue
+        if source == "file":
+            key = f"features.files.{dataset}.{modality}"
+            path = get(params, key)
+            if not path:
+                raise InputError(f"params.yaml: '{key}' must name a feature file when features.{modality}=file")
+            per_dialogue, file_labels = read_feature_file(path, modality, dataset, [d.id for d in dialogues])
+            array = align_file_features(per_dialogue, file_labels, dialogues, path)
+            where = path
+        elif modality == "text":
+            encoder = text_lib.encoder_for(source)
+            sentences = [text_lib.repair_cp1252(s) for d in dialogues for s in d.sentences]
+            array = encoder.encode(sentences, get(params, "features.text_batch_size"), progress)
+            where = f"{source} text encoder"
+        else:
+            if source == "praat":
+                reader = audio_lib.praat_iemocap if dataset == "iemocap" else audio_lib.praat_meld
+                values, missing, columns = reader(dialogues, raw_dir / "found")
+            else:
+                values, missing, columns = audio_lib.opensmile_features(
+                    dataset, dialogues, get(params, f"features.wav_dirs.{dataset}"))
+            scaled = audio_lib.standardise(values, train_rows, columns)
+            array = np.concatenate([scaled, missing[:, None].astype(np.float32)], axis=1)
+            where = f"{source} audio"
+        if modality == "text" and array.ndim == 2:
+            array = array[:, None, :]  # a single text vector is one "layer"
+        check_finite(modality, array, dialogues, where)
+        features[modality] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    return {
+        "dataset": dataset,
+        "classes": CLASSES[dataset],
+        "n_speakers": N_SPEAKERS[dataset],
+        "sources": sources,
+        "dialogue_ids": [d.id for d in dialogues],
+        "splits": [d.split for d in dialogues],
+        "lengths": torch.tensor([len(d) for d in dialogues]),
+        "speakers": torch.tensor([s for d in dialogues for s in d.speakers]),
+        "labels": torch.tensor([y for d in dialogues for y in d.labels]),
+        "sentences": [s for d in dialogues for s in d.sentences],
+        "features": features,
+    }

@@ -1,0 +1,152 @@
+"""Bad input as a user meets it, through the real command lines: one ``error: ...`` line naming the file or key,
+a non-zero exit, no traceback, and nothing half-written."""
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT
+from erc.io import InputError
+from erc.model import MGLRA
+from erc.params import flat_defaults, load_params, validate_params, with_defaults
+from erc.training import model_config
+
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def run_script(script, *args, cwd):
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(ROOT / "src" / script), *args], cwd=cwd, capture_output=True,
+                          text=True, env=env)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()  # progress bars before the failure may precede it
+    assert lines and lines[-1].startswith("error: "), result.stderr
+    assert sum("error" in line.lower() for line in lines) == 1 and "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+
+
+def project(tmp_path, edit=None):
+    """A working directory with params.yaml (optionally edited) and nothing else."""
+    params = copy.deepcopy(PARAMS)
+    if edit:
+        edit(params)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp_path
+
+
+# ---------------------------------------------------------------- the schema
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["mkd"].update(lamda_kd=1.0), "unknown key 'mkd.lamda_kd' (did you mean 'mkd.lambda_kd'?)"),
+    (lambda p: p.update(modle={}), "unknown key 'modle' (did you mean 'model'?)"),
+    (lambda p: p["mrl"].update(nesting=[8, 999]), "'mrl.nesting' sizes [999] exceed the block width"),
+    (lambda p: p["model"].update(dropout=1.5), "'model.dropout' should be less than 1, got 1.5"),
+    (lambda p: p["model"].update(mask_ratio=True), "'model.mask_ratio'"),
+    (lambda p: p["model"].update(input_dropout=-0.1), "'model.input_dropout'"),
+    (lambda p: p["model"].update(hidden={"iemocap": 128}), "missing key 'model.hidden.meld'"),
+    (lambda p: p["model"].update(hidden={"iemocap": 128, "meld": 0}), "'model.hidden.meld' should be greater than 0"),
+    (lambda p: p["model"].update(hidden=130, attention_heads=4), "divisible by attention_heads"),
+    (lambda p: p["train"].update(lr="1e-3"), "'train.lr' should be a valid number, got '1e-3'"),
+    (lambda p: p["train"].update(seeds=[0, 0]), "seeds must be distinct"),
+    (lambda p: p["train"].update(loss={"iemocap": "nll", "meld": "focal"}), "'train.loss.iemocap'"),
+    (lambda p: p["features"].update(text="bert"), "'features.text'"),
+    (lambda p: p["features"].update(text="none", audio="none", visual="none"), "selects no modality"),
+    (lambda p: p["mrl"].update(weights=[1.0, 2.0]), "'mrl.weights' needs one weight per nesting size"),
+])
+def test_schema_names_the_bad_key(edit, message):
+    params = copy.deepcopy(PARAMS)
+    edit(params)
+    with pytest.raises(InputError) as err:
+        validate_params(params)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_committed_params_pass_and_defaults_fill_missing_keys():
+    params = load_params(ROOT / "params.yaml")
+    assert params["train"]["seeds"] == [0, 1, 2, 3, 4]
+    trimmed = copy.deepcopy(PARAMS)
+    del trimmed["model"]["speaker"], trimmed["references"]
+    filled = validate_params(trimmed)
+    assert filled["model"]["speaker"] == flat_defaults()["model.speaker"] == "text"  # released placement
+    assert filled["references"]["bclstm_hidden"] == flat_defaults()["references.bclstm_hidden"]
+    assert with_defaults(trimmed)["model"]["speaker"] == "text"
+    assert with_defaults(trimmed)["model"]["hidden"] == PARAMS["model"]["hidden"]  # what is given is kept
+    assert model_config({"features": {"text": torch.zeros(1, 2, 12)}, "n_speakers": 2, "classes": [0, 1, 2]},
+                        filled, "iemocap")["speaker"] == "text"
+
+
+# ---------------------------------------------------------------- stage scripts
+def test_stage_with_a_mistyped_key_fails_in_one_line(tmp_path):
+    cwd = project(tmp_path, lambda p: p["mkd"].update(lamda_kd=1.0))
+    assert_one_line_error(run_script("train.py", "iemocap", cwd=cwd), "params.yaml", "mkd.lamda_kd", "mkd.lambda_kd")
+
+
+def test_stage_with_nesting_wider_than_the_block_fails(tmp_path):
+    cwd = project(tmp_path, lambda p: p["mrl"].update(nesting=[8, 999]))
+    assert_one_line_error(run_script("train_teachers.py", "iemocap", cwd=cwd), "mrl.nesting", "999")
+
+
+def test_stage_with_a_missing_input_names_it(tmp_path):
+    result = run_script("train.py", "meld", cwd=project(tmp_path))
+    assert_one_line_error(result, "data/features/meld.pt", "not found")
+    assert_one_line_error(run_script("train.py", cwd=tmp_path), "usage")
+    assert_one_line_error(run_script("evaluate.py", "imdb", cwd=tmp_path), "unknown dataset 'imdb'")
+
+
+def test_truncated_inputs_are_named_and_nothing_is_written(tmp_path):
+    cwd = project(tmp_path)
+    raw = cwd / "data" / "raw"
+    raw.mkdir(parents=True)
+    whole = (ROOT / "data" / "raw" / "iemocap.pkl").read_bytes()
+    (raw / "iemocap.pkl").write_bytes(whole[: len(whole) // 3])
+    assert_one_line_error(run_script("extract_features.py", "iemocap", cwd=cwd), "data/raw/iemocap.pkl", "unreadable")
+    assert not (cwd / "data" / "features").exists()
+    # a truncated feature file downstream
+    (cwd / "data" / "features").mkdir(parents=True)
+    (cwd / "data" / "features" / "iemocap.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert_one_line_error(run_script("build_graphs.py", "iemocap", cwd=cwd), "data/features/iemocap.pt", "unreadable")
+    assert not (cwd / "data" / "graphs").exists()
+
+
+# ---------------------------------------------------------------- predict.py
+def tiny_checkpoint(path):
+    feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
+             "classes": list(range(7))}
+    params = load_params(ROOT / "params.yaml")
+    params["model"].update(hidden=16, graph_hidden=8)
+    config = model_config(feats, params, "meld")
+    torch.manual_seed(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": config, "runs": {0: {"state": MGLRA(**config).state_dict()}},
+                "sources": {"text": "minilm", "audio": "praat", "visual": "none"}}, path)
+
+
+def test_predict_refuses_non_finite_audio_and_prints_strict_json(tmp_path):
+    cwd = project(tmp_path)
+    tiny_checkpoint(cwd / "models" / "meld.pt")
+    bad = cwd / "bad.json"
+    bad.write_text('[{"speaker": "Joey", "text": "Hi."}, {"speaker": "Ross", "text": "Hey.", '
+                   '"audio": [NaN, 0, 0, 0, 0, 0, 0, 0]}]')  # Python's json reads NaN
+    assert_one_line_error(run_script("predict.py", "bad.json", "--dataset", "meld", cwd=cwd), "turn 1", "NaN")
+    good = cwd / "good.json"
+    good.write_text(json.dumps([{"speaker": "Joey", "text": "Hi."}, {"speaker": "Ross", "text": "Hey.",
+                                                                     "audio": [0.5] * 8}]))
+    result = run_script("predict.py", "good.json", "--dataset", "meld", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+    out = json.loads(result.stdout, parse_constant=refuse)
+    assert [turn["speaker"] for turn in out] == ["Joey", "Ross"]
+    assert_one_line_error(run_script("predict.py", "good.json", "--dataset", "meld", "--seed", "7", cwd=cwd), "--seed 7")
+    shutil.rmtree(cwd / "models")
+    assert_one_line_error(run_script("predict.py", "good.json", "--dataset", "meld", cwd=cwd), "models/meld.pt")

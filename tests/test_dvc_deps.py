@@ -1,0 +1,53 @@
+"""dvc.yaml lists, for every stage, each file of ``src/`` that its script imports, directly or through another
+module: otherwise a code change leaves stale outputs that ``dvc status`` reports as up to date."""
+import ast
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SRC = ROOT / "src"
+
+
+def local_imports(path):
+    """``src/erc/*.py`` files imported by the module at ``path`` (``erc.x`` and ``from erc import x`` alike)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            candidate = SRC / (name.replace(".", "/") + ".py")
+            if name.split(".")[0] == "erc" and candidate.is_file():
+                found.add(candidate)
+    return found
+
+
+def transitive_imports(script):
+    seen, todo = set(), [script]
+    while todo:
+        for module in local_imports(todo.pop()) - seen:
+            seen.add(module)
+            todo.append(module)
+    return {str(p.relative_to(ROOT)) for p in seen | {script}}
+
+
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_deps_cover_every_imported_module(stage):
+    spec = STAGES[stage].get("do", STAGES[stage])
+    script = spec["cmd"].split()[1]
+    assert script.startswith("src/") and (ROOT / script).is_file(), spec["cmd"]
+    missing = sorted(transitive_imports(ROOT / script) - set(spec["deps"]))
+    assert not missing, f"dvc.yaml stage {stage} is missing deps {missing}"
+
+
+def test_the_import_walk_sees_indirect_imports():
+    # train.py imports erc.runs, which imports erc.model, which imports erc.mrl: all three must be found
+    found = transitive_imports(SRC / "train.py")
+    assert {"src/erc/runs.py", "src/erc/model.py", "src/erc/mrl.py", "src/erc/io.py"} <= found
