@@ -73,3 +73,17 @@ def test_student_heads_sit_where_placement_says(toy):
     assert post.student_heads["text"].in_features == 16     # [h^K | h^0] = 2 * graph_hidden
     post = MGLRA(**small_model_kwargs(feats, graph_hidden=4, student_placement="graph"))
     assert post.student_heads["audio"].in_features == 8
+
+
+def test_unimodal_student_sees_only_its_own_modality(toy):
+    feats, graphs = toy
+    changed = dict(feats, features=dict(feats["features"], text=feats["features"]["text"] + 3.0))
+    batch, other = (DialogueData(f, graphs["multimodal"]).make_batch([0, 1, 2]) for f in (feats, changed))
+    for placement, audio_sees_text in (("unimodal", False), ("encoder", True)):
+        torch.manual_seed(0)
+        model = MGLRA(**small_model_kwargs(feats, student_placement=placement)).eval()
+        with torch.no_grad():
+            before, after = model(batch)["student_logits"], model(other)["student_logits"]
+        assert torch.equal(before["audio"], after["audio"]) != audio_sees_text  # encoder: after attention from text
+        assert not torch.equal(before["text"], after["text"])
+    assert model.student_heads["audio"].in_features == 16  # the encoder width, like `encoder`

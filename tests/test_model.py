@@ -213,3 +213,23 @@ def test_speaker_all_or_encoder_reaches_audio_nodes(toy):
     assert torch.equal(*outputs["text"])          # released: an audio teacher never sees the speaker
     assert not torch.allclose(*outputs["all"])    # every modality's nodes carry it
     assert not torch.allclose(*outputs["encoder"])
+
+
+def test_speaker_init_std_scales_only_when_asked(toy):
+    feats, _ = toy
+    torch.manual_seed(0)
+    released = MGLRA(**small_model_kwargs(feats, hidden=512)).state_dict()
+    torch.manual_seed(0)
+    explicit = MGLRA(**small_model_kwargs(feats, hidden=512, speaker_init_std=1.0)).state_dict()
+    assert all(torch.equal(released[k], explicit[k]) for k in released)  # the released init, bit for bit
+    torch.manual_seed(0)
+    small = MGLRA(**small_model_kwargs(feats, hidden=512, speaker_init_std=0.05)).speaker_embedding.weight
+    assert 0.04 < small.std().item() < 0.06 and 0.9 < released["speaker_embedding.weight"].std().item() < 1.1
+
+
+def test_model_config_passes_the_new_options(toy):
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params["model"]["speaker_init_std"], params["mkd"]["placement"] = 0.1, "unimodal"
+    config = model_config(toy[0], validate_params(params), "iemocap")
+    assert config["speaker_init_std"] == 0.1 and config["student_placement"] == "unimodal"
+    MGLRA(**config)

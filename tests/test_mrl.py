@@ -76,3 +76,16 @@ def test_graph_first_puts_gcn_output_in_small_prefixes(toy):
     first, released = outputs["graph_first"], outputs["released"]  # blocks of 2 * graph_hidden = 16
     assert torch.allclose(first[:, :8], released[:, 8:16]) and torch.allclose(first[:, 8:16], released[:, :8])
     assert not torch.allclose(first[:, :8], first[:, 8:16])  # h^K differs from h^0: the GCN did something
+
+
+def test_mrl_reduction_mean_divides_by_the_weights():
+    torch.manual_seed(0)
+    logits, y = [torch.randn(5, 3) for _ in range(3)], torch.tensor([0, 1, 2, 1, 0])
+    losses = [torch.nn.functional.cross_entropy(z, y) for z in logits]
+    ce = torch.nn.functional.cross_entropy
+    assert torch.allclose(matryoshka_loss(ce, logits, y), sum(losses))
+    assert torch.allclose(matryoshka_loss(ce, logits, y, reduction="mean"), sum(losses) / 3)
+    weighted = (1.0 * losses[0] + 2.0 * losses[1] + 1.0 * losses[2]) / 4.0
+    assert torch.allclose(matryoshka_loss(ce, logits, y, [1.0, 2.0, 1.0], "mean"), weighted)
+    # a single size (plain MGLRA): sum and mean are the same loss
+    assert torch.equal(matryoshka_loss(ce, logits[:1], y, reduction="mean"), matryoshka_loss(ce, logits[:1], y))

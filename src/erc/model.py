@@ -105,7 +105,7 @@ class MaskedGatedConv(MessagePassing):
 class MGLRA(nn.Module):
     def __init__(self, input_dims: dict, n_speakers: int, n_classes: int, hidden: int = 512, graph_hidden: int = 512,
                  graph_layers: int = 4, attention_heads: int = 2, dropout: float = 0.5, mask_ratio: float = 0.5,
-                 input_dropout: float = 0.0, av_lstm: bool = False, speaker: str = "text",
+                 input_dropout: float = 0.0, av_lstm: bool = False, speaker: str = "text", speaker_init_std: float = 1.0,
                  block_order: str = "graph_first", faithful: bool = False,
                  nesting: list[int] | None = None, shared_head: bool = False, student_placement: str | None = None):
         """input_dims: modality -> feature shape per utterance, text as (layers, dim), others as (dim,)."""
@@ -129,7 +129,9 @@ class MGLRA(nn.Module):
         if "text" in input_dims:
             self.text_norms = nn.ModuleList(nn.BatchNorm1d(input_dims["text"][-1]) for _ in range(input_dims["text"][0]))
         if self.speaker_nodes or speaker == "encoder":
-            self.speaker_embedding = nn.Embedding(n_speakers, hidden)
+            self.speaker_embedding = nn.Embedding(n_speakers, hidden)  # N(0, 1) rows, as released
+            if speaker_init_std != 1.0:  # re-drawn only when asked, so the released init keeps its random stream
+                nn.init.normal_(self.speaker_embedding.weight, std=speaker_init_std)
         self.cross_attention = (CrossModalAttention(hidden, attention_heads, faithful)
                                 if "text" in input_dims and len(self.modalities) > 1 else None)
         self.projection = nn.Linear(hidden, graph_hidden)
@@ -139,11 +141,12 @@ class MGLRA(nn.Module):
         self.classifier = NestedClassifier(block, len(self.modalities), nesting or [block], n_classes, shared_head)
         self.student_placement = student_placement
         if student_placement:
-            width = hidden if student_placement == "encoder" else block
+            width = block if student_placement == "graph" else hidden
             self.student_heads = nn.ModuleDict({m: nn.Linear(width, n_classes) for m in self.modalities})
 
-    def encode(self, batch) -> dict:
-        """Per-modality utterance encodings after cross-modal attention: modality -> (N, hidden)."""
+    def encode(self, batch) -> tuple[dict, dict]:
+        """Per-modality utterance encodings, modality -> (N, hidden): after cross-modal attention, and before it
+        (E_k(x_k), what modality k alone gives: the unimodal student heads' input)."""
         encoded = {}
         for m in self.modalities:
             x = batch.features[m]
@@ -153,13 +156,14 @@ class MGLRA(nn.Module):
             if self.speaker == "encoder":
                 x = x + self.speaker_embedding(batch.speakers)
             encoded[m] = self.lstms[m](x, batch.lengths) if m in self.lstms else x
+        unimodal = dict(encoded)
         if self.cross_attention is not None:
             for m in self.modalities[1:]:  # the shared module, queries from audio / visual
                 encoded[m] = self.cross_attention(encoded[m], encoded["text"], batch.lengths)
-        return encoded
+        return encoded, unimodal
 
     def forward(self, batch) -> dict:
-        encoded = self.encode(batch)
+        encoded, unimodal = self.encode(batch)
         nodes = []
         for m in self.modalities:
             x = encoded[m] + self.speaker_embedding(batch.speakers) if m in self.speaker_nodes else encoded[m]
@@ -176,6 +180,6 @@ class MGLRA(nn.Module):
         fused = torch.cat([blocks[m] for m in self.modalities], dim=1)  # (N, n_modalities * 2H)
         result = {"logits": self.classifier(F.relu(self.dropout(fused)))}
         if self.student_placement:
-            source = encoded if self.student_placement == "encoder" else blocks
+            source = {"unimodal": unimodal, "encoder": encoded, "graph": blocks}[self.student_placement]
             result["student_logits"] = {m: self.student_heads[m](self.dropout(source[m])) for m in self.modalities}
         return result

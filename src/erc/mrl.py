@@ -45,7 +45,10 @@ class NestedClassifier(nn.Module):
         return [head(fused[:, self.columns(m)]) for m, head in zip(self.sizes, self.heads)]
 
 
-def matryoshka_loss(task_loss, logits: list[torch.Tensor], target: torch.Tensor, weights=None) -> torch.Tensor:
-    """Σ_m c_m · task(logits_m, y), summed over sizes as in MRL (c_m = 1 by default)."""
+def matryoshka_loss(task_loss, logits: list[torch.Tensor], target: torch.Tensor, weights=None,
+                    reduction: str = "sum") -> torch.Tensor:
+    """Σ_m c_m · task(logits_m, y) over sizes as in MRL (c_m = 1 by default); ``mean`` divides by Σ_m c_m, so the
+    task term weighs as much as one classifier's and the MKD terms keep their weight with or without MRL."""
     weights = weights if weights is not None else [1.0] * len(logits)
-    return sum(c * task_loss(z, target) for c, z in zip(weights, logits))
+    total = sum(c * task_loss(z, target) for c, z in zip(weights, logits))
+    return total / sum(weights) if reduction == "mean" else total

@@ -72,6 +72,7 @@ class Model(Section):
     mask_ratio: Rate = 0.5
     av_lstm: bool = False
     speaker: Literal["text", "all", "encoder"] = "text"
+    speaker_init_std: PositiveFloat = 1.0   # the speaker embedding's N(0, std) init; released: 1.0
     block_order: Literal["graph_first", "released"] = "graph_first"
     faithful: bool = False
 
@@ -111,6 +112,7 @@ class Mrl(Section):
     shared: bool = False
     nesting: list[PositiveInt] = [8, 16, 32, 64, 128]
     weights: Optional[list[NonNegativeFloat]] = None
+    reduction: Literal["sum", "mean"] = "sum"   # over nesting sizes; sum as in MRL, mean keeps λ_ce / λ_kd comparable
 
 
 class Mkd(Section):
@@ -118,7 +120,7 @@ class Mkd(Section):
     lambda_ce: NonNegativeFloat = 1.0
     lambda_kd: NonNegativeFloat = 1.0
     temperature: PositiveFloat = 1.0
-    placement: Literal["encoder", "graph"] = "encoder"
+    placement: Literal["unimodal", "encoder", "graph"] = "encoder"
 
 
 class References(Section):
@@ -145,6 +147,8 @@ class Params(Section):
         if too_wide:
             raise ValueError(f"'mrl.nesting' sizes {too_wide} exceed the block width 2 * model.graph_hidden = {block}")
         n_sizes = len({m for m in self.mrl.nesting if m < block}) + 1  # the full block is always a size
+        if self.mrl.weights is not None and not any(self.mrl.weights):
+            raise ValueError("'mrl.weights' are all 0: no size would be trained")
         if self.mrl.weights is not None and len(self.mrl.weights) != n_sizes:
             raise ValueError(f"'mrl.weights' needs one weight per nesting size ({n_sizes} with the full block), "
                              f"got {len(self.mrl.weights)}")

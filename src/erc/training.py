@@ -42,7 +42,7 @@ def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_m
         "hidden": per_dataset(params, "model.hidden", dataset),
         "graph_hidden": graph_hidden,
         **{key: model[key] for key in ("graph_layers", "attention_heads", "dropout", "mask_ratio", "input_dropout",
-                                       "av_lstm", "speaker", "block_order", "faithful")},
+                                       "av_lstm", "speaker", "speaker_init_std", "block_order", "faithful")},
         "nesting": nesting_sizes(get(params, "mrl.nesting") if use_mrl else [], 2 * graph_hidden),
         "shared_head": get(params, "mrl.shared") if use_mrl else False,
         "student_placement": get(params, "mkd.placement") if use_mkd else None,
@@ -50,17 +50,19 @@ def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_m
 
 
 class Objective:
-    """task(fused, MRL-summed) + λ_ce Σ_m task(student_m, y) + λ_kd Σ_m T²·H(teacher_m, student_m)."""
+    """task(fused, summed or averaged over MRL sizes) + λ_ce Σ_m task(student_m, y) + λ_kd Σ_m T²·H(teacher_m, student_m)."""
 
-    def __init__(self, task, mrl_weights=None, teacher_logits=None, lambda_ce=1.0, lambda_kd=1.0, temperature=1.0):
-        self.task, self.mrl_weights = task, mrl_weights
+    def __init__(self, task, mrl_weights=None, teacher_logits=None, lambda_ce=1.0, lambda_kd=1.0, temperature=1.0,
+                 mrl_reduction="sum"):
+        self.task, self.mrl_weights, self.mrl_reduction = task, mrl_weights, mrl_reduction
         self.teacher_logits = teacher_logits  # modality -> (N_all, C), or None without MKD
         self.lambda_ce, self.lambda_kd, self.temperature = lambda_ce, lambda_kd, temperature
 
     def __call__(self, output: dict, batch) -> torch.Tensor:
         keep = batch.labels >= 0
         target = batch.labels[keep]
-        loss = matryoshka_loss(self.task, [z[keep] for z in output["logits"]], target, self.mrl_weights)
+        loss = matryoshka_loss(self.task, [z[keep] for z in output["logits"]], target, self.mrl_weights,
+                               self.mrl_reduction)
         if self.teacher_logits is not None and "student_logits" in output:
             for m, student in output["student_logits"].items():
                 loss = loss + self.lambda_ce * self.task(student[keep], target)
@@ -75,11 +77,12 @@ def build_objective(params: dict, dataset: str, feats: dict, n_sizes: int, teach
     task = task_loss(per_dataset(params, "train.loss", dataset), train_labels, len(feats["classes"]),
                      get(params, "train.focal_gamma"))
     weights = get(params, "mrl.weights")  # the schema checked one weight per nesting size
+    reduction = get(params, "mrl.reduction")
     use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
     if not use_mkd:
-        return Objective(task, weights)
+        return Objective(task, weights, mrl_reduction=reduction)
     return Objective(task, weights, teacher_logits, get(params, "mkd.lambda_ce"), get(params, "mkd.lambda_kd"),
-                     get(params, "mkd.temperature"))
+                     get(params, "mkd.temperature"), reduction)
 
 
 @torch.no_grad()
