@@ -5,17 +5,19 @@ import torch
 
 from erc import evaluation as ev
 from erc.features import load_features
-from erc.io import load_torch, run_stage, save_json
+from erc.io import CHECKPOINT_KEYS, GRAPH_KEYS, load_torch, run_stage, save_json
 from erc.params import check_dataset
 
 
 def main(dataset: str) -> None:
     feats = load_features(f"data/features/{check_dataset(dataset)}.pt", hide_test_labels=False)
-    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
-    checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint")
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
+    checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint", CHECKPOINT_KEYS)
     metrics, test_predictions = ev.evaluate_model(checkpoint, feats, graphs)
-    teachers = ev.evaluate_teachers(load_torch(f"models/teachers/{dataset}.pt", "teacher file"), feats)
-    metrics["references"] = ev.evaluate_references(load_torch(f"models/references/{dataset}.pt", "reference file"), feats)
+    teacher_file = f"models/teachers/{dataset}.pt"
+    teachers = ev.evaluate_teachers(load_torch(teacher_file, "teacher file"), feats, teacher_file)
+    references = load_torch(f"models/references/{dataset}.pt", "reference file", ("logreg", "bc_lstm"))
+    metrics["references"] = ev.evaluate_references(references, feats)
     mrl, mkd = checkpoint["mrl"], checkpoint["mkd"]
     metrics["setup"] = {"sources": checkpoint["sources"], "mrl": mrl["enabled"], "mrl_shared": mrl["shared"],
                         "mkd": mkd["enabled"], "seeds": [run["seed"] for run in metrics["per_seed"]]}

@@ -20,7 +20,8 @@ def main() -> None:
     try:
         dataset = check_dataset(args.dataset)
         params = load_params()
-        checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)")
+        checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)",
+                                ("config", "runs", "sources"))
         window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
         turns = read_dialogue(args.dialogue)
         predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue)

@@ -2,7 +2,7 @@
 MGLRA with MRL / MRL-E and MKD as params.yaml says, one run per seed, each kept at its best validation epoch."""
 
 from erc.features import load_features
-from erc.io import load_torch, run_stage, save_torch
+from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, get, load_params
 from erc.runs import load_teacher_logits, train_model
@@ -11,7 +11,7 @@ from erc.runs import load_teacher_logits, train_model
 def main(dataset: str) -> None:
     params = load_params()
     feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
-    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teacher_logits = None
     if get(params, "mkd.enabled"):
         teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]), len(feats["labels"]))

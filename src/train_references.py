@@ -2,7 +2,7 @@
 Logistic regression and bc-LSTM on the same features, selected on validation."""
 
 from erc.features import load_features
-from erc.io import load_torch, run_stage, save_torch
+from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.params import check_dataset, load_params
 from erc.runs import train_references
 
@@ -10,7 +10,7 @@ from erc.runs import train_references
 def main(dataset: str) -> None:
     params = load_params()
     feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
-    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     save_torch(train_references(dataset, feats, graphs, params), f"models/references/{dataset}.pt")
 
 

@@ -2,7 +2,7 @@
 One unimodal teacher per modality, selected on validation; its logits for every utterance are cached."""
 
 from erc.features import load_features
-from erc.io import load_torch, run_stage, save_torch
+from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, load_params
 from erc.runs import train_teachers
@@ -11,7 +11,7 @@ from erc.runs import train_teachers
 def main(dataset: str) -> None:
     params = load_params()
     feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
-    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file")
+    graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teachers = train_teachers(dataset, feats, graphs, params, live_factory=live_logger)
     save_torch(teachers, f"models/teachers/{dataset}.pt")
     for m, t in teachers.items():

@@ -61,6 +61,16 @@ def project(tmp_path, edit=None):
     (lambda p: p["features"].update(text="bert"), "'features.text'"),
     (lambda p: p["features"].update(text="none", audio="none", visual="none"), "selects no modality"),
     (lambda p: p["mrl"].update(weights=[1.0, 2.0]), "'mrl.weights' needs one weight per nesting size"),
+    (lambda p: p["mrl"].update(weights=[0.0] * 6), "'mrl.weights' are all 0"),
+    (lambda p: p["mrl"].update(nesting=[8, 8, 16]), "'mrl.nesting' lists a size twice"),
+    (lambda p: p["train"].update(lr=float("inf")), "'train.lr' should be a finite number"),
+    (lambda p: p["mkd"].update(temperature=float("nan")), "'mkd.temperature' should be a finite number"),
+    (lambda p: p.update(datasets=["iemocap", "iemocap"]), "'datasets' lists a dataset twice"),
+    (lambda p: p["model"].update(hidden={"iemocap": 128, "meldd": 128}),
+     "unknown key 'model.hidden.meldd' (did you mean 'model.hidden.meld'?)"),
+    (lambda p: p["features"].update(text="none", audio="none", visual="file"),
+     "'features.files.iemocap.visual' must name a feature file"),
+    (lambda p: p["features"].update(audio="opensmile"), "'features.wav_dirs.iemocap' must name the wav folder"),
 ])
 def test_schema_names_the_bad_key(edit, message):
     params = copy.deepcopy(PARAMS)
@@ -150,3 +160,32 @@ def test_predict_refuses_non_finite_audio_and_prints_strict_json(tmp_path):
     assert_one_line_error(run_script("predict.py", "good.json", "--dataset", "meld", "--seed", "7", cwd=cwd), "--seed 7")
     shutil.rmtree(cwd / "models")
     assert_one_line_error(run_script("predict.py", "good.json", "--dataset", "meld", cwd=cwd), "models/meld.pt")
+
+
+def test_corrupt_raw_files_are_named(tmp_path):
+    cwd = project(tmp_path)
+    found = cwd / "data" / "raw" / "found"
+    found.mkdir(parents=True)
+    shutil.copy(ROOT / "data" / "raw" / "iemocap.pkl", cwd / "data" / "raw" / "iemocap.pkl")
+    (found / "iemocap_standard_order_utterance_ids.json").write_text('{"Ses01F_impro01": [')
+    assert_one_line_error(run_script("extract_features.py", "iemocap", cwd=cwd),
+                          "iemocap_standard_order_utterance_ids.json", "not valid JSON")
+    import pickle
+    with open(cwd / "data" / "raw" / "iemocap.pkl", "wb") as f:
+        pickle.dump([1, 2, 3, 4, 5, 6], f)  # the right length, the wrong contents
+    assert_one_line_error(run_script("extract_features.py", "iemocap", cwd=cwd), "iemocap.pkl", "dicts keyed by dialogue id")
+    assert not (cwd / "data" / "features").exists()
+
+
+def test_predict_refuses_files_of_the_wrong_kind(tmp_path):
+    cwd = project(tmp_path)
+    (cwd / "models").mkdir()
+    torch.save(torch.zeros(3), cwd / "models" / "meld.pt")  # a torch file, not a checkpoint
+    (cwd / "d.json").write_text(json.dumps([{"speaker": "Joey", "text": "Hi."}]))
+    assert_one_line_error(run_script("predict.py", "d.json", "--dataset", "meld", cwd=cwd),
+                          "models/meld.pt", "not a model checkpoint")
+    tiny_checkpoint(cwd / "models" / "meld.pt")
+    (cwd / "d.json").write_bytes(b"\xff\xfe\x00binary")
+    assert_one_line_error(run_script("predict.py", "d.json", "--dataset", "meld", cwd=cwd), "d.json", "UTF-8")
+    (cwd / "d.json").write_text(json.dumps([{"speaker": ["Joey"], "text": "Hi."}]))
+    assert_one_line_error(run_script("predict.py", "d.json", "--dataset", "meld", cwd=cwd), "turn 0", "speaker")

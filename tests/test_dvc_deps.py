@@ -1,6 +1,7 @@
 """dvc.yaml lists, for every stage, each file of ``src/`` that its script imports, directly or through another
 module: otherwise a code change leaves stale outputs that ``dvc status`` reports as up to date."""
 import ast
+import re
 
 import pytest
 import yaml
@@ -51,3 +52,19 @@ def test_the_import_walk_sees_indirect_imports():
     # train.py imports erc.runs, which imports erc.model, which imports erc.mrl: all three must be found
     found = transitive_imports(SRC / "train.py")
     assert {"src/erc/runs.py", "src/erc/model.py", "src/erc/mrl.py", "src/erc/io.py"} <= found
+
+
+def files_read(script):
+    """``data/...`` and ``models/...`` paths named in a stage script, with ``{dataset}`` as DVC's ``${item}``."""
+    return {path.replace("{dataset}", "${item}").replace("{check_dataset(dataset)}", "${item}")
+            for path in re.findall(r'f?"((?:data|models)/[^"]+)"', script.read_text())}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_deps_cover_every_file_its_script_reads(stage):
+    spec = STAGES[stage].get("do", STAGES[stage])
+    script = ROOT / spec["cmd"].split()[1]
+    declared = set(spec["deps"]) | {next(iter(o)) if isinstance(o, dict) else o for o in spec.get("outs", [])} | \
+        {next(iter(m)) for m in spec.get("metrics", [])}
+    missing = sorted(files_read(script) - declared)
+    assert not missing, f"dvc.yaml stage {stage} reads {missing} without listing them"

@@ -25,14 +25,6 @@ def params(**features):
     return p
 
 
-def test_sources_without_their_files_are_named(few_dialogues):
-    # source names and "no modality at all" are the params schema's (tests/test_bad_input.py)
-    with pytest.raises(InputError, match="'features.files.iemocap.visual' must name a feature file"):
-        extract("iemocap", params(text="none", audio="none", visual="file"), RAW, dialogues=few_dialogues)
-    with pytest.raises(InputError, match="features.wav_dirs.iemocap"):
-        extract("iemocap", params(text="none", audio="opensmile"), RAW, dialogues=few_dialogues)
-
-
 def test_empty_dialogue_is_refused(few_dialogues):
     import copy
     empty = copy.deepcopy(few_dialogues[0])

@@ -36,11 +36,9 @@ def test_window_limits_past_and_future():
     assert dialogue_graph(6, 1, 2, 2).num_edges == sum(min(i, 2) + min(5 - i, 2) for i in range(6))
 
 
-def test_empty_dialogue_and_bad_window():
+def test_empty_dialogue_is_refused():
     with pytest.raises(InputError, match="empty dialogue"):
         dialogue_graph(0, 2)
-    with pytest.raises(InputError, match="graphs.window_past"):
-        build_graphs([3, 4], 2, window_past=-3)
 
 
 def test_node_index_matches_pyg_batching():

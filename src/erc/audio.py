@@ -97,9 +97,7 @@ def wav_path(dataset: str, wav_dir: Path, dialogue: Dialogue, position: int) -> 
 
 def opensmile_features(dataset: str, dialogues: list[Dialogue], wav_dir: str | None):
     """eGeMAPSv02 functionals (88) per utterance; a wav that does not exist is flagged missing."""
-    if not wav_dir:
-        raise InputError(f"params.yaml: 'features.wav_dirs.{dataset}' must name the folder of wav files for audio=opensmile")
-    wav_dir = Path(wav_dir)
+    wav_dir = Path(wav_dir)  # set: the params schema requires it for audio=opensmile
     if not wav_dir.is_dir():
         raise InputError(f"{wav_dir}: wav folder not found (features.wav_dirs.{dataset})")
     try:

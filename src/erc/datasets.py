@@ -44,6 +44,9 @@ def _read_pickle(path: Path, n_items: int):
             raise InputError(f"{path}: metadata pickle is unreadable (truncated or not a pickle: {err})") from None
     if not isinstance(obj, (list, tuple)) or len(obj) != n_items:
         raise InputError(f"{path}: expected a list of {n_items} items, got {type(obj).__name__}")
+    n_dicts = n_items - 3  # per-dialogue dicts, then the train / test / valid id lists
+    if not all(isinstance(x, dict) for x in obj[:n_dicts]) or not all(isinstance(x, (list, tuple)) for x in obj[n_dicts:]):
+        raise InputError(f"{path}: expected {n_dicts} dicts keyed by dialogue id, then the train, test and valid id lists")
     return obj
 
 
@@ -59,6 +62,14 @@ def split_ids(dataset: str, raw_dir: str | Path = "data/raw") -> dict[str, list]
     return {"train": list(train), "valid": list(valid), "test": list(test)}
 
 
+def check_listed(path: Path, splits: dict, *fields: dict) -> None:
+    """Every dialogue of the splits has an entry in every per-dialogue field of the pickle."""
+    for split, ids in splits.items():
+        for vid in ids:
+            if not all(vid in field for field in fields):
+                raise InputError(f"{path}: {split} dialogue {vid!r} is missing from the per-dialogue fields")
+
+
 def load_dialogues(dataset: str, raw_dir: str | Path = "data/raw") -> list[Dialogue]:
     """All dialogues of a dataset, in split order (train, valid, test), utterances in conversation order.
 
@@ -69,10 +80,16 @@ def load_dialogues(dataset: str, raw_dir: str | Path = "data/raw") -> list[Dialo
     dialogues = []
     if dataset == "iemocap":
         speakers, labels, sentences, *_ = _read_pickle(raw_dir / "iemocap.pkl", 6)
+        check_listed(raw_dir / "iemocap.pkl", splits, speakers, labels, sentences)
         id_map_path = raw_dir / "found" / "iemocap_standard_order_utterance_ids.json"
         if not id_map_path.is_file():
             raise InputError(f"{id_map_path}: utterance-id map not found")
-        utterance_ids = json.loads(id_map_path.read_text())
+        try:
+            utterance_ids = json.loads(id_map_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise InputError(f"{id_map_path}: not valid JSON ({err})") from None
+        if not isinstance(utterance_ids, dict):
+            raise InputError(f"{id_map_path}: expected a mapping of dialogue id -> utterance ids")
         for split in SPLITS:
             for vid in splits[split]:
                 if vid not in utterance_ids or len(utterance_ids[vid]) != len(labels[vid]):
@@ -82,11 +99,15 @@ def load_dialogues(dataset: str, raw_dir: str | Path = "data/raw") -> list[Dialo
                     list(sentences[vid]), list(utterance_ids[vid])))
     else:
         speakers, labels, _, sentences, *_ = _read_pickle(raw_dir / "meld.pkl", 7)
+        check_listed(raw_dir / "meld.pkl", splits, speakers, labels, sentences)
         for split in SPLITS:
             csv_path = raw_dir / "MELD" / MELD_CSV[split]
             if not csv_path.is_file():
                 raise InputError(f"{csv_path}: MELD CSV not found")
-            table = pd.read_csv(csv_path, usecols=["Dialogue_ID", "Utterance_ID"])
+            try:
+                table = pd.read_csv(csv_path, usecols=["Dialogue_ID", "Utterance_ID"])
+            except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:  # missing columns, not a CSV
+                raise InputError(f"{csv_path}: not a MELD CSV with Dialogue_ID and Utterance_ID ({str(err).splitlines()[0]})") from None
             utt_ids = table.sort_values(["Dialogue_ID", "Utterance_ID"]).groupby("Dialogue_ID")["Utterance_ID"].apply(list)
             for vid in splits[split]:
                 if len(labels[vid]) == 0:

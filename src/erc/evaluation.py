@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from erc.batching import DialogueData  # noqa: E402
 from erc.features import utterance_split  # noqa: E402
-from erc.io import atomic_path  # noqa: E402
+from erc.io import InputError, atomic_path  # noqa: E402
 from erc.metrics import classification_metrics, summarise  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
 from erc.training import pick_device, predict  # noqa: E402
@@ -70,7 +70,11 @@ def strip(run: dict) -> dict:
     return {"seed": run["seed"], "epoch": run["epoch"], **{s: run[s] for s in EVAL_SPLITS}}
 
 
-def evaluate_teachers(teachers: dict, feats: dict) -> dict:
+def evaluate_teachers(teachers: dict, feats: dict, where="teacher file") -> dict:
+    n = len(feats["labels"])
+    if not isinstance(teachers, dict) or not all(isinstance(t, dict) and {"logits", "epoch"} <= set(t)
+                                                 and len(t["logits"]) == n for t in teachers.values()):
+        raise InputError(f"{where}: not a teacher file for these features (modality -> logits of all {n} utterances)")
     return {m: {**split_metrics(t["logits"], feats, feats["classes"]), "epoch": t["epoch"]} for m, t in teachers.items()}
 
 

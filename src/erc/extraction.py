@@ -67,10 +67,7 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
         if source == "none":
             continue
         if source == "file":
-            key = f"features.files.{dataset}.{modality}"
-            path = get(params, key)
-            if not path:
-                raise InputError(f"params.yaml: '{key}' must name a feature file when features.{modality}=file")
+            path = get(params, f"features.files.{dataset}.{modality}")  # the schema made sure it is set
             per_dialogue, file_labels = read_feature_file(path, modality, dataset, [d.id for d in dialogues])
             array = align_file_features(per_dialogue, file_labels, dialogues, path)
             where = path

@@ -18,9 +18,17 @@ REQUIRED = ("dataset", "classes", "n_speakers", "dialogue_ids", "splits", "lengt
 
 
 def validate(feats: dict, where) -> dict:
-    missing = [k for k in REQUIRED if k not in feats]
+    missing = [k for k in REQUIRED if not isinstance(feats, dict) or k not in feats]
     if missing:
         raise InputError(f"{where}: not a feature file (missing keys {missing})")
+    tensors = {"lengths": feats["lengths"], "labels": feats["labels"], "speakers": feats["speakers"]}
+    if not isinstance(feats["features"], dict):
+        raise InputError(f"{where}: 'features' should map modality -> tensor")
+    for name, tensor in {**tensors, **feats["features"]}.items():
+        if not torch.is_tensor(tensor):
+            raise InputError(f"{where}: '{name}' should be a tensor, got {type(tensor).__name__}")
+    if len(feats["dialogue_ids"]) != len(feats["lengths"]) or len(feats["splits"]) != len(feats["lengths"]):
+        raise InputError(f"{where}: dialogue_ids, splits and lengths disagree on the number of dialogues")
     n = int(feats["lengths"].sum())
     if (feats["lengths"] <= 0).any():
         raise InputError(f"{where}: dialogue {feats['dialogue_ids'][int((feats['lengths'] <= 0).nonzero()[0])]} is empty")

@@ -45,9 +45,6 @@ def dialogue_graph(n: int, n_modalities: int, window_past: int = -1, window_futu
 
 def build_graphs(lengths, n_modalities: int, window_past: int = -1, window_future: int = -1) -> dict:
     """Graphs of every dialogue: ``multimodal`` (all modalities) and ``unimodal`` (for the teachers)."""
-    for w, key in [(window_past, "graphs.window_past"), (window_future, "graphs.window_future")]:
-        if not isinstance(w, int) or w < -1:
-            raise InputError(f"params.yaml: '{key}' must be -1 (whole dialogue) or a non-negative integer, got {w!r}")
     lengths = [int(n) for n in lengths]
     return {
         "n_modalities": n_modalities,

@@ -12,6 +12,10 @@ from pathlib import Path
 import torch
 
 
+GRAPH_KEYS = ("multimodal", "unimodal")                     # data/graphs/<ds>.pt
+CHECKPOINT_KEYS = ("config", "runs", "sources", "mrl", "mkd")  # models/<ds>.pt
+
+
 class InputError(ValueError):
     """Bad input (file, layout, dimension, value or parameter); the message names the culprit."""
 
@@ -37,14 +41,20 @@ def save_torch(obj, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
-def load_torch(path: str | Path, what: str = "file"):
+def load_torch(path: str | Path, what: str = "file", keys: tuple = ()):
+    """A torch-saved object; ``keys``: the entries a dict of this kind must hold (a file of another kind is refused)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as err:  # truncated or not a torch file
-        raise InputError(f"{path}: {what} is unreadable ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 -- a truncated or foreign file can fail in any unpickling step
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: {what} is unreadable ({detail})") from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise InputError(f"{path}: not a {what} (no {missing[0]!r} entry)")
+    return obj
 
 
 def run_stage(main) -> None:

@@ -11,18 +11,20 @@ from pathlib import Path
 from typing import Annotated, Any, Generic, Literal, Optional, TypeVar, Union
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat,
-                      PositiveInt, Tag, ValidationError, model_validator)
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, PositiveInt, Tag, ValidationError,
+                      model_validator)
 
 from erc.io import InputError
 
 DATASETS = ("iemocap", "meld")
 T = TypeVar("T")
 Rate = Annotated[float, Field(ge=0, lt=1)]  # dropout rates, mask ratios: a probability below 1
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ByDataset(Section, Generic[T]):
@@ -110,7 +112,7 @@ class Teachers(Section):
 class Mrl(Section):
     enabled: bool = True
     shared: bool = False
-    nesting: list[PositiveInt] = [8, 16, 32, 64, 128]
+    nesting: list[PositiveInt] = [8, 16, 32, 64, 128]  # [] = the full block only
     weights: Optional[list[NonNegativeFloat]] = None
     reduction: Literal["sum", "mean"] = "sum"   # over nesting sizes; sum as in MRL, mean keeps λ_ce / λ_kd comparable
 
@@ -141,7 +143,25 @@ class Params(Section):
     references: References = Field(default_factory=References)
 
     @model_validator(mode="after")
+    def sources_have_their_inputs(self):
+        for modality in ("text", "audio", "visual"):
+            if getattr(self.features, modality) == "file":
+                for d in self.datasets:
+                    if not getattr(getattr(self.features.files, d), modality):
+                        raise ValueError(f"'features.files.{d}.{modality}' must name a feature file when "
+                                         f"features.{modality} is file")
+        if self.features.audio == "opensmile":
+            for d in self.datasets:
+                if not getattr(self.features.wav_dirs, d):
+                    raise ValueError(f"'features.wav_dirs.{d}' must name the wav folder when features.audio is opensmile")
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError(f"'datasets' lists a dataset twice: {self.datasets}")
+        return self
+
+    @model_validator(mode="after")
     def nesting_fits_the_block(self):
+        if len(set(self.mrl.nesting)) != len(self.mrl.nesting):
+            raise ValueError(f"'mrl.nesting' lists a size twice: {self.mrl.nesting}")
         block = 2 * self.model.graph_hidden  # a modality block of the fused vector: [h^K | h^0]
         too_wide = [m for m in self.mrl.nesting if m > block]
         if too_wide:
@@ -160,6 +180,8 @@ def dotted_keys(model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
     keys = []
     for name, field in model.model_fields.items():
         keys.append(prefix + name)
+        if "ByDataset" in str(field.annotation):  # per-dataset values: model.hidden.iemocap, ...
+            keys += [f"{prefix}{name}.{d}" for d in DATASETS]
         kind = field.annotation
         if isinstance(kind, type) and issubclass(kind, Section):
             keys += dotted_keys(kind, f"{prefix}{name}.")
@@ -189,7 +211,8 @@ def validate_params(raw: Any, where: str = "params.yaml") -> dict:
     try:
         return Params.model_validate(raw).model_dump()
     except ValidationError as err:
-        raise InputError(describe(err.errors()[0], where)) from None
+        errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
+        raise InputError(describe(errors[0], where)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

@@ -19,14 +19,17 @@ def read_dialogue(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise InputError(f"{path}: dialogue file not found")
     try:
-        turns = json.loads(path.read_text())
+        turns = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+        raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise InputError(f"{path}: not a UTF-8 JSON dialogue ({type(err).__name__})") from None
     if not isinstance(turns, list) or not turns:
         raise InputError(f"{path}: expected a non-empty list of {{speaker, text}} turns")
     for i, turn in enumerate(turns):
-        if not isinstance(turn, dict) or not isinstance(turn.get("text"), str) or "speaker" not in turn:
-            raise InputError(f"{path}: turn {i} needs a 'speaker' and a 'text' string")
+        if not isinstance(turn, dict) or not isinstance(turn.get("text"), str) \
+                or not isinstance(turn.get("speaker"), (str, int)) or isinstance(turn.get("speaker"), bool):
+            raise InputError(f"{path}: turn {i} needs a 'speaker' (a name) and a 'text' string")
     return turns
 
 
@@ -92,6 +95,8 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
     graph = dialogue_graph(n, len(config["input_dims"]), *window)
     batch = DialogueData(feats, [graph], [m for m in ("text", "audio", "visual") if m in config["input_dims"]]).make_batch([0])
     probabilities = torch.softmax(model(batch)["logits"][-1], -1)
+    if not torch.isfinite(probabilities).all():  # a diverged checkpoint: say so instead of printing NaN
+        raise InputError(f"{where}: the checkpoint (seed {seed}) gives non-finite probabilities")
     classes = CLASSES[dataset]
     return [{"speaker": t["speaker"], "text": t["text"], "emotion": classes[int(p.argmax())],
              "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}} for t, p in zip(turns, probabilities)]

@@ -53,7 +53,7 @@ def load_teacher_logits(path: str | Path, modalities: list[str], n_utterances: i
     teachers = load_torch(path, "teacher file")
     logits = {}
     for m in modalities:
-        if m not in teachers:
+        if not isinstance(teachers, dict) or m not in teachers or "logits" not in teachers[m]:
             raise InputError(f"{path}: no teacher for modality {m}")
         if len(teachers[m]["logits"]) != n_utterances:
             raise InputError(f"{path}: {m} teacher has {len(teachers[m]['logits'])} logits, features hold {n_utterances}")

@@ -198,11 +198,19 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
         for d in DATASETS:
             metrics, preds = git_file(exp["rev"], f"metrics/{d}.json"), git_file(exp["rev"], f"plots/{d}/test_predictions.csv")
             if metrics and preds:
-                metrics = json.loads(metrics)
+                where = f"{exp['name']} ({exp['rev'][:7]})"
+                try:
+                    metrics = json.loads(metrics)
+                    preds = pd.read_csv(io.StringIO(preds))
+                except (json.JSONDecodeError, pd.errors.ParserError) as err:
+                    raise InputError(f"{where}: metrics/{d}.json or its test predictions are unreadable ({err})") from None
+                if not {"seed", "utterance", "label", "prediction"} <= set(preds) or \
+                        preds.duplicated(["seed", "utterance"]).any():
+                    raise InputError(f"{where}: plots/{d}/test_predictions.csv is not one row per seed and utterance")
                 setup = metrics.get("setup", {})  # what actually ran (an experiment may rerun one dataset only)
                 name = row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
                                  "mkd": {"enabled": setup.get("mkd")}})
-                rows.setdefault((name, d), {"exp": exp, "metrics": metrics, "preds": pd.read_csv(io.StringIO(preds))})
+                rows.setdefault((name, d), {"exp": exp, "metrics": metrics, "preds": preds})
     if not rows:
         raise InputError(no_rows_reason(experiments, reference_params, defaults))
     lines = ["# Table 1: test Acc / weighted F1 (%), mean ± std over seeds", "",

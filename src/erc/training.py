@@ -76,8 +76,10 @@ def build_objective(params: dict, dataset: str, feats: dict, n_sizes: int, teach
                                     .repeat_interleave(feats["lengths"]))]
     task = task_loss(per_dataset(params, "train.loss", dataset), train_labels, len(feats["classes"]),
                      get(params, "train.focal_gamma"))
-    weights = get(params, "mrl.weights")  # the schema checked one weight per nesting size
-    reduction = get(params, "mrl.reduction")
+    # MRL's size weights and reduction belong to the nested classifier only: teachers, the bc-LSTM and plain
+    # MGLRA have one size (the schema checked one weight per nesting size)
+    weights = get(params, "mrl.weights") if n_sizes > 1 else None
+    reduction = get(params, "mrl.reduction") if n_sizes > 1 else "sum"
     use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
     if not use_mkd:
         return Objective(task, weights, mrl_reduction=reduction)
