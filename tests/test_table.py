@@ -1,3 +1,4 @@
+import io
 import json
 import subprocess
 
@@ -157,6 +158,25 @@ def test_build_table_compares_against_mglra(monkeypatch, tmp_path):
     mkd = next(line for line in text.splitlines() if line.startswith("| MKD | mkd |"))
     assert mkd.split("|")[-3].strip().startswith("+")  # Δ Acc vs MGLRA
     assert "| MRL | not run |" in text
+
+
+def test_outputs_of_other_seeds_than_the_params_say_are_skipped(monkeypatch, tmp_path):
+    experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
+    params = {**params, "train": {"lr": 0.001, "seeds": [0, 1]}}
+    experiments = [{**e, "params": {**e["params"], "train": params["train"]}} for e in experiments]
+    real = erc_table.git_file
+
+    def with_stale(rev, path):  # r0: params say seeds 0, 1 but its predictions are seed 0 only (not rerun)
+        if rev != "r0":
+            return real(rev, path)
+        text = real("r1", path)
+        if text is None or not path.endswith(".csv"):
+            return text
+        return pd.read_csv(io.StringIO(text)).query("seed == 0").to_csv(index=False)
+    monkeypatch.setattr(erc_table, "git_file", with_stale)
+    stale = {"rev": "r0", "name": "params-ahead-of-outputs", "params": experiments[0]["params"]}
+    text = build_table([stale] + experiments, params, n_boot=50, defaults={}, features=str(tmp_path / "{dataset}.pt"))
+    assert "| MGLRA | mglra | 2 |" in text and "params-ahead-of-outputs" not in text
 
 
 def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):

@@ -202,11 +202,14 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                 try:
                     metrics = json.loads(metrics)
                     preds = pd.read_csv(io.StringIO(preds))
-                except (json.JSONDecodeError, pd.errors.ParserError) as err:
+                except (json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
                     raise InputError(f"{where}: metrics/{d}.json or its test predictions are unreadable ({err})") from None
                 if not {"seed", "utterance", "label", "prediction"} <= set(preds) or \
                         preds.duplicated(["seed", "utterance"]).any():
                     raise InputError(f"{where}: plots/{d}/test_predictions.csv is not one row per seed and utterance")
+                seeds = flatten(exp["params"]).get("train.seeds", defaults.get("train.seeds"))
+                if seeds is not None and sorted(preds["seed"].unique().tolist()) != sorted(seeds):
+                    continue  # a commit whose params changed without a rerun: its outputs are another run's
                 setup = metrics.get("setup", {})  # what actually ran (an experiment may rerun one dataset only)
                 name = row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
                                  "mkd": {"enabled": setup.get("mkd")}})
