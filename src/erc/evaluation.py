@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from erc.batching import DialogueData  # noqa: E402
-from erc.features import utterance_split  # noqa: E402
+from erc.features import utterance_dialogues, utterance_split  # noqa: E402
 from erc.io import InputError, atomic_path  # noqa: E402
 from erc.metrics import classification_metrics, summarise  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
@@ -159,7 +159,7 @@ def modality_plots(teachers: dict, students: dict, out_dir) -> None:
 def prediction_table(test_predictions: dict, feats: dict, out_dir) -> None:
     """Per seed, each test utterance's dialogue, label and full-size prediction (utterance = index in the feature
     file); the dialogue column lets ``erc.table`` resample whole dialogues."""
-    dialogue_of = np.repeat(np.array(feats["dialogue_ids"], dtype=object), feats["lengths"].numpy())
+    dialogue_of = utterance_dialogues(feats)
     frames = [pd.DataFrame({"seed": seed, "utterance": utt.numpy(), "dialogue": dialogue_of[utt.numpy()],
                             "label": labels.numpy(), "prediction": pred.numpy()})
               for seed, (labels, pred, utt) in test_predictions.items()]

@@ -9,6 +9,7 @@ Layout (a dict saved with torch): utterances are stored flat, dialogue after dia
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from erc.datasets import SPLITS
@@ -60,3 +61,8 @@ def utterance_split(feats: dict) -> torch.Tensor:
     """(N,) split index (0 train, 1 valid, 2 test) per utterance."""
     per_dialogue = torch.tensor([SPLITS.index(s) for s in feats["splits"]])
     return per_dialogue.repeat_interleave(feats["lengths"])
+
+
+def utterance_dialogues(feats: dict) -> np.ndarray:
+    """(N,) dialogue id of each utterance (utterances are stored dialogue after dialogue)."""
+    return np.repeat(np.asarray(feats["dialogue_ids"], dtype=object), feats["lengths"].numpy())

@@ -226,23 +226,16 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     return validate_params(raw, str(path))
 
 
-def with_defaults(params: dict) -> dict:
-    """A copy of ``params`` with every missing key at its default (no validation of the values present)."""
-    def fill(defaults, given):
-        if not isinstance(defaults, dict) or not isinstance(given, dict):
-            return given
-        return {k: fill(v, given[k]) if k in given else v for k, v in defaults.items()} | \
-            {k: v for k, v in given.items() if k not in defaults}
-    return fill(Params().model_dump(), params)
+def flatten(nested: dict, prefix: str = "") -> dict:
+    """Nested sections -> {dotted key: value}."""
+    out = {}
+    for key, value in nested.items():
+        out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+    return out
 
 
 def flat_defaults() -> dict:
     """Dotted key -> default value, for every leaf of the schema."""
-    def flatten(node, prefix=""):
-        out = {}
-        for key, value in node.items():
-            out.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
-        return out
     return flatten(Params().model_dump())
 
 

@@ -13,7 +13,9 @@ import pandas as pd
 
 from erc import params as erc_params
 from erc.datasets import CLASSES
+from erc.features import utterance_dialogues
 from erc.io import InputError, load_torch
+from erc.params import flatten
 
 ROWS = {  # (mrl.enabled, mrl.shared, mkd.enabled) -> row name, in the paper's order
     (False, False, False): "MGLRA", (True, False, False): "MRL", (True, True, False): "MRL-E",
@@ -33,16 +35,6 @@ def row_name(params: dict) -> str:
 
 
 SWITCHES = {"mrl.enabled", "mrl.shared", "mkd.enabled"}
-
-
-def flatten(params: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def differences(params: dict, reference: dict, defaults: dict) -> dict:
@@ -96,7 +88,7 @@ def git_file(rev: str, path: str) -> str | None:
 def feature_file_dialogues(path: str) -> tuple[np.ndarray, np.ndarray]:
     """(dialogue id, label) of each utterance of a feature file, whose utterances are stored dialogue after dialogue."""
     feats = load_torch(path, "feature file")
-    return np.repeat(np.asarray(feats["dialogue_ids"], dtype=object), feats["lengths"].numpy()), feats["labels"].numpy()
+    return utterance_dialogues(feats), feats["labels"].numpy()
 
 
 def with_dialogues(table: pd.DataFrame, features: str | Path, where: str) -> pd.DataFrame:
