@@ -1,4 +1,5 @@
-"""Validation-only probe of settings for plain MGLRA (no MRL, no MKD) and the bc-LSTM reference.
+"""Validation-only probe of settings: the pipeline's model as params.yaml says (MRL, MKD), plain MGLRA
+(``model=mglra``: no MRL, no MKD) or the bc-LSTM reference (``model=bclstm``).
 
 Test labels are hidden by ``load_features``, so nothing here can see them. Two kinds of validation:
 
@@ -15,30 +16,32 @@ Test labels are hidden by ``load_features``, so nothing here can see them. Two k
 Prints, per run, the best validation weighted F1 and its epoch (with ``--heldout``: the held-out session's
 selected and peak w-F1), and the mean over the last 10 epochs (less sensitive to the selection's optimism).
 Settings are ``key=value`` overrides of params.yaml, one run per ``--run`` group (``graphs.window_*``
-overrides rebuild the graphs in memory):
+overrides rebuild the graphs in memory; a mistyped key is refused):
 
     python benchmarks/probe.py iemocap --heldout Ses04 --run model=bclstm \
-        --run "" --run "model.hidden=128 model.graph_hidden=128"
+        --run model=mglra --run "model=mglra model.speaker_init_std=0.1" --run "mkd.placement=unimodal"
+
+With MKD the unimodal teachers are trained first on the same split (with ``--heldout``, without the held-out
+session: its labels must not shape the teachers' logits) and cached under ``--teacher-cache``, keyed by the
+split and every parameter they read, so that runs differing only in student settings share them.
 """
 import argparse
 import copy
 import sys
-import time
 from pathlib import Path
 
-import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.batching import DialogueData  # noqa: E402
 from erc.features import load_features  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import InputError, load_torch  # noqa: E402
-from erc.model import MGLRA  # noqa: E402
 from erc.params import get, load_params, validate_params  # noqa: E402
-from erc.runs import bclstm_model, bclstm_settings, train_settings  # noqa: E402
-from erc.training import (build_objective, fit, model_config, pick_device, seed_everything,  # noqa: E402
-                          validation_score)
+from erc.probing import heldout_split, probe_run, split_teacher_logits  # noqa: E402
+from erc.training import pick_device  # noqa: E402
+
+# shorthand tokens of a --run group: the reference, and the backbone alone (no MRL, no MKD)
+SHORTHANDS = {"model=bclstm": [], "model=mglra": ["mrl.enabled=false", "mkd.enabled=false"]}
 
 
 def override(params: dict, assignment: str) -> dict:
@@ -52,50 +55,6 @@ def override(params: dict, assignment: str) -> dict:
     return params
 
 
-def heldout_split(feats: dict, session: str) -> dict:
-    """Training dialogues of ``session`` are filed under test with their labels (the held-out set); the rest
-    of train stays train; standard validation dialogues of other sessions stay validation, those of
-    ``session`` join test with hidden labels, like the real test dialogues (``fit`` never reads test)."""
-    feats = dict(feats)
-    in_session = [d.startswith(session) for d in feats["dialogue_ids"]]
-    hide = torch.tensor([held and s == "valid" for held, s in zip(in_session, feats["splits"])])
-    feats["splits"] = [("test" if held else "train") if s == "train" else ("test" if held or s == "test" else "valid")
-                       for held, s in zip(in_session, feats["splits"])]
-    feats["labels"] = feats["labels"].clone()
-    feats["labels"][hide.repeat_interleave(feats["lengths"])] = -1
-    return feats
-
-
-def run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, device, heldout: bool = False,
-        bclstm: bool = False) -> dict:
-    """``bclstm``: train the reference instead of MGLRA.
-    ``heldout``: also score the labelled test-split utterances (the held-out session) after every epoch."""
-    seed_everything(seed)
-    objective = build_objective(params, dataset, feats, 1, use_mkd=False)
-    if bclstm:
-        settings, model = bclstm_settings(params, dataset), bclstm_model(feats, params)
-        data = DialogueData(feats, graphs["unimodal"])
-    else:
-        settings = train_settings(params, dataset)
-        model = MGLRA(**model_config(feats, params, dataset, use_mrl=False, use_mkd=False))
-        data = DialogueData(feats, graphs["multimodal"])
-    heldout_scores = []
-
-    def score_heldout(model, epoch):
-        scores, _ = validation_score(model, data, objective, device, feats["classes"], settings["batch_size"], "test")
-        heldout_scores.append(scores["weighted_f1"])
-
-    start = time.perf_counter()
-    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=False,
-                 on_epoch=score_heldout if heldout else None, **settings)
-    scores = heldout_scores or [row["valid_weighted_f1"] for row in result["history"]]
-    report = {"best": max(scores), "epoch": result["epoch"], "epochs": len(scores),
-              "last10": sum(scores[-10:]) / len(scores[-10:]), "seconds": time.perf_counter() - start}
-    if heldout:
-        report.update(selected=scores[result["epoch"] - 1], peak_epoch=scores.index(max(scores)) + 1)
-    return report
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset")
@@ -104,14 +63,16 @@ def main() -> None:
                         help="IEMOCAP session(s) whose training dialogues validate, e.g. Ses04; several = one "
                              "run per session and their mean (leave-one-session-out: Ses01 Ses02 Ses03 Ses04)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--teacher-cache", default="/tmp/erc-probe-teachers",
+                        help="where MKD's in-split teachers are kept between runs ('' = nowhere)")
     args = parser.parse_args()
     all_feats = load_features(f"data/features/{args.dataset}.pt")
     graphs = load_torch(f"data/graphs/{args.dataset}.pt")
     device = pick_device()
     for group in args.run or [""]:
         params, bclstm = load_params(), "model=bclstm" in group.split()
-        for assignment in group.split():
-            if assignment != "model=bclstm":
+        for token in group.split():
+            for assignment in SHORTHANDS.get(token, [token]):
                 override(params, assignment)
         params = validate_params(params, f"--run {group!r}")  # a mistyped override is refused, not ignored
         window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
@@ -120,9 +81,12 @@ def main() -> None:
         label, bests, selected = group or "defaults", [], []
         for session in args.heldout:
             feats = heldout_split(all_feats, session) if session else all_feats
+            teachers = None
+            if get(params, "mkd.enabled") and not bclstm:  # trained on this split only: held-out labels stay out
+                teachers = split_teacher_logits(args.dataset, feats, group_graphs, params, args.teacher_cache or None)
             for seed in args.seeds:
-                r = run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device, heldout=bool(session),
-                        bclstm=bclstm)
+                r = probe_run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device,
+                              heldout=bool(session), bclstm=bclstm, teacher_logits=teachers)
                 bests.append(r["best"])
                 if session:
                     selected.append(r["selected"])

@@ -1,0 +1,94 @@
+"""Validation-only settings probes (``benchmarks/probe.py``): a held-out IEMOCAP training session, and one run
+of any configuration the pipeline trains (plain MGLRA, MRL, MKD with teachers trained inside the split, bc-LSTM).
+
+Nothing here sees test labels: features come from ``load_features``, which hides them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from erc.batching import DialogueData
+from erc.io import load_torch, save_torch
+from erc.model import MGLRA
+from erc.params import get
+from erc.runs import bclstm_model, bclstm_settings, train_settings, train_teachers
+from erc.training import build_objective, fit, model_config, seed_everything, validation_score
+
+
+def heldout_split(feats: dict, session: str) -> dict:
+    """Training dialogues of ``session`` are filed under test with their labels (the held-out set); the rest
+    of train stays train; standard validation dialogues of other sessions stay validation, those of
+    ``session`` join test with hidden labels, like the real test dialogues (``fit`` never reads test)."""
+    feats = dict(feats)
+    in_session = [d.startswith(session) for d in feats["dialogue_ids"]]
+    hide = torch.tensor([held and s == "valid" for held, s in zip(in_session, feats["splits"])])
+    feats["splits"] = [("test" if held else "train") if s == "train" else ("test" if held or s == "test" else "valid")
+                       for held, s in zip(in_session, feats["splits"])]
+    feats["labels"] = feats["labels"].clone()
+    feats["labels"][hide.repeat_interleave(feats["lengths"])] = -1
+    return feats
+
+
+def _teacher_key(dataset: str, feats: dict, params: dict) -> str:
+    """What a teacher depends on: the split's features and labels, and the params the teacher stage reads."""
+    digest = hashlib.sha256()
+    for tensor in [feats["labels"], feats["lengths"], *feats["features"].values()]:
+        digest.update(tensor.contiguous().numpy().tobytes())
+    digest.update(json.dumps([dataset, feats["splits"], get(params, "model"), get(params, "teachers"),
+                              {k: v for k, v in get(params, "train").items() if k != "seeds"}],
+                             sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:20]
+
+
+def split_teacher_logits(dataset: str, feats: dict, graphs: dict, params: dict, cache_dir=None) -> dict:
+    """modality -> (N, C) logits of unimodal teachers trained on ``feats``' own training split and selected on
+    its validation split (inside a held-out split, the held-out labels never reach them). ``cache_dir`` keeps
+    them on disk, keyed by everything they depend on, so that probes of student settings share them."""
+    path = Path(cache_dir) / f"{dataset}-{_teacher_key(dataset, feats, params)}.pt" if cache_dir else None
+    if path is not None and path.is_file():
+        return load_torch(path, "teacher cache")
+    teachers = train_teachers(dataset, feats, graphs, params, progress=False)
+    logits = {m: teacher["logits"] for m, teacher in teachers.items()}
+    if path is not None:
+        save_torch(logits, path)
+    return logits
+
+
+def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, device, heldout: bool = False,
+              bclstm: bool = False, teacher_logits: dict | None = None) -> dict:
+    """One training run as the pipeline does it (MRL / MKD as ``params`` say; ``bclstm``: the reference).
+    ``heldout``: also score the labelled test-split utterances (the held-out session) after every epoch.
+    Returns the best validation (or held-out) w-F1, the selected epoch, and with ``heldout`` the held-out
+    w-F1 at that epoch ("selected", what test measures) and at its own best epoch ("peak")."""
+    seed_everything(seed)
+    if bclstm:
+        objective = build_objective(params, dataset, feats, 1, use_mkd=False)
+        settings, model = bclstm_settings(params, dataset), bclstm_model(feats, params)
+        data = DialogueData(feats, graphs["unimodal"])
+    else:
+        config = model_config(feats, params, dataset)
+        if config["student_placement"] and teacher_logits is None:
+            raise ValueError("MKD needs teacher logits")
+        objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
+        settings, model = train_settings(params, dataset), MGLRA(**config)
+        data = DialogueData(feats, graphs["multimodal"])
+    heldout_scores = []
+
+    def score_heldout(model, epoch):
+        scores, _ = validation_score(model, data, objective, device, feats["classes"], settings["batch_size"], "test")
+        heldout_scores.append(scores["weighted_f1"])
+
+    start = time.perf_counter()
+    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=False,
+                 on_epoch=score_heldout if heldout else None, **settings)
+    scores = heldout_scores or [row["valid_weighted_f1"] for row in result["history"]]
+    report = {"best": max(scores), "epoch": result["epoch"], "epochs": len(scores),
+              "last10": sum(scores[-10:]) / len(scores[-10:]), "seconds": time.perf_counter() - start}
+    if heldout:
+        report.update(selected=scores[result["epoch"] - 1], peak_epoch=scores.index(max(scores)) + 1)
+    return report
