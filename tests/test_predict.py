@@ -5,7 +5,7 @@ import torch
 
 from erc.io import InputError
 from erc.model import MGLRA
-from erc.predict import predict_dialogue, read_dialogue
+from erc.predict import format_table, predict_dialogue, read_dialogue
 from erc.training import model_config
 
 
@@ -51,3 +51,28 @@ def test_bad_dialogues_get_clear_errors(tmp_path, checkpoint):
         predict_dialogue(crowd, checkpoint, "meld")
     with pytest.raises(InputError, match="expected 8"):
         predict_dialogue([{"speaker": "a", "text": "x", "audio": [1.0]}], checkpoint, "meld")
+
+
+def test_seeds_are_averaged_by_default_and_one_seed_on_request(tmp_path, checkpoint):
+    torch.manual_seed(1)
+    checkpoint["runs"][3] = {"state": MGLRA(**checkpoint["config"]).state_dict()}  # a second, different seed
+    turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
+    one, other = (predict_dialogue(turns, checkpoint, "meld", seed=s) for s in (0, 3))
+    both = predict_dialogue(turns, checkpoint, "meld")
+    for a, b, mean in zip(one, other, both):
+        assert a["probabilities"] != b["probabilities"]
+        for c in mean["probabilities"]:
+            assert abs(mean["probabilities"][c] - (a["probabilities"][c] + b["probabilities"][c]) / 2) < 1e-3
+    with pytest.raises(InputError, match="--seed 7: the checkpoint holds seeds \\[0, 3\\]"):
+        predict_dialogue(turns, checkpoint, "meld", seed=7)
+
+
+def test_table_format_has_one_row_per_turn_with_the_emotion_and_its_probability():
+    predictions = [{"speaker": "M", "text": "I've been waiting three hours.", "emotion": "ang",
+                    "probabilities": {"ang": 0.61, "neu": 0.39}},
+                   {"speaker": "F", "text": "x" * 80, "emotion": "neu", "probabilities": {"ang": 0.2, "neu": 0.8}}]
+    lines = format_table(predictions, width=40).splitlines()
+    assert lines[0].split() == ["turn", "speaker", "emotion", "confidence", "text"]
+    assert lines[1].split()[:4] == ["0", "M", "ang", "0.61"] and lines[1].endswith("I've been waiting three hours.")
+    assert lines[2].split()[:4] == ["1", "F", "neu", "0.80"] and lines[2].endswith("x" * 39 + "…")
+    assert len({line.index(line.split()[2]) for line in lines}) == 1  # the emotion column is aligned

@@ -81,12 +81,12 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where) -> 
 @torch.no_grad()
 def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None,
                      where="dialogue") -> list[dict]:
-    config = checkpoint["config"]
-    seed = seed if seed is not None else next(iter(checkpoint["runs"]))
-    if seed not in checkpoint["runs"]:
-        raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(checkpoint['runs'])}")
-    model = MGLRA(**config).eval()
-    model.load_state_dict(checkpoint["runs"][seed]["state"])
+    """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
+    holds (an ensemble), or of one ``seed``."""
+    config, runs = checkpoint["config"], checkpoint["runs"]
+    if seed is not None and seed not in runs:
+        raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
+    seeds = [seed] if seed is not None else list(runs)
     n = len(turns)
     feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where),
              "lengths": torch.tensor([n]), "splits": ["test"],
@@ -94,9 +94,25 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
              "labels": torch.full((n,), -1)}
     graph = dialogue_graph(n, len(config["input_dims"]), *window)
     batch = DialogueData(feats, [graph], [m for m in ("text", "audio", "visual") if m in config["input_dims"]]).make_batch([0])
-    probabilities = torch.softmax(model(batch)["logits"][-1], -1)
-    if not torch.isfinite(probabilities).all():  # a diverged checkpoint: say so instead of printing NaN
-        raise InputError(f"{where}: the checkpoint (seed {seed}) gives non-finite probabilities")
+    model = MGLRA(**config).eval()
+    probabilities = torch.zeros(n, config["n_classes"])  # (n_turns, n_classes), averaged over seeds
+    for s in seeds:
+        model.load_state_dict(runs[s]["state"])
+        p = torch.softmax(model(batch)["logits"][-1], -1)
+        if not torch.isfinite(p).all():  # a diverged checkpoint: say so instead of printing NaN
+            raise InputError(f"{where}: the checkpoint (seed {s}) gives non-finite probabilities")
+        probabilities += p / len(seeds)
     classes = CLASSES[dataset]
     return [{"speaker": t["speaker"], "text": t["text"], "emotion": classes[int(p.argmax())],
              "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}} for t, p in zip(turns, probabilities)]
+
+
+def format_table(predictions: list[dict], width: int = 60) -> str:
+    """A per-turn table for people: turn, speaker, emotion, its probability, the text (shortened to ``width``)."""
+    rows = [("turn", "speaker", "emotion", "confidence", "text")]
+    for i, p in enumerate(predictions):
+        text = p["text"] if len(p["text"]) <= width else p["text"][:width - 1] + "…"
+        rows.append((str(i), str(p["speaker"]), p["emotion"], f"{p['probabilities'][p['emotion']]:.2f}", text))
+    widths = [max(len(row[k]) for row in rows) for k in range(4)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row[:4], widths)), row[4]]).rstrip()
+                     for row in rows)
