@@ -26,6 +26,7 @@ session: its labels must not shape the teachers' logits) and cached under ``--te
 split and every parameter they read, so that runs differing only in student settings share them.
 """
 import argparse
+import json
 import copy
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def main() -> None:
                         help="IEMOCAP session(s) whose training dialogues validate, e.g. Ses04; several = one "
                              "run per session and their mean (leave-one-session-out: Ses01 Ses02 Ses03 Ses04)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", help="append one JSON line per run (settings, session, seed, scores) to this file")
     parser.add_argument("--teacher-cache", default="/tmp/erc-probe-teachers",
                         help="where MKD's in-split teachers are kept between runs ('' = nowhere)")
     args = parser.parse_args()
@@ -88,6 +90,10 @@ def main() -> None:
                 r = probe_run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device,
                               heldout=bool(session), bclstm=bclstm, teacher_logits=teachers)
                 bests.append(r["best"])
+                if args.out:
+                    with open(args.out, "a") as out:
+                        out.write(json.dumps({"dataset": args.dataset, "run": label, "session": session, "seed": seed,
+                                              **r}) + "\n")
                 if session:
                     selected.append(r["selected"])
                     print(f"{args.dataset} [{label}] held-out {session} seed {seed}: selected w-F1 {r['selected']:.2f} "

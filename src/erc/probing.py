@@ -64,7 +64,7 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
     """One training run as the pipeline does it (MRL / MKD as ``params`` say; ``bclstm``: the reference).
     ``heldout``: also score the labelled test-split utterances (the held-out session) after every epoch.
     Returns the best validation (or held-out) w-F1, the selected epoch, and with ``heldout`` the held-out
-    w-F1 at that epoch ("selected", what test measures) and at its own best epoch ("peak")."""
+    w-F1 at that epoch ("selected", what test measures; also per class) and at its own best epoch ("peak")."""
     seed_everything(seed)
     if bclstm:
         objective = build_objective(params, dataset, feats, 1, use_mkd=False)
@@ -77,11 +77,12 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
         objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
         settings, model = train_settings(params, dataset), MGLRA(**config)
         data = DialogueData(feats, graphs["multimodal"])
-    heldout_scores = []
+    heldout_scores, heldout_per_class = [], []
 
     def score_heldout(model, epoch):
         scores, _ = validation_score(model, data, objective, device, feats["classes"], settings["batch_size"], "test")
         heldout_scores.append(scores["weighted_f1"])
+        heldout_per_class.append(scores["per_class_f1"])
 
     start = time.perf_counter()
     result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=False,
@@ -90,5 +91,6 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
     report = {"best": max(scores), "epoch": result["epoch"], "epochs": len(scores),
               "last10": sum(scores[-10:]) / len(scores[-10:]), "seconds": time.perf_counter() - start}
     if heldout:
-        report.update(selected=scores[result["epoch"] - 1], peak_epoch=scores.index(max(scores)) + 1)
+        report.update(selected=scores[result["epoch"] - 1], peak_epoch=scores.index(max(scores)) + 1,
+                      selected_per_class=heldout_per_class[result["epoch"] - 1])
     return report
