@@ -52,6 +52,7 @@ def project(tmp_path, edit=None):
     (lambda p: p["model"].update(dropout=1.5), "'model.dropout' should be less than 1, got 1.5"),
     (lambda p: p["model"].update(mask_ratio=True), "'model.mask_ratio'"),
     (lambda p: p["model"].update(input_dropout=-0.1), "'model.input_dropout'"),
+    (lambda p: p["train"].update(modality_dropout=1.0), "'train.modality_dropout' should be less than 1, got 1.0"),
     (lambda p: p["model"].update(hidden={"iemocap": 128}), "missing key 'model.hidden.meld'"),
     (lambda p: p["model"].update(hidden={"iemocap": 128, "meld": 0}), "'model.hidden.meld' should be greater than 0"),
     (lambda p: p["model"].update(hidden=130, attention_heads=4), "divisible by attention_heads"),

@@ -84,7 +84,7 @@ def test_workflow_repro_experiment_baseline_diff_and_plots(tmp_path):
     diff = run("dvc metrics diff mglra-baseline --all", repo)
     for dataset in ("iemocap", "meld"):
         assert f"metrics/{dataset}.json" in diff
-    for key in ("test.acc.mean", "test.weighted_f1.mean"):
+    for key in ("test.acc.mean", "test.weighted_f1.mean", "text_only.test.weighted_f1.mean"):
         assert key in diff
 
     run("dvc plots show", repo)

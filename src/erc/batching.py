@@ -1,12 +1,13 @@
 """Mini-batches of whole dialogues: flat utterance tensors, the batched PyG graph and the index maps."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch_geometric.data import Batch as GraphBatch
 
 from erc.datasets import SPLITS
+from erc.features import FLAGGED_SOURCES, mark_missing
 
 
 @dataclass
@@ -47,6 +48,8 @@ class DialogueData:
         self.lengths = feats["lengths"]
         self.starts = torch.cumsum(self.lengths, 0) - self.lengths
         self.split_of = [SPLITS.index(s) for s in feats["splits"]]
+        sources = feats.get("sources", {})
+        self.flagged = {m: sources.get(m) in FLAGGED_SOURCES for m in self.modalities}
 
     def dialogues(self, split: str) -> list[int]:
         return [i for i, s in enumerate(self.split_of) if s == SPLITS.index(split)]
@@ -74,3 +77,14 @@ class DialogueData:
             positions = [positions[i] for i in torch.randperm(len(positions), generator=generator)]
         for start in range(0, len(positions), batch_size):
             yield self.make_batch(positions[start:start + batch_size])
+
+
+def drop_modalities(batch: Batch, rate: float, generator: torch.Generator, flagged: dict) -> Batch:
+    """Modality dropout: each utterance's audio and visual, independently, marked missing with chance ``rate``
+    (text is kept: it is what every dialogue has)."""
+    features = dict(batch.features)
+    for m, x in batch.features.items():
+        if m != "text":
+            rows = torch.rand(len(x), generator=generator) < rate
+            features[m] = mark_missing(x, rows.to(x.device), flagged[m])
+    return replace(batch, features=features)

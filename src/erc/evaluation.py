@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from erc.batching import DialogueData  # noqa: E402
-from erc.features import utterance_dialogues, utterance_split  # noqa: E402
+from erc.features import text_only, utterance_dialogues, utterance_split  # noqa: E402
 from erc.io import InputError, atomic_path  # noqa: E402
 from erc.metrics import classification_metrics, summarise  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
@@ -37,8 +37,10 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, d
     """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions)."""
     device, classes = pick_device(), feats["classes"]
     data = DialogueData(feats, graphs["multimodal"])
+    # every utterance's audio / visual marked missing: what the model does with a dialogue that has only text
+    text_data = DialogueData(text_only(feats), graphs["multimodal"]) if len(feats["features"]) > 1 else None
     sizes = checkpoint["config"]["nesting"]
-    per_seed, per_size, students, test_predictions = [], {m: [] for m in sizes}, {}, {}
+    per_seed, per_size, students, text_runs, test_predictions = [], {m: [] for m in sizes}, {}, [], {}
     for seed, run in checkpoint["runs"].items():
         model = MGLRA(**checkpoint["config"]).to(device)
         model.load_state_dict(run["state"])
@@ -46,6 +48,10 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, d
         full = {s: classification_metrics(outputs[s]["labels"], outputs[s]["logits"][-1].argmax(-1), classes)
                 for s in EVAL_SPLITS}
         per_seed.append({"seed": seed, "epoch": run["epoch"], **full})
+        if text_data is not None:
+            text_out = {s: predict(model, text_data, s, device) for s in EVAL_SPLITS}
+            text_runs.append({s: classification_metrics(text_out[s]["labels"], text_out[s]["logits"][-1].argmax(-1),
+                                                        classes) for s in EVAL_SPLITS})
         for i, m in enumerate(sizes):
             per_size[m].append({s: classification_metrics(outputs[s]["labels"], outputs[s]["logits"][i].argmax(-1), classes)
                                 for s in EVAL_SPLITS})
@@ -60,6 +66,7 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, d
         **summary(per_seed),
         "nesting": {str(m): {"dim": m * n_blocks, **summary(per_size[m])} for m in sizes},
         "students": {mod: summary(runs) for mod, runs in students.items()},
+        **({"text_only": summary(text_runs)} if text_runs else {}),
         "per_seed": [strip(run) for run in per_seed],
     }
     return metrics, test_predictions
@@ -172,6 +179,10 @@ def markdown_summary(dataset: str, metrics: dict) -> str:
     lines = [f"| {dataset} | test Acc | test w-F1 | valid w-F1 |", "|---|---|---|---|"]
     lines.append(f"| model | {cell(metrics['test']['acc'])} | {cell(metrics['test']['weighted_f1'])} | "
                  f"{cell(metrics['valid']['weighted_f1'])} |")
+    if "text_only" in metrics:
+        text = metrics["text_only"]
+        lines.append(f"| model, text only (audio marked missing) | {cell(text['test']['acc'])} | "
+                     f"{cell(text['test']['weighted_f1'])} | {cell(text['valid']['weighted_f1'])} |")
     for name, ref in metrics.get("references", {}).items():
         lines.append(f"| {name} | {cell(ref['test']['acc'])} | {cell(ref['test']['weighted_f1'])} | "
                      f"{cell(ref['valid']['weighted_f1'])} |")

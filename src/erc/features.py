@@ -15,6 +15,8 @@ import torch
 from erc.datasets import SPLITS
 from erc.io import InputError, load_torch, save_torch
 
+# audio sources whose last column is the "audio missing" flag (erc.extraction appends it); `file` audio has none
+FLAGGED_SOURCES = ("praat", "opensmile")
 REQUIRED = ("dataset", "classes", "n_speakers", "dialogue_ids", "splits", "lengths", "speakers", "labels", "features")
 
 
@@ -66,3 +68,23 @@ def utterance_split(feats: dict) -> torch.Tensor:
 def utterance_dialogues(feats: dict) -> np.ndarray:
     """(N,) dialogue id of each utterance (utterances are stored dialogue after dialogue)."""
     return np.repeat(np.asarray(feats["dialogue_ids"], dtype=object), feats["lengths"].numpy())
+
+
+def mark_missing(x: torch.Tensor, rows: torch.Tensor, flagged: bool) -> torch.Tensor:
+    """A copy of one modality's (N, dim) features with ``rows`` (bool, (N,)) marked missing, as extraction marks
+    an utterance without audio: descriptors 0 (the training mean after standardisation), the flag column 1."""
+    x = x.clone()
+    if flagged:
+        x[rows, :-1], x[rows, -1] = 0.0, 1.0
+    else:
+        x[rows] = 0.0
+    return x
+
+
+def text_only(feats: dict) -> dict:
+    """``feats`` with every utterance's audio and visual marked missing (what a dialogue without recordings gives)."""
+    n = len(feats["labels"])
+    every = torch.ones(n, dtype=torch.bool)
+    features = {m: x if m == "text" else mark_missing(x, every, feats["sources"].get(m) in FLAGGED_SOURCES)
+                for m, x in feats["features"].items()}
+    return dict(feats, features=features)

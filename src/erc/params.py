@@ -97,6 +97,9 @@ class Train(Section):
     loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
         default={"iemocap": "weighted_nll", "meld": "focal"}, validate_default=True)
     focal_gamma: NonNegativeFloat = 2.5
+    # chance that a training utterance's audio / visual input is marked missing (zeroed, flag set), so that the
+    # model also learns to work from text alone; MGLRA's training only (not teachers, not references)
+    modality_dropout: Rate = 0.0
 
     @model_validator(mode="after")
     def distinct_seeds(self):

@@ -76,6 +76,7 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
             raise ValueError("MKD needs teacher logits")
         objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
         settings, model = train_settings(params, dataset), MGLRA(**config)
+        settings["modality_dropout"] = get(params, "train.modality_dropout")
         data = DialogueData(feats, graphs["multimodal"])
     heldout_scores, heldout_per_class = [], []
 

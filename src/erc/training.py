@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from erc.batching import DialogueData
+from erc.batching import DialogueData, drop_modalities
 from erc.losses import distillation_loss, task_loss
 from erc.mrl import matryoshka_loss, nesting_sizes
 from erc.metrics import classification_metrics
@@ -126,12 +126,15 @@ def validation_score(model, data, objective, device, classes, batch_size, split:
 
 def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
         batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train",
-        on_epoch=None) -> dict:
+        on_epoch=None, modality_dropout: float = 0.0) -> dict:
     """Train for ``epochs``; return the state with the best validation weighted F1 and the curves.
 
     ``on_epoch(model, epoch)``, if given, runs after each epoch's validation with the model in eval mode
-    (benchmarks/probe.py scores a held-out session there); it must not draw random numbers."""
+    (benchmarks/probe.py scores a held-out session there); it must not draw random numbers.
+    ``modality_dropout``: see ``drop_modalities``; its draws come from a generator of their own, so the batch
+    order and the model's initialisation are those of the run without it."""
     generator = seed_everything(seed)
+    drop_generator = torch.Generator().manual_seed(10_000 + seed)
     device = torch.device(device)
     model.to(device)
     objective.task.to(device)
@@ -143,6 +146,8 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
         model.train()
         total, count = 0.0, 0
         for batch in data.batches("train", batch_size, shuffle=True, generator=generator):
+            if modality_dropout:
+                batch = drop_modalities(batch, modality_dropout, drop_generator, data.flagged)
             batch = batch.to(device)
             loss = objective(model(batch), batch)
             optimiser.zero_grad()

@@ -1,0 +1,88 @@
+"""Modality dropout in training and the text-only evaluation (audio marked missing as extraction marks it)."""
+import torch
+
+from erc.batching import DialogueData, drop_modalities
+from erc.evaluation import evaluate_model
+from erc.features import mark_missing, text_only
+from erc.graphs import build_graphs
+from erc.model import MGLRA
+from erc.params import validate_params
+from erc.training import build_objective, fit, model_config
+
+from conftest import random_feats
+
+
+def flagged_feats():
+    lengths = [6, 5, 7, 4, 6, 5, 6, 5, 4, 6]
+    feats = random_feats(lengths, ["train"] * 6 + ["valid"] * 2 + ["test"] * 2)
+    feats["sources"]["audio"] = "praat"
+    feats["features"]["audio"][:, -1] = 0.0  # the flag column: every utterance has audio
+    return feats, build_graphs(lengths, 2)
+
+
+def test_mark_missing_zeroes_the_descriptors_and_sets_the_flag_only_where_asked():
+    x = torch.randn(4, 5)
+    rows = torch.tensor([True, False, True, False])
+    flagged = mark_missing(x, rows, flagged=True)
+    assert torch.equal(flagged[rows, :-1], torch.zeros(2, 4)) and torch.equal(flagged[rows, -1], torch.ones(2))
+    assert torch.equal(flagged[~rows], x[~rows])
+    plain = mark_missing(x, rows, flagged=False)  # a `file` source has no flag column: all zero
+    assert torch.equal(plain[rows], torch.zeros(2, 5)) and torch.equal(plain[~rows], x[~rows])
+    assert not torch.equal(x[rows], torch.zeros(2, 5))  # the input is left alone
+
+
+def test_text_only_marks_every_utterance_and_keeps_the_text():
+    feats, _ = flagged_feats()
+    only = text_only(feats)
+    assert torch.equal(only["features"]["text"], feats["features"]["text"])
+    assert (only["features"]["audio"][:, -1] == 1).all() and (only["features"]["audio"][:, :-1] == 0).all()
+
+
+def test_modality_dropout_marks_about_the_rate_of_audio_rows_and_never_the_text():
+    feats, graphs = flagged_feats()
+    data = DialogueData(feats, graphs["multimodal"])
+    batch = data.make_batch(list(range(10)))
+    dropped = drop_modalities(batch, 0.3, torch.Generator().manual_seed(0), data.flagged)
+    marked = dropped.features["audio"][:, -1] == 1
+    assert 0.15 < marked.float().mean() < 0.45
+    assert torch.equal(dropped.features["text"], batch.features["text"])
+    assert torch.equal(dropped.features["audio"][~marked], batch.features["audio"][~marked])
+    assert (dropped.features["audio"][marked, :-1] == 0).all()
+    again = drop_modalities(batch, 0.3, torch.Generator().manual_seed(0), data.flagged)
+    assert torch.equal(again.features["audio"], dropped.features["audio"])  # deterministic by generator
+
+
+def test_modality_dropout_changes_training_only_through_the_inputs():
+    """Same seed: the initial weights are the same with and without dropout (its draws do not touch the global
+    stream), and the trained weights differ (the dropout did something)."""
+    feats, graphs = flagged_feats()
+    params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
+                              "mrl": {"enabled": False, "nesting": [4]}, "mkd": {"enabled": False}})
+    config = model_config(feats, params, "iemocap")
+    data = DialogueData(feats, graphs["multimodal"])
+    states = []
+    for rate in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = MGLRA(**config)
+        first = {k: v.clone() for k, v in model.state_dict().items()}
+        objective = build_objective(params, "iemocap", feats, 1)
+        fit(model, data, objective, feats["classes"], epochs=2, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0,
+            device="cpu", progress=False, modality_dropout=rate)
+        states.append((first, model.state_dict()))
+    assert all(torch.equal(states[0][0][k], states[1][0][k]) for k in states[0][0])
+    assert not all(torch.equal(states[0][1][k], states[1][1][k]) for k in states[0][1])
+
+
+def test_evaluate_reports_text_only_metrics():
+    feats, graphs = flagged_feats()
+    params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
+                              "mrl": {"enabled": False, "nesting": [4]}, "mkd": {"enabled": False}})
+    config = model_config(feats, params, "iemocap")
+    torch.manual_seed(0)
+    checkpoint = {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict(), "epoch": 1}}}
+    metrics, _ = evaluate_model(checkpoint, feats, graphs)
+    assert set(metrics["text_only"]) == {"valid", "test"}
+    # on features whose audio is already missing everywhere, text only is the same input: the same numbers
+    missing, _ = evaluate_model(checkpoint, text_only(feats), graphs)
+    assert missing["text_only"]["test"] == missing["test"] and missing["text_only"]["valid"] == missing["valid"]
+    assert missing["text_only"]["test"] == metrics["text_only"]["test"]
