@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from erc.datasets import Dialogue
+from erc.datasets import Dialogue, load_dialogues
 from erc.io import InputError
 
 PRAAT_COLUMNS = ["duration", "avg_intensity", "intensity_variation", "avg_pitch", "pitch_std",
@@ -117,17 +117,49 @@ def opensmile_features(dataset: str, dialogues: list[Dialogue], wav_dir: str | N
     return values, np.array(missing), list(smile.feature_names)
 
 
-def standardise(values: np.ndarray, train_rows: np.ndarray, columns: list[str]) -> np.ndarray:
-    """Log-scale heavy-tailed columns, impute NaN with the training median, z-score with training mean/std, clip to ±5."""
-    values = values.copy()
-    for j, name in enumerate(columns):
-        if name in LOG_COLUMNS:
-            values[:, j] = np.log(np.clip(values[:, j], 1e-6, None))
-    train = values[train_rows]
+def shipped_descriptors(dataset: str, dialogues: list[Dialogue], found_dir: Path):
+    """The shipped descriptors of ``dialogues`` (``features.audio: praat``): IEMOCAP 16, MELD 8 columns."""
+    reader = praat_iemocap if dataset == "iemocap" else praat_meld
+    return reader(dialogues, Path(found_dir))
+
+
+def shipped_scaling(dataset: str, raw_dir: str | Path = "data/raw") -> dict:
+    """The statistics extraction scales the shipped descriptors with (training split only): what a measured wav
+    must be scaled with to sit where the model's training inputs sat."""
+    dialogues = load_dialogues(dataset, raw_dir)
+    values, _, columns = shipped_descriptors(dataset, dialogues, Path(raw_dir) / "found")
+    train_rows = np.concatenate([[d.split == "train"] * len(d) for d in dialogues])
+    return fit_scaling(values, train_rows, columns)
+
+
+def fit_scaling(values: np.ndarray, train_rows: np.ndarray, columns: list[str]) -> dict:
+    """Training-split statistics of ``standardise``: log-scaled columns' medians (for NaN), means and stds."""
+    logged = _log_columns(values, columns)
+    train = logged[train_rows]
     median = np.nanmedian(train, axis=0)
     if np.isnan(median).any():
         bad = [columns[j] for j in np.flatnonzero(np.isnan(median))]
         raise InputError(f"audio descriptor columns {bad} have no value in the training split")
-    values = np.where(np.isnan(values), median, values)
-    mean, std = values[train_rows].mean(0), values[train_rows].std(0)
-    return np.clip((values - mean) / np.where(std > 0, std, 1.0), -5, 5).astype(np.float32)
+    train = np.where(np.isnan(train), median, train)
+    return {"columns": list(columns), "median": median, "mean": train.mean(0), "std": train.std(0)}
+
+
+def apply_scaling(values: np.ndarray, scaling: dict) -> np.ndarray:
+    """Log-scale heavy-tailed columns, impute NaN with the training median, z-score, clip to ±5."""
+    logged = _log_columns(values, scaling["columns"])
+    logged = np.where(np.isnan(logged), scaling["median"], logged)
+    std = scaling["std"]
+    return np.clip((logged - scaling["mean"]) / np.where(std > 0, std, 1.0), -5, 5).astype(np.float32)
+
+
+def standardise(values: np.ndarray, train_rows: np.ndarray, columns: list[str]) -> np.ndarray:
+    """``values`` scaled with the statistics of their own training rows (``fit_scaling``, ``apply_scaling``)."""
+    return apply_scaling(values, fit_scaling(values, train_rows, columns))
+
+
+def _log_columns(values: np.ndarray, columns: list[str]) -> np.ndarray:
+    values = np.array(values, dtype=np.float64)
+    for j, name in enumerate(columns):
+        if name in LOG_COLUMNS:
+            values[:, j] = np.log(np.clip(values[:, j], 1e-6, None))
+    return values

@@ -78,8 +78,7 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
             where = f"{source} text encoder"
         else:
             if source == "praat":
-                reader = audio_lib.praat_iemocap if dataset == "iemocap" else audio_lib.praat_meld
-                values, missing, columns = reader(dialogues, raw_dir / "found")
+                values, missing, columns = audio_lib.shipped_descriptors(dataset, dialogues, raw_dir / "found")
             else:
                 values, missing, columns = audio_lib.opensmile_features(
                     dataset, dialogues, get(params, f"features.wav_dirs.{dataset}"))

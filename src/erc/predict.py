@@ -6,12 +6,14 @@ from pathlib import Path
 
 import torch
 
+from erc.audio import apply_scaling, shipped_scaling
 from erc.batching import DialogueData
 from erc.datasets import CLASSES
 from erc.graphs import dialogue_graph
 from erc.io import InputError
 from erc.model import MGLRA
 from erc.text import encoder_for, repair_cp1252
+from erc.wav import wav_descriptors
 
 
 def read_dialogue(path: str | Path) -> list[dict]:
@@ -30,6 +32,12 @@ def read_dialogue(path: str | Path) -> list[dict]:
         if not isinstance(turn, dict) or not isinstance(turn.get("text"), str) \
                 or not isinstance(turn.get("speaker"), (str, int)) or isinstance(turn.get("speaker"), bool):
             raise InputError(f"{path}: turn {i} needs a 'speaker' (a name) and a 'text' string")
+        if "wav" in turn:
+            if not isinstance(turn["wav"], str) or not turn["wav"]:
+                raise InputError(f"{path}: turn {i} 'wav' must be the path of a wav file")
+            if "audio" in turn:
+                raise InputError(f"{path}: turn {i} gives both 'wav' and 'audio'; give one")
+            turn["wav"] = str(path.parent / turn["wav"])  # relative to the dialogue file
     return turns
 
 
@@ -47,15 +55,30 @@ def speaker_indices(turns: list[dict], dataset: str, n_speakers: int, where) -> 
     return [order.index(str(t["speaker"])) for t in turns]
 
 
-def dialogue_features(turns: list[dict], config: dict, sources: dict, where) -> dict:
+def wav_audio(path: str, dataset: str, source: str, scaling: dict, where: str) -> list[float]:
+    """A turn's wav measured as the shipped descriptors were, scaled with their training statistics
+    (``scaling``: a dict filled on first use, so that a dialogue without wavs never reads them)."""
+    if source != "praat":
+        raise InputError(f"{where}: the model's audio features came from {source!r}; a 'wav' can be measured "
+                         "only for models trained on the praat descriptors")
+    raw = wav_descriptors(path, dataset, where)
+    if not scaling:
+        scaling.update(shipped_scaling(dataset))
+    return apply_scaling(raw[None], scaling)[0].tolist()
+
+
+def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dataset: str = "iemocap") -> dict:
     n, features = len(turns), {}  # audio first: its checks are cheap, the text encoder is not
     dims = config["input_dims"]
     if "audio" in dims:
         width = dims["audio"][0]
         audio = torch.zeros(n, width)
-        audio[:, -1] = 1.0  # "audio missing" unless the turn gives its standardised descriptors
+        audio[:, -1] = 1.0  # "audio missing" unless the turn gives a wav or its standardised descriptors
+        scaling = {}
         for i, turn in enumerate(turns):
             values = turn.get("audio")
+            if "wav" in turn:
+                values = wav_audio(turn["wav"], dataset, sources.get("audio"), scaling, f"{where}: turn {i}")
             if values is not None:
                 if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                            for v in values):
@@ -88,7 +111,7 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
     seeds = [seed] if seed is not None else list(runs)
     n = len(turns)
-    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where),
+    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset),
              "lengths": torch.tensor([n]), "splits": ["test"],
              "speakers": torch.tensor(speaker_indices(turns, dataset, config["n_speakers"], where)),
              "labels": torch.full((n,), -1)}
