@@ -130,3 +130,48 @@ def test_predict_dialogue_accepts_wav_turns_in_process(tmp_path):
     a = predict_dialogue(with_wav, checkpoint, "meld")[0]["probabilities"]
     b = predict_dialogue(without, checkpoint, "meld")[0]["probabilities"]
     assert a != b
+
+
+def test_praat_wav_extraction_measures_a_wav_folder_and_keeps_its_scaling(tmp_path):
+    from erc.datasets import load_dialogues
+    from erc.extraction import extract
+    from erc.params import validate_params
+    from erc.predict import stored_scaling
+    dialogues = [d for split in ("train", "valid", "test")
+                 for d in [x for x in load_dialogues("meld", ROOT / "data" / "raw") if x.split == split][:2]]
+    folder = {"train": "train", "valid": "dev", "test": "test"}
+    louder = set()
+    for d in dialogues:
+        (tmp_path / folder[d.split]).mkdir(exist_ok=True)
+        for i, (dia, utt) in enumerate(d.utterance_keys):
+            if d is dialogues[4] and i == 0:
+                continue  # one utterance without a recording: the first test dialogue's first
+            amplitude = 0.6 if i % 2 else 0.15
+            if i % 2:
+                louder.add((d.id, i))
+            write_wav(tmp_path / folder[d.split] / f"dia{dia}_utt{utt}.wav",
+                      speech(f0=120 + 10 * i, amplitude=amplitude, seconds=0.6, seed=i))
+    params = validate_params({"datasets": ["meld"], "features": {"text": "none", "audio": "praat-wav",
+                                                                 "wav_dirs": {"iemocap": None, "meld": str(tmp_path)}}})
+    feats = extract("meld", params, ROOT / "data" / "raw", dialogues=dialogues, progress=False)
+    audio = feats["features"]["audio"]  # (N, 8 descriptors + flag)
+    assert audio.shape == (sum(len(d) for d in dialogues), len(PRAAT_COLUMNS) + 1)
+    first_test = sum(len(d) for d in dialogues if d.split != "test")
+    assert audio[first_test, -1] == 1 and audio[:, -1].sum() == 1  # only the absent wav is flagged
+    assert feats["audio_scaling"]["columns"] == PRAAT_COLUMNS
+    intensity = audio[:, PRAAT_COLUMNS.index("avg_intensity")]
+    rows = [(d.id, i) for d in dialogues for i in range(len(d))]
+    loud = torch.tensor([r in louder for r in rows])
+    present = audio[:, -1] == 0
+    assert intensity[loud & present].min() > intensity[~loud & present].max()  # 4x the amplitude: +12 dB
+    # predict.py reads that scaling back from the feature file
+    (tmp_path / "data" / "features").mkdir(parents=True)
+    torch.save(feats, tmp_path / "data" / "features" / "meld.pt")
+    import os
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        scaling = stored_scaling("meld")
+    finally:
+        os.chdir(here)
+    assert np.allclose(scaling["mean"], feats["audio_scaling"]["mean"])

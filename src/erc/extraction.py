@@ -9,6 +9,7 @@ import torch
 
 from erc import audio as audio_lib
 from erc import text as text_lib
+from erc import wav as wav_lib
 from erc.datasets import CLASSES, N_SPEAKERS, Dialogue, load_dialogues
 from erc.feature_files import read_feature_file
 from erc.io import InputError
@@ -62,7 +63,7 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
         if len(d) == 0:
             raise InputError(f"{dataset}: dialogue {d.id} has no utterances")
     train_rows = np.concatenate([[d.split == "train"] * len(d) for d in dialogues])
-    features = {}
+    features, extra = {}, {}
     for modality, source in sources.items():
         if source == "none":
             continue
@@ -77,13 +78,18 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
             array = encoder.encode(sentences, get(params, "features.text_batch_size"), progress)
             where = f"{source} text encoder"
         else:
+            wav_dir = get(params, f"features.wav_dirs.{dataset}")
             if source == "praat":
                 values, missing, columns = audio_lib.shipped_descriptors(dataset, dialogues, raw_dir / "found")
+            elif source == "praat-wav":
+                values, missing, columns = wav_lib.wav_folder_descriptors(dataset, dialogues, wav_dir, progress)
             else:
-                values, missing, columns = audio_lib.opensmile_features(
-                    dataset, dialogues, get(params, f"features.wav_dirs.{dataset}"))
-            scaled = audio_lib.standardise(values, train_rows, columns)
-            array = np.concatenate([scaled, missing[:, None].astype(np.float32)], axis=1)
+                values, missing, columns = audio_lib.opensmile_features(dataset, dialogues, wav_dir)
+            scaling = audio_lib.fit_scaling(values, train_rows, columns)
+            if source == "praat-wav":  # what predict.py scales a new wav with (the shipped ones it can recompute)
+                extra["audio_scaling"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in scaling.items()}
+            array = np.concatenate([audio_lib.apply_scaling(values, scaling), missing[:, None].astype(np.float32)],
+                                   axis=1)
             where = f"{source} audio"
         if modality == "text" and array.ndim == 2:
             array = array[:, None, :]  # a single text vector is one "layer"
@@ -101,4 +107,5 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
         "labels": torch.tensor([y for d in dialogues for y in d.labels]),
         "sentences": [s for d in dialogues for s in d.sentences],
         "features": features,
+        **extra,
     }

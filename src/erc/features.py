@@ -16,7 +16,7 @@ from erc.datasets import SPLITS
 from erc.io import InputError, load_torch, save_torch
 
 # audio sources whose last column is the "audio missing" flag (erc.extraction appends it); `file` audio has none
-FLAGGED_SOURCES = ("praat", "opensmile")
+FLAGGED_SOURCES = ("praat", "praat-wav", "opensmile")
 REQUIRED = ("dataset", "classes", "n_speakers", "dialogue_ids", "splits", "lengths", "speakers", "labels", "features")
 
 

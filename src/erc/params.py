@@ -46,7 +46,7 @@ class FileSources(Section):
 
 class Features(Section):
     text: Literal["minilm", "mpnet", "file", "none"] = "minilm"
-    audio: Literal["praat", "opensmile", "file", "none"] = "praat"
+    audio: Literal["praat", "praat-wav", "opensmile", "file", "none"] = "praat"
     visual: Literal["file", "none"] = "none"
     text_batch_size: PositiveInt = 64
     files: ByDataset[FileSources] = Field(default={"iemocap": {}, "meld": {}}, validate_default=True)
@@ -153,10 +153,11 @@ class Params(Section):
                     if not getattr(getattr(self.features.files, d), modality):
                         raise ValueError(f"'features.files.{d}.{modality}' must name a feature file when "
                                          f"features.{modality} is file")
-        if self.features.audio == "opensmile":
+        if self.features.audio in ("opensmile", "praat-wav"):
             for d in self.datasets:
                 if not getattr(self.features.wav_dirs, d):
-                    raise ValueError(f"'features.wav_dirs.{d}' must name the wav folder when features.audio is opensmile")
+                    raise ValueError(f"'features.wav_dirs.{d}' must name the wav folder when features.audio is "
+                                     f"{self.features.audio}")
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError(f"'datasets' lists a dataset twice: {self.datasets}")
         return self

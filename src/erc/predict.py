@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from erc.audio import apply_scaling, shipped_scaling
 from erc.batching import DialogueData
 from erc.datasets import CLASSES
 from erc.graphs import dialogue_graph
-from erc.io import InputError
+from erc.io import InputError, load_torch
 from erc.model import MGLRA
 from erc.text import encoder_for, repair_cp1252
 from erc.wav import wav_descriptors
@@ -56,15 +57,24 @@ def speaker_indices(turns: list[dict], dataset: str, n_speakers: int, where) -> 
 
 
 def wav_audio(path: str, dataset: str, source: str, scaling: dict, where: str) -> list[float]:
-    """A turn's wav measured as the shipped descriptors were, scaled with their training statistics
+    """A turn's wav measured as the model's training audio was, scaled with its training statistics
     (``scaling``: a dict filled on first use, so that a dialogue without wavs never reads them)."""
-    if source != "praat":
+    if source not in ("praat", "praat-wav"):
         raise InputError(f"{where}: the model's audio features came from {source!r}; a 'wav' can be measured "
-                         "only for models trained on the praat descriptors")
+                         "only for models trained on the praat descriptors (praat, praat-wav)")
     raw = wav_descriptors(path, dataset, where)
     if not scaling:
-        scaling.update(shipped_scaling(dataset))
+        scaling.update(shipped_scaling(dataset) if source == "praat" else stored_scaling(dataset))
     return apply_scaling(raw[None], scaling)[0].tolist()
+
+
+def stored_scaling(dataset: str) -> dict:
+    """``praat-wav`` models: the statistics extraction measured on the training wavs, kept in the feature file."""
+    path = f"data/features/{dataset}.pt"
+    scaling = load_torch(path, "feature file (run dvc repro first)").get("audio_scaling")
+    if not isinstance(scaling, dict):
+        raise InputError(f"{path}: holds no audio_scaling (its audio is not praat-wav); rerun dvc repro")
+    return {k: np.asarray(v) if k != "columns" else v for k, v in scaling.items()}
 
 
 def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dataset: str = "iemocap") -> dict:

@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, signal
 
-from erc.audio import PRAAT_COLUMNS, SIGNAL_COLUMNS
+from tqdm import tqdm
+
+from erc.audio import PRAAT_COLUMNS, SIGNAL_COLUMNS, wav_path
+from erc.datasets import Dialogue
 from erc.io import InputError
 
 SIGNAL_RATE = 44100              # the signal descriptors' loading rate
@@ -150,14 +153,29 @@ def signal_descriptors(samples: np.ndarray, rate: float) -> np.ndarray:
     return np.array([values[c] for c in SIGNAL_COLUMNS], dtype=np.float64)
 
 
-def wav_descriptors(path: str | Path, dataset: str, where: str) -> np.ndarray:
+def wav_descriptors(path: str | Path, dataset: str, where: str, strict: bool = True) -> np.ndarray:
     """Raw descriptors of one utterance's wav in the feature file's column order: IEMOCAP 8 Praat + 8 signal,
-    MELD 8 Praat. A wav with no voiced frame is refused: its pitch is undefined (the shipped files leave such
-    cells empty and training imputes them; a turn to predict deserves a word instead)."""
+    MELD 8 Praat. ``strict``: a wav with no voiced frame is refused, its pitch being undefined (the shipped files
+    leave such cells empty and extraction imputes them; a turn to predict deserves a word instead)."""
     sound = load_sound(path, where)
     praat = praat_descriptors(sound)
-    if math.isnan(praat[PRAAT_COLUMNS.index("avg_pitch")]):
+    if strict and math.isnan(praat[PRAAT_COLUMNS.index("avg_pitch")]):
         raise InputError(f"{where}: {path} has no voiced frame (silent or unvoiced audio): its pitch is undefined")
     if dataset != "iemocap":
         return praat
     return np.concatenate([praat, signal_descriptors(sound.values[0], sound.sampling_frequency)])
+
+
+def wav_folder_descriptors(dataset: str, dialogues: list[Dialogue], wav_dir: str | Path, progress: bool = True):
+    """``features.audio: praat-wav``: every utterance's wav in ``wav_dir`` (laid out as for opensmile) measured
+    like the shipped descriptors; an absent wav gives a NaN row flagged missing, as the shipped files' gaps do."""
+    wav_dir = Path(wav_dir)
+    if not wav_dir.is_dir():
+        raise InputError(f"{wav_dir}: wav folder not found (features.wav_dirs.{dataset})")
+    columns = PRAAT_COLUMNS + (SIGNAL_COLUMNS if dataset == "iemocap" else [])
+    paths = [wav_path(dataset, wav_dir, d, i) for d in dialogues for i in range(len(d))]
+    values = np.full((len(paths), len(columns)), np.nan)
+    missing = np.array([not p.is_file() for p in paths])
+    for row in tqdm(np.flatnonzero(~missing), desc=f"{dataset} wav descriptors", disable=not progress, unit="wav"):
+        values[row] = wav_descriptors(paths[row], dataset, str(paths[row]), strict=False)
+    return values, missing, columns
