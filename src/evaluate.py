@@ -1,5 +1,6 @@
-"""Stage evaluate: python src/evaluate.py <dataset> -> metrics/<dataset>.json, metrics/teachers/<dataset>.json, plots/<dataset>/
-The only stage that reads test labels."""
+"""Stage evaluate: python src/evaluate.py <dataset> -> metrics/<dataset>.json (the headline figures),
+metrics/details/<dataset>.json (per nesting size, student head, seed, references), metrics/teachers/<dataset>.json,
+plots/<dataset>/. The only stage that reads test labels."""
 
 import torch
 
@@ -21,7 +22,8 @@ def main(dataset: str) -> None:
     mrl, mkd = checkpoint["mrl"], checkpoint["mkd"]
     metrics["setup"] = {"sources": checkpoint["sources"], "mrl": mrl["enabled"], "mrl_shared": mrl["shared"],
                         "mkd": mkd["enabled"], "seeds": [run["seed"] for run in metrics["per_seed"]]}
-    save_json(metrics, f"metrics/{dataset}.json")
+    save_json(metrics, f"metrics/details/{dataset}.json")
+    save_json(ev.headline(metrics), f"metrics/{dataset}.json")
     save_json(teachers, f"metrics/teachers/{dataset}.json")
 
     out = f"plots/{dataset}"
@@ -31,6 +33,7 @@ def main(dataset: str) -> None:
     variant = "MRL-E" if mrl["enabled"] and mrl["shared"] else "MRL" if mrl["enabled"] else "MGLRA"
     ev.nesting_plots(metrics, variant, out)
     ev.modality_plots(teachers, metrics["students"], out)
+    ev.curve_plots(checkpoint, out)
     ev.prediction_table(test_predictions, feats, out)  # for paired bootstrap comparisons between experiments
     print(ev.markdown_summary(dataset, metrics))
 

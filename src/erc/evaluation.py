@@ -72,6 +72,15 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, d
     return metrics, test_predictions
 
 
+def headline(metrics: dict) -> dict:
+    """The figures a reader compares first (``dvc metrics diff``): valid and test Acc and weighted F1, mean ± std
+    over seeds, and the test weighted F1 from text alone; the rest stays in the detail file."""
+    keep = {s: {k: metrics[s][k] for k in ("acc", "weighted_f1")} for s in EVAL_SPLITS}
+    if "text_only" in metrics:
+        keep["text_only"] = {"test": {"weighted_f1": metrics["text_only"]["test"]["weighted_f1"]}}
+    return keep
+
+
 def strip(run: dict) -> dict:
     """Keep per-seed numbers readable in ``dvc metrics show``: Acc, weighted and macro F1, per-class F1."""
     return {"seed": run["seed"], "epoch": run["epoch"], **{s: run[s] for s in EVAL_SPLITS}}
@@ -161,6 +170,25 @@ def modality_plots(teachers: dict, students: dict, out_dir) -> None:
     ax.set_title("unimodal teachers vs the student's per-modality heads")
     ax.legend()
     write_png(fig, f"{out_dir}/modalities.png")
+
+
+def curve_plots(checkpoint: dict, out_dir) -> None:
+    """Validation w-F1 and training loss per epoch of every seed, the selected epoch marked (from the checkpoint's
+    histories, so that the curves are a PNG visible without a network)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
+    for seed, run in checkpoint["runs"].items():
+        epochs = [row["epoch"] for row in run["history"]]
+        line, = top.plot(epochs, [row["valid_weighted_f1"] for row in run["history"]], label=f"seed {seed}")
+        top.plot(run["epoch"], run["history"][run["epoch"] - 1]["valid_weighted_f1"], "o", color=line.get_color())
+        bottom.plot(epochs, [row["train_loss"] for row in run["history"]], color=line.get_color())
+    top.set_ylabel("validation weighted F1 (%)")
+    top.set_title("training curves (dot: the epoch kept, chosen on validation)")
+    top.legend(fontsize=7)
+    top.grid(alpha=0.3)
+    bottom.set_ylabel("training loss")
+    bottom.set_xlabel("epoch")
+    bottom.grid(alpha=0.3)
+    write_png(fig, f"{out_dir}/curves.png")
 
 
 def prediction_table(test_predictions: dict, feats: dict, out_dir) -> None:

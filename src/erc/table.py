@@ -188,7 +188,9 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
         if not same_setup(exp["params"], reference_params, defaults):
             continue
         for d in DATASETS:
-            metrics, preds = git_file(exp["rev"], f"metrics/{d}.json"), git_file(exp["rev"], f"plots/{d}/test_predictions.csv")
+            # the detail file since the headline split; before it, metrics/<d>.json held everything
+            metrics = git_file(exp["rev"], f"metrics/details/{d}.json") or git_file(exp["rev"], f"metrics/{d}.json")
+            preds = git_file(exp["rev"], f"plots/{d}/test_predictions.csv")
             if metrics and preds:
                 where = f"{exp['name']} ({exp['rev'][:7]})"
                 try:

@@ -1,0 +1,54 @@
+"""Markdown table of ``benchmarks/probe.py --out`` runs: per setting, the selected held-out w-F1 per session
+(mean over seeds), the mean and std of the per-seed means over sessions, and the peak mean.
+
+    python benchmarks/probe_table.py runs.jsonl [more.jsonl ...] [--per-class]
+"""
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--per-class", action="store_true", help="also the mean per-class F1 of the selected epochs")
+    args = parser.parse_args()
+    runs = []
+    for name in args.files:
+        try:
+            with open(name) as f:
+                runs += [json.loads(line) for line in f if line.strip()]
+        except (OSError, json.JSONDecodeError) as err:
+            sys.exit(f"error: {name}: {err}")
+    by_setting = defaultdict(list)
+    for r in runs:
+        by_setting[r["run"]].append(r)
+    sessions = sorted({r["session"] for r in runs if r.get("session")})
+    header = ["setting", *sessions, "selected, mean ± seed std", "peak, mean", "runs"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for setting, rs in by_setting.items():
+        cells = []
+        for s in sessions:
+            vals = [r["selected"] for r in rs if r["session"] == s]
+            cells.append(f"{statistics.mean(vals):.2f}" if vals else "—")
+        seeds = sorted({r["seed"] for r in rs})
+        # per seed: the mean over the sessions it ran (leave-one-session-out), then mean ± std over seeds
+        per_seed = [statistics.mean(r["selected"] for r in rs if r["seed"] == s) for s in seeds]
+        spread = f" ± {statistics.stdev(per_seed):.2f}" if len(per_seed) > 1 else ""
+        peak = statistics.mean(r["best"] for r in rs)
+        cells += [f"**{statistics.mean(per_seed):.2f}**{spread}", f"{peak:.2f}", str(len(rs))]
+        print(f"| {setting} | " + " | ".join(cells) + " |")
+    if args.per_class:
+        classes = list(runs[0]["selected_per_class"])
+        print("\n| setting | " + " | ".join(classes) + " |")
+        print("|" + "---|" * (len(classes) + 1))
+        for setting, rs in by_setting.items():
+            means = [statistics.mean(r["selected_per_class"][c] for r in rs) for c in classes]
+            print(f"| {setting} | " + " | ".join(f"{m:.1f}" for m in means) + " |")
+
+
+if __name__ == "__main__":
+    main()
