@@ -12,6 +12,7 @@ from erc import text as text_lib
 from erc import wav as wav_lib
 from erc.datasets import CLASSES, N_SPEAKERS, Dialogue, load_dialogues
 from erc.feature_files import read_feature_file
+from erc.finetuned import FINETUNED, finetuned_features
 from erc.io import InputError
 from erc.params import get
 
@@ -54,7 +55,8 @@ def check_finite(name: str, array: np.ndarray, dialogues: list[Dialogue], where)
         raise InputError(f"{where}: {name} features hold NaN or inf (first in dialogue {dialogue.id})")
 
 
-def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialogues=None, progress=True) -> dict:
+def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialogues=None, progress=True,
+            finetuned_dir: str | Path = "models/finetuned") -> dict:
     """Build the canonical feature dict for ``dataset`` from the sources chosen in ``params['features']``."""
     raw_dir = Path(raw_dir)
     sources = {m: get(params, f"features.{m}") for m in MODALITIES}  # checked by the params schema
@@ -72,6 +74,10 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
             per_dialogue, file_labels = read_feature_file(path, modality, dataset, [d.id for d in dialogues])
             array = align_file_features(per_dialogue, file_labels, dialogues, path)
             where = path
+        elif modality == "text" and source in FINETUNED:
+            array = finetuned_features(dataset, dialogues, Path(finetuned_dir) / dataset,
+                                       get(params, "finetune.eval_from"), progress)
+            where = f"{source} text encoder"
         elif modality == "text":
             encoder = text_lib.encoder_for(source)
             sentences = [text_lib.repair_cp1252(s) for d in dialogues for s in d.sentences]

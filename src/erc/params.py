@@ -45,7 +45,7 @@ class FileSources(Section):
 
 
 class Features(Section):
-    text: Literal["minilm", "mpnet", "file", "none"] = "minilm"
+    text: Literal["minilm", "mpnet", "minilm-ft", "mpnet-ft", "file", "none"] = "minilm"
     audio: Literal["praat", "praat-wav", "opensmile", "file", "none"] = "praat"
     visual: Literal["file", "none"] = "none"
     text_batch_size: PositiveInt = 64
@@ -112,6 +112,28 @@ class Teachers(Section):
     seed: NonNegativeInt = 0
 
 
+class Finetune(Section):
+    """The finetune_text stage (features.text: minilm-ft | mpnet-ft); erc.finetune says what each key does."""
+    epochs: per_dataset_type(PositiveInt) = Field(default={"iemocap": 4, "meld": 3}, validate_default=True)
+    lr: PositiveFloat = 1e-4
+    batch_size: PositiveInt = 32
+    max_length: Annotated[int, Field(ge=16, le=512)] = 160
+    seed: NonNegativeInt = 0
+    freeze_layers: NonNegativeInt = 0   # the embeddings and this many lowest layers stay frozen (0: none)
+    warmup: Rate = 0.1                  # share of the steps with a linear learning-rate warm-up
+    context: NonNegativeInt = 0         # previous turns (with speaker tags) as a second segment
+    folds: NonNegativeInt = 0           # cross-fitting folds over training dialogues (0: none, else >= 2)
+    eval_from: Literal["full", "folds"] = "full"  # validation / test features: the all-data encoder or the folds' mean
+    loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
+        default={"iemocap": "weighted_nll", "meld": "ce"}, validate_default=True)
+
+    @model_validator(mode="after")
+    def folds_are_none_or_several(self):
+        if self.folds == 1:
+            raise ValueError("folds must be 0 (no cross-fitting) or at least 2, got 1")
+        return self
+
+
 class Mrl(Section):
     enabled: bool = True
     shared: bool = False
@@ -141,6 +163,7 @@ class Params(Section):
     model: Model = Field(default_factory=Model)
     train: Train = Field(default_factory=Train)
     teachers: Teachers = Field(default_factory=Teachers)
+    finetune: Finetune = Field(default_factory=Finetune)
     mrl: Mrl = Field(default_factory=Mrl)
     mkd: Mkd = Field(default_factory=Mkd)
     references: References = Field(default_factory=References)

