@@ -24,7 +24,11 @@ def main(dataset: str) -> None:
     try:
         source = get(params, "features.text")
         if source not in FINETUNED:
-            (tmp / "NOT_USED.txt").write_text(f"features.text is {source}: nothing to fine-tune\n")
+            note = f"features.text is {source}: nothing to fine-tune\n"
+            (tmp / "NOT_USED.txt").write_text(note)
+            curves = Path(f"plots/finetune/{dataset}")  # the stage's other output: no curves to log
+            curves.mkdir(parents=True, exist_ok=True)
+            (curves / "NOT_USED.txt").write_text(note)
         else:
             dialogues = load_dialogues(dataset)
             for d in dialogues:  # the stage never holds a test label
