@@ -11,7 +11,8 @@ from transformers import AutoTokenizer
 
 from erc.datasets import CLASSES, load_dialogues
 from erc.finetune import finetune, finetune_dataset, folds_of, save_finetuned, settings_of
-from erc.finetuned import Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features, layer_features
+from erc.finetuned import (Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features, layer_features,
+                           new_dialogue_features)
 from erc.io import InputError
 from erc.losses import task_loss
 from erc.params import validate_params
@@ -105,6 +106,11 @@ def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_feature
         name = "full" if d.split != "train" else f"fold{first['folds'][d.id]}"
         expected = layer_features(first["encoders"][name]["model"], inputs, span)
         assert np.allclose(feats[span], expected, atol=1e-5), (d.id, name)
+    # predict.py reads a new dialogue as the stage's test dialogues are read
+    test = dialogues[-1] if dialogues[-1].split == "test" else next(d for d in dialogues if d.split == "test")
+    k = dialogues.index(test)
+    again = new_dialogue_features("iemocap", test.sentences, test.speakers, tmp_path)
+    assert np.allclose(again, feats[rows[k]:rows[k + 1]], atol=1e-5)
 
 
 def test_an_uninstalled_optional_encoder_is_one_clear_line(monkeypatch):
