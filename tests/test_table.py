@@ -190,6 +190,7 @@ def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):
     monkeypatch.setattr(script, "load_params", lambda: {**params, "train": {"lr": 0.01}})
     monkeypatch.setattr(erc_table.erc_params, "flat_defaults", lambda: {}, raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["table.py"])
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "table1.md").write_text("old table\n")
     with pytest.raises(SystemExit) as exit_:
@@ -206,3 +207,40 @@ def test_dvc_exp_show_failure_is_one_line(monkeypatch):
     monkeypatch.setattr(erc_table.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(InputError, match=r"^dvc exp show failed: ERROR: not a git repo$"):
         erc_table.experiments_from_dvc()
+
+
+def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for():
+    from erc.table import missing_rows, run_missing_rows
+    rows = {(name, d): {} for name in ("MGLRA", "MRL + MKD") for d in ("iemocap", "meld")}
+    rows[("MKD", "iemocap")] = {}  # run for one dataset only: still missing
+    todo = missing_rows(rows)
+    assert todo == ["MRL", "MRL-E", "MKD", "MRL-E + MKD"]
+    calls, statuses = [], iter(["Task Name Created Status\n1 a x Running\n", "Task Name Created Status\n1 a x Success\n"])
+
+    class Done:
+        def __init__(self, stdout=""):
+            self.returncode, self.stdout, self.stderr = 0, stdout, ""
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return Done(next(statuses) if cmd[1:3] == ["queue", "status"] else "")
+    run_missing_rows(todo, 2, run=fake_run, sleep=lambda s: None)
+    queued = [c for c in calls if c[1:4] == ["exp", "run", "--queue"]]
+    assert [c[5] for c in queued] == ["table-mrl", "table-mrl-e", "table-mkd", "table-mrl-e-mkd"]
+    assert queued[1][6:] == ["-S", "mrl.enabled=true", "-S", "mrl.shared=true", "-S", "mkd.enabled=false"]
+    assert ["dvc", "queue", "start", "-j", "2"] in calls
+    assert sum(c[1:3] == ["queue", "status"] for c in calls) == 2  # polled until nothing runs
+    # nothing missing: nothing queued, no queue started
+    calls.clear()
+    run_missing_rows([], 2, run=fake_run)
+    assert calls == []
+
+
+def test_a_failed_queue_task_is_one_line():
+    from erc.table import run_missing_rows
+
+    class Out:
+        returncode, stderr = 0, ""
+        stdout = "Task Name Created Status\n1 table-mrl x Failed\n"
+    with pytest.raises(InputError, match="experiment table-mrl failed"):
+        run_missing_rows(["MRL"], 1, run=lambda cmd, **k: Out(), sleep=lambda s: None)

@@ -178,10 +178,9 @@ def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: di
             f"{name}, differs in {shown}{more})")
 
 
-def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000, defaults: dict | None = None,
-                features: str = "data/features/{dataset}.pt") -> str:
-    """Rows from the experiments whose params equal ``reference_params`` but for the three switches;
-    InputError when there is none. ``defaults`` (dotted key -> default) default to the params schema's."""
+def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | None = None) -> dict:
+    """(row name, dataset) -> the first experiment with ``reference_params`` but for the three switches whose
+    metrics and test predictions exist (and whose predictions hold the seeds its params name)."""
     defaults = erc_params.flat_defaults() if defaults is None else defaults
     rows = {}  # (row name, dataset) -> what the experiment produced for that dataset
     for exp in experiments:  # the first entry found for a configuration is kept
@@ -208,6 +207,26 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                 name = row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
                                  "mkd": {"enabled": setup.get("mkd")}})
                 rows.setdefault((name, d), {"exp": exp, "metrics": metrics, "preds": preds})
+    return rows
+
+
+def missing_rows(rows: dict) -> list[str]:
+    """Table 1's rows without results for every dataset, in the paper's order."""
+    return [name for name in ROWS.values() if any((name, d) not in rows for d in DATASETS)]
+
+
+def row_overrides(name: str) -> list[str]:
+    """``-S`` assignments of ``dvc exp run`` that make a row from the current params."""
+    (mrl, shared, mkd), = [k for k, v in ROWS.items() if v == name]
+    return [f"mrl.enabled={str(mrl).lower()}", f"mrl.shared={str(shared).lower()}", f"mkd.enabled={str(mkd).lower()}"]
+
+
+def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000, defaults: dict | None = None,
+                features: str = "data/features/{dataset}.pt") -> str:
+    """Rows from the experiments whose params equal ``reference_params`` but for the three switches;
+    InputError when there is none. ``defaults`` (dotted key -> default) default to the params schema's."""
+    defaults = erc_params.flat_defaults() if defaults is None else defaults
+    rows = find_rows(experiments, reference_params, defaults)
     if not rows:
         raise InputError(no_rows_reason(experiments, reference_params, defaults))
     lines = ["# Table 1: test Acc / weighted F1 (%), mean ± std over seeds", "",
@@ -240,3 +259,32 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                          f"{f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else '—'} | {delta[0]} | {delta[1]} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _dvc(args: list[str], run=subprocess.run) -> str:
+    result = run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise InputError(f"dvc {' '.join(args[:3])} failed: {lines[-1] if lines else f'exit {result.returncode}'}")
+    return result.stdout
+
+
+def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None, stamp: str = "") -> None:
+    """Queue one DVC experiment per missing row (the current params with the row's switches), start DVC's queue
+    with ``jobs`` workers and wait until it is empty; a failed task is one InputError line naming it."""
+    import time
+    sleep = sleep or time.sleep
+    for name in names:
+        slug = "table-" + name.lower().replace(" + ", "-").replace(" ", "-") + (f"-{stamp}" if stamp else "")
+        _dvc(["exp", "run", "--queue", "-n", slug, *[a for o in row_overrides(name) for a in ("-S", o)]], run)
+    if not names:
+        return
+    _dvc(["queue", "start", "-j", str(jobs)], run)
+    while True:
+        status = _dvc(["queue", "status"], run)
+        if "Failed" in status:
+            failed = [line.split()[1] for line in status.splitlines() if "Failed" in line and len(line.split()) > 1]
+            raise InputError(f"dvc queue: experiment {failed[0] if failed else '?'} failed (dvc queue logs <name>)")
+        if not any(word in status for word in ("Queued", "Running")):
+            return
+        sleep(30)
