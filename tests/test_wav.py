@@ -111,6 +111,12 @@ def test_predict_end_to_end_from_text_and_generated_wavs(tmp_path):
     out = json.loads(result.stdout)
     assert [t["speaker"] for t in out] == ["Joey", "Ross", "Joey"]
     assert all(abs(sum(t["probabilities"].values()) - 1) < 1e-3 for t in out)
+    # a recording far outside the training data (digital silence around the speech: a huge intensity spread)
+    # is still predicted, with a warning naming the turn and the descriptor
+    write_wav(cwd / "studio.wav", np.concatenate([np.zeros(RATE), speech(), np.zeros(RATE)]))
+    (cwd / "d.json").write_text(json.dumps([{"speaker": "Joey", "text": "Hi.", "wav": "studio.wav"}]))
+    result = run_script("predict.py", "d.json", "--dataset", "meld", cwd=cwd)
+    assert result.returncode == 0 and "warning: d.json: turn 0: intensity_variation" in result.stderr
     # bad turns: one line naming the turn
     write_wav(cwd / "quiet.wav", np.zeros(RATE))
     for wav, message in (("gone.wav", "not found"), ("quiet.wav", "no voiced frame")):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,12 @@ def wav_audio(path: str, dataset: str, source: str, scaling: dict, where: str) -
     raw = wav_descriptors(path, dataset, where)
     if not scaling:
         scaling.update(shipped_scaling(dataset) if source == "praat" else stored_scaling(dataset))
-    return apply_scaling(raw[None], scaling)[0].tolist()
+    row = apply_scaling(raw[None], scaling)[0]
+    far = [c for c, z in zip(scaling["columns"], row) if abs(z) >= 4]
+    if far:  # still predicted, but the reader should know the audio sits outside what the model was trained on
+        print(f"warning: {where}: {', '.join(far)} at least 4 training stds from the training mean "
+              "(clipped at 5): this recording is unlike the dataset's", file=sys.stderr)
+    return row.tolist()
 
 
 def stored_scaling(dataset: str) -> dict:
