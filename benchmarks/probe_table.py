@@ -1,5 +1,6 @@
 """Markdown table of ``benchmarks/probe.py --out`` runs: per setting, the selected held-out w-F1 per session
-(mean over seeds), the mean and std of the per-seed means over sessions, and the peak mean.
+(mean over seeds), the mean and std of the per-seed means over sessions, and the peak mean. Runs on the standard
+validation split (no session) give the best validation w-F1 (the selected epoch's) per seed, mean ± std.
 
     python benchmarks/probe_table.py runs.jsonl [more.jsonl ...] [--per-class]
 """
@@ -26,6 +27,18 @@ def main() -> None:
     for r in runs:
         by_setting[r["run"]].append(r)
     sessions = sorted({r["session"] for r in runs if r.get("session")})
+    if not sessions:  # standard validation: the selected epoch's validation w-F1 per seed
+        print("| setting | " + " | ".join(f"seed {s}" for s in sorted({r["seed"] for r in runs})) +
+              " | valid w-F1, mean ± std | last-10 mean |")
+        print("|" + "---|" * (len({r["seed"] for r in runs}) + 3))
+        for setting, rs in by_setting.items():
+            by_seed = {r["seed"]: r["best"] for r in rs}
+            cells = [f"{by_seed[s]:.2f}" if s in by_seed else "—" for s in sorted({r["seed"] for r in runs})]
+            values = list(by_seed.values())
+            spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+            cells += [f"**{statistics.mean(values):.2f}**{spread}", f"{statistics.mean(r['last10'] for r in rs):.2f}"]
+            print(f"| {setting} | " + " | ".join(cells) + " |")
+        return
     header = ["setting", *sessions, "selected, mean ± seed std", "peak, mean", "runs"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
