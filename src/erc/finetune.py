@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from erc.datasets import Dialogue
 from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
-                           layer_features)
+                           in_length_order, layer_features)
 from erc.losses import task_loss
 from erc.metrics import classification_metrics
 from erc.params import get, per_dataset
@@ -37,15 +37,8 @@ def folds_of(dialogue_ids: list[str], k: int, seed: int) -> dict[str, int]:
     return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}
 
 
-def predict_logits(model: UtteranceClassifier, inputs: Inputs, rows: list[int], batch_size: int = 64) -> torch.Tensor:
-    model.eval()
-    order = sorted(rows, key=lambda r: len(inputs.ids[r]))  # little padding
-    out = torch.zeros(len(rows), model.head.out_features)
-    position = {r: k for k, r in enumerate(rows)}
-    for chunk in _batches(order, batch_size):
-        logits = model(inputs.batch(chunk))
-        out[[position[r] for r in chunk]] = logits
-    return out
+def predict_logits(model: UtteranceClassifier, inputs: Inputs, rows: list[int]) -> torch.Tensor:
+    return in_length_order(model, inputs, rows, model)
 
 
 def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: list[int], valid_rows: list[int],

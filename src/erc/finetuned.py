@@ -102,18 +102,22 @@ def _batches(rows: list[int], size: int, generator=None):
 
 
 @torch.no_grad()
+def in_length_order(model: UtteranceClassifier, inputs: Inputs, rows: list[int], read, batch_size: int = 64):
+    """``read(batch)`` for ``rows`` in eval mode, batched by length (little padding), returned in ``rows``' order."""
+    model.eval()
+    order = sorted(range(len(rows)), key=lambda k: len(inputs.ids[rows[k]]))
+    outputs, positions = [], []
+    for chunk in _batches(order, batch_size):
+        outputs.append(read(inputs.batch([rows[k] for k in chunk])))
+        positions += chunk
+    return torch.cat(outputs)[torch.argsort(torch.tensor(positions))]
 
 
-@torch.no_grad()
 def layer_features(model: UtteranceClassifier, inputs: Inputs, rows: list[int], batch_size: int = 64) -> np.ndarray:
     """(len(rows), 4, width) float32: the features every later stage reads."""
-    model.eval()
-    order = sorted(rows, key=lambda r: len(inputs.ids[r]))
-    position = {r: k for k, r in enumerate(rows)}
-    out = np.zeros((len(rows), N_LAYERS, model.encoder.config.hidden_size), dtype=np.float32)
-    for chunk in _batches(order, batch_size):
-        out[[position[r] for r in chunk]] = model.states(inputs.batch(chunk), N_LAYERS).numpy()
-    return out
+    if not rows:
+        return np.zeros((0, N_LAYERS, model.encoder.config.hidden_size), dtype=np.float32)
+    return in_length_order(model, inputs, rows, lambda b: model.states(b, N_LAYERS), batch_size).numpy()
 
 
 def _rows_by_split(dialogues: list[Dialogue]) -> tuple[dict, list[str]]:
