@@ -1,6 +1,8 @@
 """The validation-only probe: the held-out-session split, in-split teachers, one probe run of the full model."""
 import torch
+from sklearn.metrics import f1_score
 
+from erc.features import text_only, utterance_split
 from erc.graphs import build_graphs
 from erc.params import validate_params
 from erc.probing import heldout_split, probe_run, split_teacher_logits
@@ -73,6 +75,13 @@ def test_probe_run_trains_the_full_model_and_reports_the_selected_heldout_score(
     # the same seed gives the same run (timing aside); MKD without teachers is refused
     again = probe_run("iemocap", split, graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers)
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in report.items() if k != "seconds"}
+    # text-only: with every audio already marked missing it is the selected score itself; the text teacher is
+    # scored on the held-out utterances only
+    only = probe_run("iemocap", text_only(split), graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers)
+    assert only["text_only"] == only["selected"] and 0 <= report["text_only"] <= 100
+    held = (utterance_split(split) == 2) & (split["labels"] >= 0)
+    expected = f1_score(split["labels"][held], teachers["text"][held].argmax(-1), average="weighted") * 100
+    assert abs(report["text_teacher"] - expected) < 1e-9
     try:
         probe_run("iemocap", split, graphs, params, 0, "cpu", heldout=True)
     except ValueError as err:

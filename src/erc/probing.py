@@ -13,7 +13,10 @@ from pathlib import Path
 import torch
 
 from erc.batching import DialogueData
+from erc.datasets import SPLITS
+from erc.features import text_only, utterance_split
 from erc.io import load_torch, save_torch
+from erc.metrics import classification_metrics
 from erc.model import MGLRA
 from erc.params import get
 from erc.runs import bclstm_model, bclstm_settings, train_settings, train_teachers
@@ -94,4 +97,14 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
     if heldout:
         report.update(selected=scores[result["epoch"] - 1], peak_epoch=scores.index(max(scores)) + 1,
                       selected_per_class=heldout_per_class[result["epoch"] - 1])
+    split = "test" if heldout else "valid"  # where the score above was measured
+    if not bclstm and len(feats["features"]) > 1:  # the selected model with every utterance's audio marked missing
+        text_data = DialogueData(text_only(feats), graphs["multimodal"])
+        text_scores, _ = validation_score(model, text_data, objective, device, feats["classes"],
+                                          settings["batch_size"], split)
+        report["text_only"] = text_scores["weighted_f1"]
+    if teacher_logits and "text" in teacher_logits:  # the frozen text teacher on the same utterances
+        rows = (utterance_split(feats) == SPLITS.index(split)) & (feats["labels"] >= 0)
+        report["text_teacher"] = classification_metrics(
+            feats["labels"][rows], teacher_logits["text"][rows].argmax(-1), feats["classes"])["weighted_f1"]
     return report
