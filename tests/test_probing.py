@@ -62,6 +62,9 @@ def test_in_split_teachers_never_see_the_heldout_labels_and_are_cached(tmp_path)
     assert all(torch.equal(first[m], split_teacher_logits("iemocap", split, graphs, params, tmp_path)[m]) for m in first)
     split_teacher_logits("iemocap", split, graphs, small_params(**{"teachers.seed": 1}), tmp_path)
     assert len(list(tmp_path.iterdir())) == 2
+    # the student's modality dropout is not a teacher's param: the entry is reused
+    split_teacher_logits("iemocap", split, graphs, small_params(**{"train.modality_dropout": 0.3}), tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_probe_run_trains_the_full_model_and_reports_the_selected_heldout_score():

@@ -38,12 +38,13 @@ def heldout_split(feats: dict, session: str) -> dict:
 
 
 def _teacher_key(dataset: str, feats: dict, params: dict) -> str:
-    """What a teacher depends on: the split's features and labels, and the params the teacher stage reads."""
+    """What a teacher depends on: the split's features and labels, and the params the teacher stage reads (not the
+    seeds or the modality dropout, which only the multimodal model uses)."""
     digest = hashlib.sha256()
     for tensor in [feats["labels"], feats["lengths"], *feats["features"].values()]:
         digest.update(tensor.contiguous().numpy().tobytes())
     digest.update(json.dumps([dataset, feats["splits"], get(params, "model"), get(params, "teachers"),
-                              {k: v for k, v in get(params, "train").items() if k != "seeds"}],
+                              {k: v for k, v in get(params, "train").items() if k not in ("seeds", "modality_dropout")}],
                              sort_keys=True, default=str).encode())
     return digest.hexdigest()[:20]
 
