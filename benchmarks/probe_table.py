@@ -66,11 +66,15 @@ def main() -> None:
         peak = statistics.mean(r["best"] for r in rs)
         cells += [f"**{statistics.mean(per_seed):.2f}**{spread}", f"{peak:.2f}", *text_cells(rs), str(len(rs))]
         print(f"| {setting} | " + " | ".join(cells) + " |")
-    if args.per_class:
-        classes = list(runs[0]["selected_per_class"])
+    with_classes = [r for r in runs if "selected_per_class" in r]  # runs before per-class scores had none
+    if args.per_class and with_classes:
+        classes = list(with_classes[0]["selected_per_class"])
         print("\n| setting | " + " | ".join(classes) + " |")
         print("|" + "---|" * (len(classes) + 1))
         for setting, rs in by_setting.items():
+            rs = [r for r in rs if "selected_per_class" in r]
+            if not rs:
+                continue
             means = [statistics.mean(r["selected_per_class"][c] for r in rs) for c in classes]
             print(f"| {setting} | " + " | ".join(f"{m:.1f}" for m in means) + " |")
 
