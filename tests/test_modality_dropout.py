@@ -52,6 +52,21 @@ def test_modality_dropout_marks_about_the_rate_of_audio_rows_and_never_the_text(
     assert torch.equal(again.features["audio"], dropped.features["audio"])  # deterministic by generator
 
 
+def test_dialogue_unit_marks_whole_dialogues_at_about_the_rate():
+    feats, graphs = flagged_feats()
+    data = DialogueData(feats, graphs["multimodal"])
+    batch = data.make_batch(list(range(len(feats["lengths"]))))
+    marked_share = []
+    for seed in range(20):
+        dropped = drop_modalities(batch, 0.3, torch.Generator().manual_seed(seed), data.flagged, unit="dialogue")
+        marked = dropped.features["audio"][:, -1] == 1
+        per_dialogue = torch.split(marked, batch.lengths.tolist())
+        assert all(d.all() or not d.any() for d in per_dialogue)  # a dialogue is marked whole or not at all
+        marked_share.append(sum(bool(d.all()) for d in per_dialogue) / len(per_dialogue))
+        assert torch.equal(dropped.features["text"], batch.features["text"])
+    assert 0.15 < sum(marked_share) / len(marked_share) < 0.45
+
+
 def test_modality_dropout_changes_training_only_through_the_inputs():
     """Same seed: the initial weights are the same with and without dropout (its draws do not touch the global
     stream), and the trained weights differ (the dropout did something)."""

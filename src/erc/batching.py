@@ -79,12 +79,16 @@ class DialogueData:
             yield self.make_batch(positions[start:start + batch_size])
 
 
-def drop_modalities(batch: Batch, rate: float, generator: torch.Generator, flagged: dict) -> Batch:
-    """Modality dropout: each utterance's audio and visual, independently, marked missing with chance ``rate``
-    (text is kept: it is what every dialogue has)."""
+def drop_modalities(batch: Batch, rate: float, generator: torch.Generator, flagged: dict,
+                    unit: str = "utterance") -> Batch:
+    """Modality dropout: each utterance's (``unit="dialogue"``: each dialogue's, all its utterances at once) audio
+    and visual, independently, marked missing with chance ``rate`` (text is kept: it is what every dialogue has)."""
     features = dict(batch.features)
     for m, x in batch.features.items():
         if m != "text":
-            rows = torch.rand(len(x), generator=generator) < rate
+            if unit == "dialogue":
+                rows = (torch.rand(len(batch.lengths), generator=generator) < rate).repeat_interleave(batch.lengths)
+            else:
+                rows = torch.rand(len(x), generator=generator) < rate
             features[m] = mark_missing(x, rows.to(x.device), flagged[m])
     return replace(batch, features=features)

@@ -100,6 +100,8 @@ class Train(Section):
     # chance that a training utterance's audio / visual input is marked missing (zeroed, flag set), so that the
     # model also learns to work from text alone; MGLRA's training only (not teachers, not references)
     modality_dropout: Rate = 0.0
+    # what one draw marks: an utterance, or a whole dialogue (every utterance of it: what a text-only dialogue is)
+    modality_dropout_unit: Literal["utterance", "dialogue"] = "utterance"
 
     @model_validator(mode="after")
     def distinct_seeds(self):
@@ -147,7 +149,7 @@ class Mkd(Section):
     lambda_ce: NonNegativeFloat = 1.0
     lambda_kd: NonNegativeFloat = 1.0
     temperature: PositiveFloat = 1.0
-    placement: Literal["unimodal", "encoder", "graph"] = "encoder"
+    placement: Literal["unimodal", "encoder", "graph"] = "unimodal"  # the paper's U_k = C_k(E_k(x_k))
 
 
 class References(Section):

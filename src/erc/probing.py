@@ -44,7 +44,8 @@ def _teacher_key(dataset: str, feats: dict, params: dict) -> str:
     for tensor in [feats["labels"], feats["lengths"], *feats["features"].values()]:
         digest.update(tensor.contiguous().numpy().tobytes())
     digest.update(json.dumps([dataset, feats["splits"], get(params, "model"), get(params, "teachers"),
-                              {k: v for k, v in get(params, "train").items() if k not in ("seeds", "modality_dropout")}],
+                              {k: v for k, v in get(params, "train").items() if k not in ("seeds", "modality_dropout",
+                                                                                        "modality_dropout_unit")}],
                              sort_keys=True, default=str).encode())
     return digest.hexdigest()[:20]
 
@@ -81,6 +82,7 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
         objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
         settings, model = train_settings(params, dataset), MGLRA(**config)
         settings["modality_dropout"] = get(params, "train.modality_dropout")
+        settings["modality_dropout_unit"] = get(params, "train.modality_dropout_unit")
         data = DialogueData(feats, graphs["multimodal"])
     heldout_scores, heldout_per_class = [], []
 

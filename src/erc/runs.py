@@ -66,6 +66,7 @@ def train_model(dataset: str, feats: dict, graphs: dict, params: dict, teacher_l
     """MGLRA (+ MRL, + MKD as params say), one run per seed; returns the config and the kept state of each seed."""
     device, settings = pick_device(), train_settings(params, dataset)
     settings["modality_dropout"] = get(params, "train.modality_dropout")  # the multimodal model's only
+    settings["modality_dropout_unit"] = get(params, "train.modality_dropout_unit")
     config = model_config(feats, params, dataset)
     data = DialogueData(feats, graphs["multimodal"])
     runs = {}

@@ -126,7 +126,7 @@ def validation_score(model, data, objective, device, classes, batch_size, split:
 
 def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
         batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train",
-        on_epoch=None, modality_dropout: float = 0.0) -> dict:
+        on_epoch=None, modality_dropout: float = 0.0, modality_dropout_unit: str = "utterance") -> dict:
     """Train for ``epochs``; return the state with the best validation weighted F1 and the curves.
 
     ``on_epoch(model, epoch)``, if given, runs after each epoch's validation with the model in eval mode
@@ -147,7 +147,7 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
         total, count = 0.0, 0
         for batch in data.batches("train", batch_size, shuffle=True, generator=generator):
             if modality_dropout:
-                batch = drop_modalities(batch, modality_dropout, drop_generator, data.flagged)
+                batch = drop_modalities(batch, modality_dropout, drop_generator, data.flagged, modality_dropout_unit)
             batch = batch.to(device)
             loss = objective(model(batch), batch)
             optimiser.zero_grad()
