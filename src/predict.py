@@ -27,7 +27,8 @@ def main() -> None:
                                 ("config", "runs", "sources"))
         window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
         turns = read_dialogue(args.dialogue)
-        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue)
+        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue,
+                                       get(params, "mkd.text_only"))
         if args.format == "table":
             print(format_table(predictions))
         else:

@@ -1,4 +1,5 @@
 """Modality dropout in training and the text-only evaluation (audio marked missing as extraction marks it)."""
+import pytest
 import torch
 
 from erc.batching import DialogueData, drop_modalities
@@ -101,3 +102,26 @@ def test_evaluate_reports_text_only_metrics():
     missing, _ = evaluate_model(checkpoint, text_only(feats), graphs)
     assert missing["text_only"]["test"] == missing["test"] and missing["text_only"]["valid"] == missing["valid"]
     assert missing["text_only"]["test"] == metrics["text_only"]["test"]
+
+
+@pytest.mark.parametrize("placement", ["unimodal", "encoder"])
+def test_text_only_metrics_come_from_the_head_mkd_text_only_names(placement):
+    feats, graphs = flagged_feats()
+    params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
+                              "mrl": {"enabled": False, "nesting": [4]},
+                              "mkd": {"enabled": True, "placement": placement}})
+    config = model_config(feats, params, "iemocap")
+    torch.manual_seed(0)
+    checkpoint = {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict(), "epoch": 1}}}
+    fused, _ = evaluate_model(checkpoint, feats, graphs, "fused")
+    student, _ = evaluate_model(checkpoint, feats, graphs, "student")
+    assert fused["text_only_head"] == "fused"
+    if placement == "unimodal":
+        assert student["text_only_head"] == "student"
+        assert student["text_only"] == student["text_only_student"] == fused["text_only_student"]
+        assert fused["text_only"] == fused["text_only_fused"]
+        # the unimodal text student never sees audio: text-only input scores it exactly as the full input does
+        assert student["text_only"]["test"] == student["students"]["text"]["test"]
+    else:  # a text student after attention from audio cannot answer without audio: the fused output does
+        assert student["text_only_head"] == "fused" and student["text_only"] == fused["text_only"]
+        assert "text_only_student" not in student

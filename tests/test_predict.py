@@ -76,3 +76,28 @@ def test_table_format_has_one_row_per_turn_with_the_emotion_and_its_probability(
     assert lines[1].split()[:4] == ["0", "M", "ang", "0.61"] and lines[1].endswith("I've been waiting three hours.")
     assert lines[2].split()[:4] == ["1", "F", "neu", "0.80"] and lines[2].endswith("x" * 39 + "…")
     assert len({line.index(line.split()[2]) for line in lines}) == 1  # the emotion column is aligned
+
+
+def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(checkpoint):
+    assert checkpoint["config"]["student_placement"] == "unimodal"  # the committed params
+    turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
+    fused = predict_dialogue(turns, checkpoint, "meld")
+    student = predict_dialogue(turns, checkpoint, "meld", text_only="student")
+    assert fused != student
+    # by hand: the ensemble of one seed is the softmax of the model's text student logits
+    from erc.batching import DialogueData
+    from erc.graphs import dialogue_graph
+    from erc.predict import dialogue_features
+    feats = {"features": dialogue_features(turns, checkpoint["config"], checkpoint["sources"], "d", "meld", [0, 1]),
+             "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
+             "labels": torch.full((2,), -1)}
+    batch = DialogueData(feats, [dialogue_graph(2, 2, -1, -1)], ["text", "audio"]).make_batch([0])
+    model = MGLRA(**checkpoint["config"]).eval()
+    model.load_state_dict(checkpoint["runs"][0]["state"])
+    with torch.no_grad():
+        expected = torch.softmax(model(batch)["student_logits"]["text"], -1)
+    for row, p in zip(student, expected):
+        assert all(abs(row["probabilities"][c] - float(v)) < 1e-4 for c, v in zip(row["probabilities"], p))
+    # one turn with audio: the dialogue is no longer text-only, and the fused output answers
+    turns[1]["audio"] = [0.1] * 8
+    assert predict_dialogue(turns, checkpoint, "meld", text_only="student") == predict_dialogue(turns, checkpoint, "meld")

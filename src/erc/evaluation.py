@@ -15,7 +15,7 @@ from erc.batching import DialogueData  # noqa: E402
 from erc.features import text_only, utterance_dialogues, utterance_split  # noqa: E402
 from erc.io import InputError, atomic_path  # noqa: E402
 from erc.metrics import classification_metrics, summarise  # noqa: E402
-from erc.model import MGLRA  # noqa: E402
+from erc.model import MGLRA, text_only_head  # noqa: E402
 from erc.training import pick_device, predict  # noqa: E402
 
 EVAL_SPLITS = ("valid", "test")
@@ -33,14 +33,19 @@ def summary(per_seed: list[dict]) -> dict:
     return {s: summarise([run[s] for run in per_seed]) for s in EVAL_SPLITS}
 
 
-def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, dict]:
-    """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions)."""
+def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str = "fused") -> tuple[dict, dict]:
+    """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions).
+    ``text_head`` (``mkd.text_only``): the head whose text-only scores are the ``text_only`` metrics (both are
+    reported where the checkpoint has a unimodal text student: ``text_only_fused``, ``text_only_student``)."""
     device, classes = pick_device(), feats["classes"]
     data = DialogueData(feats, graphs["multimodal"])
     # every utterance's audio / visual marked missing: what the model does with a dialogue that has only text
     text_data = DialogueData(text_only(feats), graphs["multimodal"]) if len(feats["features"]) > 1 else None
     sizes = checkpoint["config"]["nesting"]
-    per_seed, per_size, students, text_runs, test_predictions = [], {m: [] for m in sizes}, {}, [], {}
+    head = text_only_head(checkpoint["config"], text_head)
+    student_possible = text_only_head(checkpoint["config"], "student") == "student"
+    per_seed, per_size, students, test_predictions = [], {m: [] for m in sizes}, {}, {}
+    text_runs = {"fused": [], "student": []}
     for seed, run in checkpoint["runs"].items():
         model = MGLRA(**checkpoint["config"]).to(device)
         model.load_state_dict(run["state"])
@@ -50,8 +55,12 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, d
         per_seed.append({"seed": seed, "epoch": run["epoch"], **full})
         if text_data is not None:
             text_out = {s: predict(model, text_data, s, device) for s in EVAL_SPLITS}
-            text_runs.append({s: classification_metrics(text_out[s]["labels"], text_out[s]["logits"][-1].argmax(-1),
-                                                        classes) for s in EVAL_SPLITS})
+            text_runs["fused"].append({s: classification_metrics(
+                text_out[s]["labels"], text_out[s]["logits"][-1].argmax(-1), classes) for s in EVAL_SPLITS})
+            if student_possible:
+                text_runs["student"].append({s: classification_metrics(
+                    text_out[s]["labels"], text_out[s]["student_logits"]["text"].argmax(-1), classes)
+                    for s in EVAL_SPLITS})
         for i, m in enumerate(sizes):
             per_size[m].append({s: classification_metrics(outputs[s]["labels"], outputs[s]["logits"][i].argmax(-1), classes)
                                 for s in EVAL_SPLITS})
@@ -66,7 +75,8 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict) -> tuple[dict, d
         **summary(per_seed),
         "nesting": {str(m): {"dim": m * n_blocks, **summary(per_size[m])} for m in sizes},
         "students": {mod: summary(runs) for mod, runs in students.items()},
-        **({"text_only": summary(text_runs)} if text_runs else {}),
+        **({"text_only": summary(text_runs[head]), "text_only_head": head} if text_runs[head] else {}),
+        **{f"text_only_{h}": summary(runs) for h, runs in text_runs.items() if runs and student_possible},
         "per_seed": [strip(run) for run in per_seed],
     }
     return metrics, test_predictions
@@ -209,7 +219,7 @@ def markdown_summary(dataset: str, metrics: dict) -> str:
                  f"{cell(metrics['valid']['weighted_f1'])} |")
     if "text_only" in metrics:
         text = metrics["text_only"]
-        lines.append(f"| model, text only (audio marked missing) | {cell(text['test']['acc'])} | "
+        lines.append(f"| model, text only ({metrics['text_only_head']} head, audio marked missing) | {cell(text['test']['acc'])} | "
                      f"{cell(text['test']['weighted_f1'])} | {cell(text['valid']['weighted_f1'])} |")
     for name, ref in metrics.get("references", {}).items():
         lines.append(f"| {name} | {cell(ref['test']['acc'])} | {cell(ref['test']['weighted_f1'])} | "

@@ -102,6 +102,14 @@ class MaskedGatedConv(MessagePassing):
         return scatter(messages, edge_index[1], dim=0, dim_size=h.shape[0], reduce="sum")
 
 
+def text_only_head(config: dict, wanted: str) -> str:
+    """The head that answers a dialogue without audio: ``student`` only where the checkpoint has a text student
+    head that never sees audio (``unimodal`` placement), else ``fused``."""
+    if wanted == "student" and config.get("student_placement") == "unimodal" and "text" in config["input_dims"]:
+        return "student"
+    return "fused"
+
+
 class MGLRA(nn.Module):
     def __init__(self, input_dims: dict, n_speakers: int, n_classes: int, hidden: int = 512, graph_hidden: int = 512,
                  graph_layers: int = 4, attention_heads: int = 2, dropout: float = 0.5, mask_ratio: float = 0.5,

@@ -150,6 +150,10 @@ class Mkd(Section):
     lambda_kd: NonNegativeFloat = 1.0
     temperature: PositiveFloat = 1.0
     placement: Literal["unimodal", "encoder", "graph"] = "unimodal"  # the paper's U_k = C_k(E_k(x_k))
+    # what answers a dialogue without audio (evaluate's text-only metrics, predict.py): the fused output with the
+    # audio marked missing, or the text student head U_text, which never sees audio (unimodal placement only;
+    # otherwise the fused output answers)
+    text_only: Literal["fused", "student"] = "fused"
 
 
 class References(Section):

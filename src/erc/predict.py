@@ -14,7 +14,7 @@ from erc.datasets import CLASSES
 from erc.finetuned import FINETUNED, new_dialogue_features
 from erc.graphs import dialogue_graph
 from erc.io import InputError, load_torch
-from erc.model import MGLRA
+from erc.model import MGLRA, text_only_head
 from erc.text import encoder_for, repair_cp1252
 from erc.wav import wav_descriptors
 
@@ -126,9 +126,10 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
 
 @torch.no_grad()
 def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None,
-                     where="dialogue") -> list[dict]:
+                     where="dialogue", text_only: str = "fused") -> list[dict]:
     """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
-    holds (an ensemble), or of one ``seed``."""
+    holds (an ensemble), or of one ``seed``. A dialogue with no audio on any turn is answered by the head that
+    ``text_only`` (``mkd.text_only``) names, where the checkpoint has it (``text_only_head``)."""
     config, runs = checkpoint["config"], checkpoint["runs"]
     if seed is not None and seed not in runs:
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
@@ -142,10 +143,13 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
     graph = dialogue_graph(n, len(config["input_dims"]), *window)
     batch = DialogueData(feats, [graph], [m for m in ("text", "audio", "visual") if m in config["input_dims"]]).make_batch([0])
     model = MGLRA(**config).eval()
+    no_audio = "audio" not in feats["features"] or bool((feats["features"]["audio"][:, -1] == 1).all())
+    student = no_audio and text_only_head(config, text_only) == "student"
     probabilities = torch.zeros(n, config["n_classes"])  # (n_turns, n_classes), averaged over seeds
     for s in seeds:
         model.load_state_dict(runs[s]["state"])
-        p = torch.softmax(model(batch)["logits"][-1], -1)
+        out = model(batch)
+        p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1)
         if not torch.isfinite(p).all():  # a diverged checkpoint: say so instead of printing NaN
             raise InputError(f"{where}: the checkpoint (seed {s}) gives non-finite probabilities")
         probabilities += p / len(seeds)
