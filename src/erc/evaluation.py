@@ -43,31 +43,28 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
     text_data = DialogueData(text_only(feats), graphs["multimodal"]) if len(feats["features"]) > 1 else None
     sizes = checkpoint["config"]["nesting"]
     head = text_only_head(checkpoint["config"], text_head)
-    student_possible = text_only_head(checkpoint["config"], "student") == "student"
+    heads = ["fused", "student"] if text_only_head(checkpoint["config"], "student") == "student" else ["fused"]
     per_seed, per_size, students, test_predictions = [], {m: [] for m in sizes}, {}, {}
-    text_runs = {"fused": [], "student": []}
+    text_runs = {h: [] for h in heads}
+
+    def scores(out: dict, logits_of) -> dict:
+        """Metrics of ``logits_of(split outputs)`` on each evaluated split."""
+        return {s: classification_metrics(out[s]["labels"], logits_of(out[s]).argmax(-1), classes) for s in EVAL_SPLITS}
+
     for seed, run in checkpoint["runs"].items():
         model = MGLRA(**checkpoint["config"]).to(device)
         model.load_state_dict(run["state"])
         outputs = {s: predict(model, data, s, device) for s in EVAL_SPLITS}
-        full = {s: classification_metrics(outputs[s]["labels"], outputs[s]["logits"][-1].argmax(-1), classes)
-                for s in EVAL_SPLITS}
-        per_seed.append({"seed": seed, "epoch": run["epoch"], **full})
+        per_seed.append({"seed": seed, "epoch": run["epoch"], **scores(outputs, lambda o: o["logits"][-1])})
         if text_data is not None:
             text_out = {s: predict(model, text_data, s, device) for s in EVAL_SPLITS}
-            text_runs["fused"].append({s: classification_metrics(
-                text_out[s]["labels"], text_out[s]["logits"][-1].argmax(-1), classes) for s in EVAL_SPLITS})
-            if student_possible:
-                text_runs["student"].append({s: classification_metrics(
-                    text_out[s]["labels"], text_out[s]["student_logits"]["text"].argmax(-1), classes)
-                    for s in EVAL_SPLITS})
+            text_runs["fused"].append(scores(text_out, lambda o: o["logits"][-1]))
+            if "student" in text_runs:
+                text_runs["student"].append(scores(text_out, lambda o: o["student_logits"]["text"]))
         for i, m in enumerate(sizes):
-            per_size[m].append({s: classification_metrics(outputs[s]["labels"], outputs[s]["logits"][i].argmax(-1), classes)
-                                for s in EVAL_SPLITS})
+            per_size[m].append(scores(outputs, lambda o: o["logits"][i]))
         for modality in outputs["test"]["student_logits"]:
-            students.setdefault(modality, []).append(
-                {s: classification_metrics(outputs[s]["labels"], outputs[s]["student_logits"][modality].argmax(-1), classes)
-                 for s in EVAL_SPLITS})
+            students.setdefault(modality, []).append(scores(outputs, lambda o: o["student_logits"][modality]))
         test_predictions[seed] = (outputs["test"]["labels"], outputs["test"]["logits"][-1].argmax(-1),
                                   outputs["test"]["utterances"])
     n_blocks = len(checkpoint["config"]["input_dims"])
@@ -76,7 +73,7 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
         "nesting": {str(m): {"dim": m * n_blocks, **summary(per_size[m])} for m in sizes},
         "students": {mod: summary(runs) for mod, runs in students.items()},
         **({"text_only": summary(text_runs[head]), "text_only_head": head} if text_runs[head] else {}),
-        **{f"text_only_{h}": summary(runs) for h, runs in text_runs.items() if runs and student_possible},
+        **({f"text_only_{h}": summary(runs) for h, runs in text_runs.items() if runs} if len(heads) > 1 else {}),
         "per_seed": [strip(run) for run in per_seed],
     }
     return metrics, test_predictions
