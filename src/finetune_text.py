@@ -13,7 +13,7 @@ from erc.finetune import finetune_dataset, save_finetuned
 from erc.finetuned import FINETUNED
 from erc.io import run_stage
 from erc.live import live_logger
-from erc.params import check_dataset, get, load_params
+from erc.params import check_dataset, load_params, per_dataset
 
 
 def main(dataset: str) -> None:
@@ -22,7 +22,7 @@ def main(dataset: str) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{dataset}."))
     try:
-        source = get(params, "features.text")
+        source = per_dataset(params, "features.text", dataset)
         if source not in FINETUNED:
             note = f"features.text is {source}: nothing to fine-tune\n"
             (tmp / "NOT_USED.txt").write_text(note)

@@ -72,6 +72,12 @@ def project(tmp_path, edit=None):
     (lambda p: p["features"].update(text="none", audio="none", visual="file"),
      "'features.files.iemocap.visual' must name a feature file"),
     (lambda p: p["features"].update(audio="opensmile"), "'features.wav_dirs.iemocap' must name the wav folder"),
+    (lambda p: p["features"].update(text={"iemocap": "minilm", "meld": "file"}),
+     "'features.files.meld.text' must name a feature file"),
+    (lambda p: p["features"].update(text={"iemocap": "minilm", "meld": "bert"}), "'features.text.meld'"),
+    (lambda p: p["features"].update(text={"iemocap": "minilm", "mled": "minilm-ft"}),
+     "unknown key 'features.text.mled' (did you mean 'features.text.meld'?)"),
+    (lambda p: p["features"].update(text={"iemocap": "none", "meld": "minilm"}, audio="none"), "selects no modality"),
 ])
 def test_schema_names_the_bad_key(edit, message):
     params = copy.deepcopy(PARAMS)

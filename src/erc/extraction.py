@@ -14,7 +14,7 @@ from erc.datasets import CLASSES, N_SPEAKERS, Dialogue, load_dialogues
 from erc.feature_files import read_feature_file
 from erc.finetuned import FINETUNED, finetuned_features
 from erc.io import InputError
-from erc.params import get
+from erc.params import get, per_dataset
 
 MODALITIES = ("text", "audio", "visual")
 
@@ -59,7 +59,7 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
             finetuned_dir: str | Path = "models/finetuned") -> dict:
     """Build the canonical feature dict for ``dataset`` from the sources chosen in ``params['features']``."""
     raw_dir = Path(raw_dir)
-    sources = {m: get(params, f"features.{m}") for m in MODALITIES}  # checked by the params schema
+    sources = {m: per_dataset(params, f"features.{m}", dataset) for m in MODALITIES}  # checked by the params schema
     dialogues = dialogues if dialogues is not None else load_dialogues(dataset, raw_dir)
     for d in dialogues:
         if len(d) == 0:

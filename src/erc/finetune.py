@@ -96,7 +96,7 @@ def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str]
     """The encoder fine-tuned on every training dialogue ("full") and, with folds ≥ 2, one per fold without it.
     Reads the labels of training and validation dialogues only."""
     from transformers import AutoTokenizer
-    source = get(params, "features.text")
+    source = per_dataset(params, "features.text", dataset)
     check_source(source)
     model_dir = base_encoder_dir(source)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

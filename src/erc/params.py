@@ -45,7 +45,8 @@ class FileSources(Section):
 
 
 class Features(Section):
-    text: Literal["minilm", "mpnet", "minilm-ft", "mpnet-ft", "file", "none"] = "minilm"
+    # once, or per dataset ({iemocap: minilm, meld: minilm-ft}): validation may pick a different source for each
+    text: per_dataset_type(Literal["minilm", "mpnet", "minilm-ft", "mpnet-ft", "file", "none"]) = "minilm"
     audio: Literal["praat", "praat-wav", "opensmile", "file", "none"] = "praat"
     visual: Literal["file", "none"] = "none"
     text_batch_size: PositiveInt = 64
@@ -54,7 +55,8 @@ class Features(Section):
 
     @model_validator(mode="after")
     def some_modality(self):
-        if self.text == self.audio == self.visual == "none":
+        texts = [self.text.iemocap, self.text.meld] if isinstance(self.text, ByDataset) else [self.text]
+        if "none" in texts and self.audio == self.visual == "none":
             raise ValueError("selects no modality (text, audio and visual are all none)")
         return self
 
@@ -177,8 +179,9 @@ class Params(Section):
     @model_validator(mode="after")
     def sources_have_their_inputs(self):
         for modality in ("text", "audio", "visual"):
-            if getattr(self.features, modality) == "file":
-                for d in self.datasets:
+            source = getattr(self.features, modality)
+            for d in self.datasets:
+                if (getattr(source, d) if isinstance(source, ByDataset) else source) == "file":
                     if not getattr(getattr(self.features.files, d), modality):
                         raise ValueError(f"'features.files.{d}.{modality}' must name a feature file when "
                                          f"features.{modality} is file")
