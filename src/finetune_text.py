@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import finetune_dataset, save_finetuned
+from erc.finetune import curves_png, finetune_dataset, save_finetuned
 from erc.finetuned import FINETUNED
 from erc.io import run_stage
 from erc.live import live_logger
@@ -21,14 +21,16 @@ def main(dataset: str) -> None:
     out = Path(f"models/finetuned/{check_dataset(dataset)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{dataset}."))
+    curves = Path(f"plots/finetune/{dataset}")
+    shutil.rmtree(curves, ignore_errors=True)  # no curves of an earlier run left beside this one's
     try:
         source = per_dataset(params, "features.text", dataset)
         if source not in FINETUNED:
             note = f"features.text is {source}: nothing to fine-tune\n"
             (tmp / "NOT_USED.txt").write_text(note)
-            curves = Path(f"plots/finetune/{dataset}")  # the stage's other output: no curves to log
             curves.mkdir(parents=True, exist_ok=True)
             (curves / "NOT_USED.txt").write_text(note)
+            curves_png({}, curves / "curves.png", note)
         else:
             dialogues = load_dialogues(dataset)
             for d in dialogues:  # the stage never holds a test label
@@ -36,6 +38,7 @@ def main(dataset: str) -> None:
                     d.labels = [-1] * len(d)
             result = finetune_dataset(dataset, dialogues, CLASSES[dataset], params, live_logger)
             save_finetuned(result, tmp)
+            curves_png(json.loads((tmp / "finetune.json").read_text())["encoders"], curves / "curves.png")
             print(json.dumps({n: {"epoch": e["epoch"], "valid_weighted_f1": round(e["valid_weighted_f1"], 2)}
                               for n, e in result["encoders"].items()}), "drift:", result["drift"])
         if out.exists():

@@ -96,4 +96,6 @@ def test_workflow_repro_experiment_baseline_diff_and_plots(tmp_path):
     for dataset in ("iemocap", "meld"):
         for name in ("curves.png", "confusion.png", "nesting.png", "modalities.png"):
             assert f"plots_{dataset}_{name}".replace(".", "_") in page.replace(".", "_") or f"{dataset}/{name}" in page
+    for dataset in ("iemocap", "meld"):  # the fine-tuning curves too
+        assert f"finetune/{dataset}/curves.png" in page or f"finetune_{dataset}_curves_png" in page.replace(".", "_")
     assert "vega" not in page.lower()  # images only: nothing that needs a network to draw

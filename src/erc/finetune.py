@@ -24,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from erc.datasets import Dialogue
+from erc.io import atomic_path
 from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
                            in_length_order, layer_features)
 from erc.losses import task_loss
@@ -144,3 +145,29 @@ def save_finetuned(result: dict, out_dir: Path) -> None:
     (out_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
+
+
+def curves_png(encoders: dict, path, note: str | None = None) -> None:
+    """Training loss and validation w-F1 by epoch of each fine-tuned encoder (``finetune.json``'s "encoders"),
+    the selected epoch marked; with ``note`` (nothing fine-tuned), a figure that says so. A PNG: visible offline."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for name, e in encoders.items():
+        epochs = [h["epoch"] for h in e["history"]]
+        line, = loss_ax.plot(epochs, [h["train_loss"] for h in e["history"]], marker="o", label=name)
+        f1_ax.plot(epochs, [h["valid_weighted_f1"] for h in e["history"]], marker="o", color=line.get_color(), label=name)
+        f1_ax.plot([e["epoch"]], [e["valid_weighted_f1"]], marker="*", markersize=14, color=line.get_color())
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="fine-tuning: training loss")
+    f1_ax.set(xlabel="epoch", ylabel="validation weighted F1 (%)", title="validation w-F1 (star: kept epoch)")
+    for ax in (loss_ax, f1_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if encoders:
+            ax.legend(fontsize=8)
+    if note:
+        fig.text(0.5, 0.5, note.strip(), ha="center", va="center", fontsize=12)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
