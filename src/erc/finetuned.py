@@ -147,6 +147,8 @@ def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: s
     if unknown:
         raise InputError(f"{summary_path}: training dialogue {unknown[0]} is in no fold (fine-tuned on other data)")
     names = ["full"] + sorted({f"fold{f}" for f in folds.values()})
+    if eval_from != "folds":  # a fold encoder is read only for its own training dialogues (none in a new dialogue)
+        names = ["full"] + [n for n in names[1:] if any(folds[owner[r]] == int(n[4:]) for r in rows["train"])]
     out = None
     for name in tqdm(names, desc=f"{dataset} fine-tuned features", disable=not progress, unit="encoder"):
         model = UtteranceClassifier(finetuned_dir / name, 1)
