@@ -38,7 +38,7 @@ def main(dataset: str) -> None:
                     d.labels = [-1] * len(d)
             result = finetune_dataset(dataset, dialogues, CLASSES[dataset], params, live_logger)
             save_finetuned(result, tmp)
-            curves_png(json.loads((tmp / "finetune.json").read_text())["encoders"], curves / "curves.png")
+            curves_png(result["encoders"], curves / "curves.png")
             print(json.dumps({n: {"epoch": e["epoch"], "valid_weighted_f1": round(e["valid_weighted_f1"], 2)}
                               for n, e in result["encoders"].items()}), "drift:", result["drift"])
         if out.exists():

@@ -24,9 +24,9 @@ from torch import nn
 from tqdm import tqdm
 
 from erc.datasets import Dialogue
-from erc.io import atomic_path
 from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
                            in_length_order, layer_features)
+from erc.io import atomic_path
 from erc.losses import task_loss
 from erc.metrics import classification_metrics
 from erc.params import get, per_dataset
@@ -145,10 +145,8 @@ def save_finetuned(result: dict, out_dir: Path) -> None:
     (out_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
-
-
 def curves_png(encoders: dict, path, note: str | None = None) -> None:
-    """Training loss and validation w-F1 by epoch of each fine-tuned encoder (``finetune.json``'s "encoders"),
+    """Training loss and validation w-F1 by epoch of each fine-tuned encoder (``finetune_dataset``'s "encoders"),
     the selected epoch marked; with ``note`` (nothing fine-tuned), a figure that says so. A PNG: visible offline."""
     import matplotlib
     matplotlib.use("Agg")
