@@ -29,8 +29,8 @@ def dialogues():
     return [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in keep]
 
 
-def params(**finetune):
-    return validate_params({"features": {"text": "minilm-ft"},
+def params(workers=1, **finetune):
+    return validate_params({"features": {"text": "minilm-ft"}, "workers": workers,
                             "finetune": {"epochs": {"iemocap": 1, "meld": 1}, "batch_size": 16, **finetune}})
 
 
@@ -91,9 +91,15 @@ def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_feature
     other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.split == "test" else d
              for d in dialogues]
     second = finetune_dataset("iemocap", other, CLASSES["iemocap"], p, progress=False)
+    # the encoders trained two at a time in worker processes: the same bits as one after another in this process
+    parallel = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], params(workers=2, folds=2, max_length=48),
+                                progress=False)
     for name in first["encoders"]:
         a, b = first["encoders"][name]["model"].state_dict(), second["encoders"][name]["model"].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
+        c = parallel["encoders"][name]["model"].state_dict()
+        assert all(torch.equal(a[k], c[k]) for k in a), f"{name}: workers 2 differ from workers 1"
+        assert parallel["encoders"][name]["history"] == first["encoders"][name]["history"], name
     assert set(first["encoders"]) == {"full", "fold0", "fold1"} and first["drift"]["fold_vs_fold"] <= 1
     save_finetuned(first, tmp_path)
     feats = finetuned_features("iemocap", dialogues, tmp_path, "full", progress=False)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from erc.batching import DialogueData
 from erc.losses import CrossEntropy, distillation_loss
 from erc.model import MGLRA
-from erc.training import Objective, predict_all
+from erc.training import Objective, fit, predict_all, validation_score
 
 from conftest import small_model_kwargs
 
@@ -87,3 +87,27 @@ def test_unimodal_student_sees_only_its_own_modality(toy):
         assert torch.equal(before["audio"], after["audio"]) != audio_sees_text  # encoder: after attention from text
         assert not torch.equal(before["text"], after["text"])
     assert model.student_heads["audio"].in_features == 16  # the encoder width, like `encoder`
+
+
+def test_the_text_student_keeps_its_own_validation_epoch_and_the_fused_selection_is_unchanged(toy):
+    feats, graphs = toy
+    data = DialogueData(feats, graphs["multimodal"])
+    teachers = {m: torch.randn(int(feats["lengths"].sum()), 3, generator=torch.Generator().manual_seed(1))
+                for m in ("text", "audio")}
+    kwargs = dict(epochs=8, lr=1e-2, weight_decay=0.0, batch_size=2, seed=0, device="cpu", progress=False)
+
+    def run(student):
+        torch.manual_seed(0)
+        model = MGLRA(**small_model_kwargs(feats, nesting=[4, 16], student_placement="unimodal"))
+        return fit(model, data, Objective(CrossEntropy(), teacher_logits=teachers), feats["classes"],
+                   student=student, **kwargs)
+    plain, both = run(None), run("text")
+    key = "valid_text_student_weighted_f1"
+    scores = [row[key] for row in both["history"]]
+    assert both["history"][both["student_epoch"] - 1][key] == max(scores)
+    assert plain["epoch"] == both["epoch"] and all(torch.equal(plain["state"][k], both["state"][k]) for k in plain["state"])
+    # the kept state is that epoch's: its text head scores what the history says
+    model = MGLRA(**small_model_kwargs(feats, nesting=[4, 16], student_placement="unimodal")).eval()
+    model.load_state_dict(both["student_state"])
+    _, (own, _) = validation_score(model, data, Objective(CrossEntropy()), "cpu", feats["classes"], 2, student="text")
+    assert own["weighted_f1"] == max(scores)

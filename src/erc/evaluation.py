@@ -55,11 +55,16 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
         model = MGLRA(**checkpoint["config"]).to(device)
         model.load_state_dict(run["state"])
         outputs = {s: predict(model, data, s, device) for s in EVAL_SPLITS}
-        per_seed.append({"seed": seed, "epoch": run["epoch"], **scores(outputs, lambda o: o["logits"][-1])})
+        per_seed.append({"seed": seed, "epoch": run["epoch"], **scores(outputs, lambda o: o["logits"][-1]),
+                         **({"text_only_epoch": run["text_only_epoch"]} if "text_only_epoch" in run else {})})
         if text_data is not None:
             text_out = {s: predict(model, text_data, s, device) for s in EVAL_SPLITS}
             text_runs["fused"].append(scores(text_out, lambda o: o["logits"][-1]))
-            if "student" in text_runs:
+            if "student" in text_runs:  # the text student head at its own validation-selected epoch, where kept
+                if "text_only_state" in run:
+                    own = MGLRA(**checkpoint["config"]).to(device)
+                    own.load_state_dict(run["text_only_state"])
+                    text_out = {s: predict(own, text_data, s, device) for s in EVAL_SPLITS}
                 text_runs["student"].append(scores(text_out, lambda o: o["student_logits"]["text"]))
         for i, m in enumerate(sizes):
             per_size[m].append(scores(outputs, lambda o: o["logits"][i]))
@@ -90,7 +95,8 @@ def headline(metrics: dict) -> dict:
 
 def strip(run: dict) -> dict:
     """Keep per-seed numbers readable in ``dvc metrics show``: Acc, weighted and macro F1, per-class F1."""
-    return {"seed": run["seed"], "epoch": run["epoch"], **{s: run[s] for s in EVAL_SPLITS}}
+    return {"seed": run["seed"], "epoch": run["epoch"], **{k: run[k] for k in ("text_only_epoch",) if k in run},
+            **{s: run[s] for s in EVAL_SPLITS}}
 
 
 def evaluate_teachers(teachers: dict, feats: dict, where="teacher file") -> dict:

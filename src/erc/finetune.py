@@ -29,6 +29,7 @@ from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split
 from erc.io import atomic_path
 from erc.losses import task_loss
 from erc.metrics import classification_metrics
+from erc.parallel import run_parallel
 from erc.params import get, per_dataset
 
 
@@ -85,6 +86,16 @@ def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: 
     return {"model": model, "epoch": best["epoch"], "valid_weighted_f1": best["f1"], "history": history}
 
 
+def _finetune_job(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live_factory, live_dir, desc,
+                  progress) -> dict:
+    """One encoder's fine-tuning (a unit of ``erc.parallel``); the kept weights come back as a state dict."""
+    live = live_factory(live_dir) if live_factory else None
+    result = finetune(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live, desc, progress)
+    if live is not None:
+        live.end()
+    return {**result, "state": result.pop("model").state_dict()}
+
+
 def settings_of(params: dict, dataset: str) -> dict:
     return {"epochs": per_dataset(params, "finetune.epochs", dataset), "lr": get(params, "finetune.lr"),
             "batch_size": get(params, "finetune.batch_size"), "seed": get(params, "finetune.seed"),
@@ -111,13 +122,14 @@ def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str]
     plans = {"full": rows["train"]}
     for f in range(k if k >= 2 else 0):
         plans[f"fold{f}"] = [r for r in rows["train"] if assignment[owner[r]] != f]
-    encoders = {}
-    for name, train_rows in plans.items():
-        live = live_factory(f"plots/finetune/{dataset}/{name}") if live_factory else None
-        encoders[name] = finetune(model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live,
-                                  desc=f"{dataset} {name}", progress=progress)
-        if live is not None:
-            live.end()
+    jobs = {name: (model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live_factory,
+                   f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress)
+            for name, train_rows in plans.items()}
+    encoders = run_parallel(_finetune_job, jobs, get(params, "workers"))  # "full" (the longest) starts first
+    for e in encoders.values():
+        e["model"] = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"])
+        e["model"].load_state_dict(e.pop("state"))
+        e["model"].eval()
     return {"encoders": encoders, "tokenizer": tokenizer, "folds": assignment, "inputs": inputs, "rows": rows,
             "settings": settings, "context": context, "max_length": max_length, "source": source,
             "drift": fold_drift(encoders, inputs, rows["valid"]) if len(encoders) > 2 else None}

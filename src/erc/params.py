@@ -166,6 +166,7 @@ class References(Section):
 
 class Params(Section):
     datasets: Annotated[list[Literal["iemocap", "meld"]], Field(min_length=1)] = list(DATASETS)
+    workers: PositiveInt = 2   # processes for independent units of work; each runs on one thread (cannot change a number)
     features: Features = Field(default_factory=Features)
     graphs: Graphs = Field(default_factory=Graphs)
     model: Model = Field(default_factory=Model)

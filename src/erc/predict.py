@@ -147,7 +147,8 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
     student = no_audio and text_only_head(config, text_only) == "student"
     probabilities = torch.zeros(n, config["n_classes"])  # (n_turns, n_classes), averaged over seeds
     for s in seeds:
-        model.load_state_dict(runs[s]["state"])
+        # the text student head answers from its own validation-selected epoch, where the checkpoint keeps it
+        model.load_state_dict(runs[s].get("text_only_state", runs[s]["state"]) if student else runs[s]["state"])
         out = model(batch)
         p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1)
         if not torch.isfinite(p).all():  # a diverged checkpoint: say so instead of printing NaN

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from erc.batching import DialogueData
 from erc.io import InputError, load_torch
-from erc.model import MGLRA
+from erc.model import MGLRA, text_only_head
+from erc.parallel import run_parallel
 from erc.params import get, per_dataset
 from erc.references import BcLSTM, bclstm_input_dim, logistic_regression
 from erc.training import build_objective, fit, model_config, pick_device, predict_all, seed_everything
@@ -31,22 +32,26 @@ def _live(directory, live_factory):
 def train_teachers(dataset: str, feats: dict, graphs: dict, params: dict, live_factory=None, progress=True) -> dict:
     """One unimodal MGLRA per modality, selected on validation; keeps its logits for every utterance."""
     device, settings = pick_device(), train_settings(params, dataset)
+    jobs = {modality: (modality, dataset, feats, graphs, params, device, settings, live_factory, progress)
+            for modality in feats["features"]}
+    return run_parallel(_teacher, jobs, get(params, "workers"))
+
+
+def _teacher(modality, dataset, feats, graphs, params, device, settings, live_factory, progress) -> dict:
+    """The unimodal teacher of one modality (a unit of ``erc.parallel``)."""
     seed = get(params, "teachers.seed")
-    teachers = {}
-    for modality in feats["features"]:
-        config = model_config(feats, params, dataset, modalities=[modality], use_mrl=False, use_mkd=False)
-        data = DialogueData(feats, graphs["unimodal"], [modality])
-        seed_everything(seed)
-        model = MGLRA(**config)
-        objective = build_objective(params, dataset, feats, 1, use_mkd=False)
-        live = _live(f"plots/teachers/{dataset}/{modality}", live_factory)
-        result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
-                     progress=progress, desc=f"{dataset} {modality} teacher", **settings)
-        if live is not None:
-            live.end()
-        teachers[modality] = {"config": config, "state": result["state"], "epoch": result["epoch"],
-                              "history": result["history"], "logits": predict_all(model, data, device).cpu()}
-    return teachers
+    config = model_config(feats, params, dataset, modalities=[modality], use_mrl=False, use_mkd=False)
+    data = DialogueData(feats, graphs["unimodal"], [modality])
+    seed_everything(seed)
+    model = MGLRA(**config)
+    objective = build_objective(params, dataset, feats, 1, use_mkd=False)
+    live = _live(f"plots/teachers/{dataset}/{modality}", live_factory)
+    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
+                 progress=progress, desc=f"{dataset} {modality} teacher", **settings)
+    if live is not None:
+        live.end()
+    return {"config": config, "state": result["state"], "epoch": result["epoch"],
+            "history": result["history"], "logits": predict_all(model, data, device).cpu()}
 
 
 def load_teacher_logits(path: str | Path, modalities: list[str], n_utterances: int) -> dict:
@@ -69,19 +74,30 @@ def train_model(dataset: str, feats: dict, graphs: dict, params: dict, teacher_l
     settings["modality_dropout_unit"] = get(params, "train.modality_dropout_unit")
     config = model_config(feats, params, dataset)
     data = DialogueData(feats, graphs["multimodal"])
-    runs = {}
-    for seed in seeds(params):
-        seed_everything(seed)
-        model = MGLRA(**config)
-        objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
-        live = _live(f"plots/train/{dataset}/seed{seed}", live_factory)
-        result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
-                     progress=progress, desc=f"{dataset} seed {seed}", **settings)
-        if live is not None:
-            live.end()
-        runs[seed] = {"state": result["state"], "epoch": result["epoch"], "history": result["history"]}
+    jobs = {seed: (seed, dataset, feats, data, config, params, teacher_logits, device, settings, live_factory, progress)
+            for seed in seeds(params)}
+    runs = run_parallel(_train_seed, jobs, get(params, "workers"))
     return {"config": config, "runs": runs, "sources": feats["sources"],
             "mrl": dict(get(params, "mrl")), "mkd": dict(get(params, "mkd"))}
+
+
+def _train_seed(seed, dataset, feats, data, config, params, teacher_logits, device, settings, live_factory,
+                progress) -> dict:
+    """One seed of the multimodal model (a unit of ``erc.parallel``)."""
+    seed_everything(seed)
+    model = MGLRA(**config)
+    objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
+    live = _live(f"plots/train/{dataset}/seed{seed}", live_factory)
+    # the head that answers text-only dialogues (mkd.text_only: student) is selected on validation for that task
+    student = "text" if text_only_head(config, get(params, "mkd.text_only")) == "student" else None
+    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
+                 progress=progress, desc=f"{dataset} seed {seed}", student=student, **settings)
+    if live is not None:
+        live.end()
+    run = {"state": result["state"], "epoch": result["epoch"], "history": result["history"]}
+    if student is not None:
+        run.update(text_only_state=result["student_state"], text_only_epoch=result["student_epoch"])
+    return run
 
 
 def bclstm_settings(params: dict, dataset: str) -> dict:
@@ -97,17 +113,21 @@ def bclstm_model(feats: dict, params: dict) -> BcLSTM:
                   get(params, "references.bclstm_hidden"), get(params, "model.dropout"))
 
 
+def _bclstm_seed(seed, dataset, feats, data, params, device, settings, progress) -> dict:
+    """One seed of the bc-LSTM reference (a unit of ``erc.parallel``): its selected epoch and every utterance's logits."""
+    seed_everything(seed)
+    model = bclstm_model(feats, params)
+    objective = build_objective(params, dataset, feats, 1, use_mkd=False)
+    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
+                 desc=f"{dataset} bc-LSTM seed {seed}", **settings)
+    return {"epoch": result["epoch"], "logits": predict_all(model, data, device).cpu()}
+
+
 def train_references(dataset: str, feats: dict, graphs: dict, params: dict, progress=True) -> dict:
     """Logits of every utterance from the logistic regression and from one bc-LSTM per seed."""
     device, settings = pick_device(), bclstm_settings(params, dataset)
     logreg = logistic_regression(feats, get(params, "references.logreg_C"))
     data = DialogueData(feats, graphs["unimodal"])
-    bclstm = {}
-    for seed in seeds(params):
-        seed_everything(seed)
-        model = bclstm_model(feats, params)
-        objective = build_objective(params, dataset, feats, 1, use_mkd=False)
-        result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
-                     desc=f"{dataset} bc-LSTM seed {seed}", **settings)
-        bclstm[seed] = {"epoch": result["epoch"], "logits": predict_all(model, data, device).cpu()}
+    jobs = {seed: (seed, dataset, feats, data, params, device, settings, progress) for seed in seeds(params)}
+    bclstm = run_parallel(_bclstm_seed, jobs, get(params, "workers"))
     return {"logreg": logreg, "bc_lstm": bclstm}

@@ -115,19 +115,30 @@ def predict_all(model, data: DialogueData, device, batch_size: int = 16) -> torc
     return logits
 
 
-def validation_score(model, data, objective, device, classes, batch_size, split: str = "valid") -> tuple[dict, float]:
-    """Metrics and task loss of the full-size logits on ``split``'s labelled utterances (labels >= 0)."""
+def validation_score(model, data, objective, device, classes, batch_size, split: str = "valid",
+                     student: str | None = None) -> tuple:
+    """Metrics and task loss of the full-size logits on ``split``'s labelled utterances (labels >= 0); with
+    ``student`` (a modality), also those of that modality's student head: ((scores, loss), (scores, loss))."""
     out = predict(model, data, split, device, batch_size)
     keep = out["labels"] >= 0
-    full, labels = out["logits"][-1][keep], out["labels"][keep]
-    scores = classification_metrics(labels, full.argmax(-1), classes)
-    return scores, float(objective.task(full, labels))
+    labels = out["labels"][keep]
+
+    def score(logits):
+        return classification_metrics(labels, logits[keep].argmax(-1), classes), float(objective.task(logits[keep], labels))
+    if student is None:
+        return score(out["logits"][-1])
+    return score(out["logits"][-1]), score(out["student_logits"][student])
 
 
 def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
         batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train",
-        on_epoch=None, modality_dropout: float = 0.0, modality_dropout_unit: str = "utterance") -> dict:
+        on_epoch=None, modality_dropout: float = 0.0, modality_dropout_unit: str = "utterance",
+        student: str | None = None) -> dict:
     """Train for ``epochs``; return the state with the best validation weighted F1 and the curves.
+
+    ``student`` (a modality with a unimodal student head): that head is also selected on validation for its own
+    task, answering alone: the state of its best validation epoch is returned too (``student_state``,
+    ``student_epoch``), as a teacher's is; the fused model's selection is unchanged.
 
     ``on_epoch(model, epoch)``, if given, runs after each epoch's validation with the model in eval mode
     (benchmarks/probe.py scores a held-out session there); it must not draw random numbers.
@@ -140,7 +151,7 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
     objective.task.to(device)
     fused = device.type in ("cpu", "cuda")  # the fused Adam kernel is ~8x faster than the default loop on CPU
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
-    best = {"key": None}
+    best, best_student = {"key": None}, {"key": None}
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch"):
         model.train()
@@ -154,9 +165,18 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
             loss.backward()
             optimiser.step()
             total, count = total + float(loss.detach()) * len(batch.lengths), count + len(batch.lengths)
-        scores, val_loss = validation_score(model, data, objective, device, classes, batch_size)
+        if student is None:
+            scores, val_loss = validation_score(model, data, objective, device, classes, batch_size)
+        else:
+            (scores, val_loss), (own, own_loss) = validation_score(model, data, objective, device, classes,
+                                                                   batch_size, student=student)
         row = {"epoch": epoch, "train_loss": total / count, "valid_loss": val_loss,
                "valid_acc": scores["acc"], "valid_weighted_f1": scores["weighted_f1"]}
+        if student is not None:
+            row[f"valid_{student}_student_weighted_f1"] = own["weighted_f1"]
+            if best_student["key"] is None or (own["weighted_f1"], -own_loss) > best_student["key"]:
+                best_student = {"key": (own["weighted_f1"], -own_loss), "epoch": epoch,
+                                "state": copy.deepcopy(model.state_dict())}
         history.append(row)
         if on_epoch is not None:
             on_epoch(model, epoch)
@@ -169,4 +189,7 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
         if best["key"] is None or key > best["key"]:
             best = {"key": key, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
     model.load_state_dict(best["state"])
-    return {"state": best["state"], "epoch": best["epoch"], "history": history}
+    result = {"state": best["state"], "epoch": best["epoch"], "history": history}
+    if student is not None:
+        result.update(student_state=best_student["state"], student_epoch=best_student["epoch"])
+    return result

@@ -1,0 +1,44 @@
+"""``workers`` changes the wall time, never a number: seeds trained in worker processes give the same bits as one
+after another in this process (each unit of work runs on one thread either way)."""
+import pytest
+import torch
+
+from erc.params import validate_params
+from erc.parallel import run_parallel
+from erc.runs import train_model, train_references
+
+
+def toy_params(workers):
+    return validate_params({"workers": workers, "mkd": {"enabled": False},
+                            "model": {"hidden": {"iemocap": 16, "meld": 16}, "graph_hidden": 8, "graph_layers": 2},
+                            "mrl": {"nesting": [4, 8]}, "references": {"logreg_C": [1.0]},
+                            "train": {"epochs": {"iemocap": 3, "meld": 3}, "seeds": [0, 1, 2]}})
+
+
+def test_seeds_in_two_workers_equal_seeds_in_this_process(toy):
+    feats, graphs = toy
+    one = train_model("iemocap", feats, graphs, toy_params(1), progress=False)
+    two = train_model("iemocap", feats, graphs, toy_params(2), progress=False)
+    assert sorted(two["runs"]) == [0, 1, 2]
+    for seed, run in one["runs"].items():
+        other = two["runs"][seed]
+        assert run["epoch"] == other["epoch"] and run["history"] == other["history"], seed
+        assert all(torch.equal(run["state"][k], other["state"][k]) for k in run["state"]), seed
+    # different seeds did train differently (the comparison above is not of identical runs)
+    assert not torch.equal(one["runs"][0]["state"][next(iter(one["runs"][0]["state"]))],
+                           one["runs"][1]["state"][next(iter(one["runs"][1]["state"]))])
+    refs_one = train_references("iemocap", feats, graphs, toy_params(1), progress=False)["bc_lstm"]
+    refs_two = train_references("iemocap", feats, graphs, toy_params(2), progress=False)["bc_lstm"]
+    assert all(torch.equal(refs_one[s]["logits"], refs_two[s]["logits"]) for s in refs_one)
+
+
+def _fails(x):
+    if x == 2:
+        raise ValueError("unit 2 failed")
+    return x
+
+
+def test_a_failing_unit_raises_its_own_error_in_the_caller():
+    with pytest.raises(ValueError, match="unit 2 failed"):
+        run_parallel(_fails, {k: (k,) for k in range(3)}, workers=2)
+    assert run_parallel(_fails, {k: (k,) for k in (0, 1)}, workers=2) == {0: 0, 1: 1}
