@@ -111,7 +111,8 @@ def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str]
     source = per_dataset(params, "features.text", dataset)
     check_source(source)
     model_dir = base_encoder_dir(source)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    # local_files_only given, not left to HF_HUB_OFFLINE: the saved tokenizer config records it
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     context, max_length = get(params, "finetune.context"), get(params, "finetune.max_length")
     inputs = Inputs(tokenizer, dialogues, dataset, context, max_length)
     labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])

@@ -37,8 +37,10 @@ def atomic_path(path: str | Path):
 
 
 def save_torch(obj, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Atomic and byte-reproducible: saved through a file object, the archive inside carries torch's fixed name
+    instead of the random temporary file's, so the same object gives the same bytes (and the same DVC hash)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def load_torch(path: str | Path, what: str = "file", keys: tuple = ()):
