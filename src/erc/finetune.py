@@ -93,7 +93,8 @@ def _finetune_job(model_dir, inputs, labels, train_rows, valid_rows, classes, se
     result = finetune(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live, desc, progress)
     if live is not None:
         live.end()
-    return {**result, "state": result.pop("model").state_dict()}
+    model = result.pop("model")  # only the weights cross back, not the module
+    return {**result, "state": model.state_dict()}
 
 
 def settings_of(params: dict, dataset: str) -> dict:
