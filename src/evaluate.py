@@ -7,17 +7,19 @@ import torch
 from erc import evaluation as ev
 from erc.features import load_features
 from erc.io import CHECKPOINT_KEYS, GRAPH_KEYS, load_torch, run_stage, save_json
-from erc.params import check_dataset, get, load_params
+from erc.params import check_dataset, load_params, per_dataset
 
 
 def main(dataset: str) -> None:
-    text_only = get(load_params(), "mkd.text_only")
+    text_only = per_dataset(load_params(), "mkd.text_only", check_dataset(dataset))
     feats = load_features(f"data/features/{check_dataset(dataset)}.pt", hide_test_labels=False)
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint", CHECKPOINT_KEYS)
-    metrics, test_predictions = ev.evaluate_model(checkpoint, feats, graphs, text_only)
     teacher_file = f"models/teachers/{dataset}.pt"
-    teachers = ev.evaluate_teachers(load_torch(teacher_file, "teacher file"), feats, teacher_file)
+    teacher_models = load_torch(teacher_file, "teacher file")
+    teachers = ev.evaluate_teachers(teacher_models, feats, teacher_file)
+    metrics, test_predictions = ev.evaluate_model(checkpoint, feats, graphs, text_only,
+                                                  teacher_models.get("text", {}).get("logits"))
     references = load_torch(f"models/references/{dataset}.pt", "reference file", ("logreg", "bc_lstm"))
     metrics["references"] = ev.evaluate_references(references, feats)
     mrl, mkd = checkpoint["mrl"], checkpoint["mkd"]

@@ -1,16 +1,28 @@
 """Emotion of each turn of a dialogue: python src/predict.py dialogue.json [--dataset iemocap|meld] [--seed S]
 [--format json|table]
 
-dialogue.json: [{"speaker": "M", "text": "..."}, ...]; optional "audio": the standardised descriptors of the
-turn (otherwise the turn is treated as having no audio, as during training). The probabilities are the mean
-over the checkpoint's seeds (``--seed`` uses one). Prints JSON to stdout, or with ``--format table`` a table."""
+dialogue.json: [{"speaker": "M", "text": "..."}, ...]; optional "wav": the path of the turn's recording (its
+descriptors are measured with Praat), or "audio": its standardised descriptors; a turn with neither has no audio. The probabilities are the mean
+over the checkpoint's seeds (``--seed`` uses one). A dialogue with no audio on any turn is answered as
+``mkd.text_only`` says (with ``teacher`` or ``student+teacher``, models/teachers/<dataset>.pt is read too).
+Prints JSON to stdout, or with ``--format table`` a table."""
 import argparse
 import json
 import sys
+from functools import partial
 
 from erc.io import InputError, load_torch
-from erc.params import check_dataset, get, load_params
+from erc.model import text_only_head
+from erc.params import check_dataset, get, load_params, per_dataset
 from erc.predict import format_table, predict_dialogue, read_dialogue
+
+
+def load_text_teacher(dataset: str, text_only: str) -> dict:
+    path = f"models/teachers/{dataset}.pt"
+    teachers = load_torch(path, "teacher file (run dvc repro first)")
+    if not isinstance(teachers, dict) or not {"config", "state"} <= set(teachers.get("text", {})):
+        raise InputError(f"{path}: no text teacher (mkd.text_only: {text_only} needs one)")
+    return teachers["text"]
 
 
 def main() -> None:
@@ -27,8 +39,11 @@ def main() -> None:
                                 ("config", "runs", "sources"))
         window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
         turns = read_dialogue(args.dialogue)
-        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue,
-                                       get(params, "mkd.text_only"))
+        text_only = per_dataset(params, "mkd.text_only", dataset)
+        # the text teacher, read only when a dialogue without audio needs it
+        teacher = partial(load_text_teacher, dataset, text_only) \
+            if "teacher" in text_only_head(checkpoint["config"], text_only) else None
+        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue, text_only, teacher)
         if args.format == "table":
             print(format_table(predictions))
         else:

@@ -111,3 +111,24 @@ def test_the_text_student_keeps_its_own_validation_epoch_and_the_fused_selection
     model.load_state_dict(both["student_state"])
     _, (own, _) = validation_score(model, data, Objective(CrossEntropy()), "cpu", feats["classes"], 2, student="text")
     assert own["weighted_f1"] == max(scores)
+
+
+def test_a_unimodal_text_student_keeps_its_epoch_whatever_mkd_text_only_says(toy):
+    """Training does not read mkd.text_only (train does not list it in dvc.yaml): the checkpoint keeps the text
+    student's own epoch for every answer evaluate and predict.py may be asked for, and no trace of the setting."""
+    from erc.params import validate_params
+    from erc.runs import train_model
+    feats, graphs = toy
+    checkpoints = []
+    for answer in ("fused", "teacher"):
+        params = validate_params({"model": {"hidden": 8, "graph_hidden": 8, "graph_layers": 1},
+                                  "train": {"epochs": 2, "seeds": [0]}, "workers": 1,
+                                  "mrl": {"nesting": [4]}, "mkd": {"placement": "unimodal", "text_only": answer}})
+        teachers = {m: torch.randn(int(feats["lengths"].sum()), 3, generator=torch.Generator().manual_seed(1))
+                    for m in ("text", "audio")}
+        checkpoints.append(train_model("iemocap", feats, graphs, params, teachers, progress=False))
+    first, second = checkpoints
+    assert {"text_only_state", "text_only_epoch"} <= set(first["runs"][0]) and "text_only" not in first["mkd"]
+    assert first["mkd"] == second["mkd"] and first["runs"][0]["text_only_epoch"] == second["runs"][0]["text_only_epoch"]
+    assert all(torch.equal(first["runs"][0]["text_only_state"][k], second["runs"][0]["text_only_state"][k])
+               for k in first["runs"][0]["text_only_state"])

@@ -4,11 +4,13 @@ import torch
 
 from erc.batching import DialogueData, drop_modalities
 from erc.evaluation import evaluate_model
-from erc.features import mark_missing, text_only
+from erc.features import mark_missing, text_only, utterance_split
 from erc.graphs import build_graphs
+from erc.io import InputError
+from erc.metrics import classification_metrics
 from erc.model import MGLRA
 from erc.params import validate_params
-from erc.training import build_objective, fit, model_config
+from erc.training import build_objective, fit, model_config, predict
 
 from conftest import random_feats
 
@@ -125,3 +127,38 @@ def test_text_only_metrics_come_from_the_head_mkd_text_only_names(placement):
     else:  # a text student after attention from audio cannot answer without audio: the fused output does
         assert student["text_only_head"] == "fused" and student["text_only"] == fused["text_only"]
         assert "text_only_student" not in student
+
+
+def test_the_text_teacher_and_the_student_teacher_mean_answer_text_only_dialogues_when_asked():
+    feats, graphs = flagged_feats()
+    params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
+                              "mrl": {"enabled": False, "nesting": [4]}, "mkd": {"enabled": True}})
+    config = model_config(feats, params, "iemocap")
+    torch.manual_seed(0)
+    checkpoint = {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict(), "epoch": 1},
+                                             1: {"state": MGLRA(**config).state_dict(), "epoch": 1}}}
+    n = len(feats["labels"])
+    teacher = torch.randn(n, len(feats["classes"]))
+    teacher[:, 0] += 0.5  # a teacher that differs from the student
+    metrics = {a: evaluate_model(checkpoint, feats, graphs, a, teacher)[0]
+               for a in ("fused", "student", "teacher", "student+teacher")}
+    for answer, m in metrics.items():
+        assert m["text_only_head"] == answer and m["text_only"] == m[f"text_only_{answer}"]
+        assert all(m[f"text_only_{a}"] == metrics["fused"][f"text_only_{a}"] for a in metrics)  # all reported
+    # the teacher answers from its own logits: the same for every seed, whatever the model's states are
+    rows = utterance_split(feats) == 2  # the test utterances
+    by_hand = classification_metrics(feats["labels"][rows], teacher[rows].argmax(-1), feats["classes"])
+    assert metrics["teacher"]["text_only"]["test"]["weighted_f1"] == {"mean": by_hand["weighted_f1"], "std": 0.0}
+    # the mean answer: argmax of the mean of the student's and the teacher's softmax, seed by seed
+    data = DialogueData(text_only(feats), graphs["multimodal"])
+    per_seed = []
+    for run in checkpoint["runs"].values():
+        model = MGLRA(**config)
+        model.load_state_dict(run["state"])
+        out = predict(model, data, "test", "cpu")
+        p = torch.softmax(out["student_logits"]["text"], -1) + torch.softmax(teacher[out["utterances"]], -1)
+        per_seed.append(classification_metrics(out["labels"], p.argmax(-1), feats["classes"])["weighted_f1"])
+    assert abs(metrics["student+teacher"]["text_only"]["test"]["weighted_f1"]["mean"] - sum(per_seed) / 2) < 1e-9
+    # without the teacher's logits evaluate cannot give a teacher answer and says so
+    with pytest.raises(InputError, match="mkd.text_only: teacher needs the text teacher"):
+        evaluate_model(checkpoint, feats, graphs, "teacher")

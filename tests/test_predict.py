@@ -101,3 +101,41 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
     # one turn with audio: the dialogue is no longer text-only, and the fused output answers
     turns[1]["audio"] = [0.1] * 8
     assert predict_dialogue(turns, checkpoint, "meld", text_only="student") == predict_dialogue(turns, checkpoint, "meld")
+
+
+def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_when_asked(tmp_path, checkpoint):
+    import yaml
+    from conftest import ROOT
+    from erc.batching import DialogueData
+    from erc.graphs import dialogue_graph
+    from erc.predict import dialogue_features
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"].update(hidden={"iemocap": 16, "meld": 16}, graph_hidden=8)
+    feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
+             "classes": list(range(7))}
+    config = model_config(feats, params, "meld", modalities=["text"], use_mrl=False, use_mkd=False)
+    torch.manual_seed(5)
+    teacher = {"config": config, "state": MGLRA(**config).state_dict()}
+    turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
+    # by hand: the teacher's softmax on the text of the dialogue (its own one-modality graph) and the student's
+    text = {"features": dialogue_features(turns, checkpoint["config"], checkpoint["sources"], "d", "meld", [0, 1]),
+            "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
+            "labels": torch.full((2,), -1)}
+    model = MGLRA(**config).eval()
+    model.load_state_dict(teacher["state"])
+    student = MGLRA(**checkpoint["config"]).eval()
+    student.load_state_dict(checkpoint["runs"][0]["state"])
+    with torch.no_grad():
+        p_teacher = torch.softmax(model(DialogueData(text, [dialogue_graph(2, 1)], ["text"]).make_batch([0]))
+                                  ["logits"][-1], -1)
+        p_student = torch.softmax(student(DialogueData(text, [dialogue_graph(2, 2)], ["text", "audio"])
+                                          .make_batch([0]))["student_logits"]["text"], -1)
+    for answer, expected in (("teacher", p_teacher), ("student+teacher", (p_teacher + p_student) / 2)):
+        rows = predict_dialogue(turns, checkpoint, "meld", text_only=answer, teacher=teacher)
+        for row, p in zip(rows, expected):
+            assert all(abs(row["probabilities"][c] - float(v)) < 1e-4 for c, v in zip(row["probabilities"], p))
+    with pytest.raises(InputError, match="needs the text teacher"):
+        predict_dialogue(turns, checkpoint, "meld", text_only="teacher")
+    # a turn with audio: the fused output answers, the teacher is not asked
+    turns[1]["audio"] = [0.1] * 8
+    assert predict_dialogue(turns, checkpoint, "meld", text_only="teacher") == predict_dialogue(turns, checkpoint, "meld")

@@ -15,7 +15,7 @@ from erc.batching import DialogueData  # noqa: E402
 from erc.features import text_only, utterance_dialogues, utterance_split  # noqa: E402
 from erc.io import InputError, atomic_path  # noqa: E402
 from erc.metrics import classification_metrics, summarise  # noqa: E402
-from erc.model import MGLRA, text_only_head  # noqa: E402
+from erc.model import MGLRA, TEXT_ONLY_ANSWERS, text_only_head  # noqa: E402
 from erc.training import pick_device, predict  # noqa: E402
 
 EVAL_SPLITS = ("valid", "test")
@@ -33,26 +33,32 @@ def summary(per_seed: list[dict]) -> dict:
     return {s: summarise([run[s] for run in per_seed]) for s in EVAL_SPLITS}
 
 
-def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str = "fused") -> tuple[dict, dict]:
+def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str = "fused",
+                   teacher_logits: torch.Tensor | None = None) -> tuple[dict, dict]:
     """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions).
-    ``text_head`` (``mkd.text_only``): the head whose text-only scores are the ``text_only`` metrics (both are
-    reported where the checkpoint has a unimodal text student: ``text_only_fused``, ``text_only_student``)."""
+    ``text_head`` (``mkd.text_only``) names what answers a dialogue without audio; its scores are the
+    ``text_only`` metrics. Every answer the checkpoint can give is reported beside it (``text_only_fused``,
+    ``text_only_student``, ``text_only_teacher``, ``text_only_student+teacher``); the teacher's need
+    ``teacher_logits``, the frozen text teacher's logits of every utterance (N, C), in feature-file order."""
     device, classes = pick_device(), feats["classes"]
     data = DialogueData(feats, graphs["multimodal"])
     # every utterance's audio / visual marked missing: what the model does with a dialogue that has only text
     text_data = DialogueData(text_only(feats), graphs["multimodal"]) if len(feats["features"]) > 1 else None
-    sizes = checkpoint["config"]["nesting"]
-    head = text_only_head(checkpoint["config"], text_head)
-    heads = ["fused", "student"] if text_only_head(checkpoint["config"], "student") == "student" else ["fused"]
+    sizes, config = checkpoint["config"]["nesting"], checkpoint["config"]
+    answers = [a for a in TEXT_ONLY_ANSWERS if text_only_head(config, a) == a
+               and (teacher_logits is not None or "teacher" not in a)]
+    head = text_only_head(config, text_head)
+    if head not in answers:
+        raise InputError(f"mkd.text_only: {text_head} needs the text teacher's logits, which were not given")
     per_seed, per_size, students, test_predictions = [], {m: [] for m in sizes}, {}, {}
-    text_runs = {h: [] for h in heads}
+    text_runs = {a: [] for a in answers}
 
     def scores(out: dict, logits_of) -> dict:
         """Metrics of ``logits_of(split outputs)`` on each evaluated split."""
         return {s: classification_metrics(out[s]["labels"], logits_of(out[s]).argmax(-1), classes) for s in EVAL_SPLITS}
 
     for seed, run in checkpoint["runs"].items():
-        model = MGLRA(**checkpoint["config"]).to(device)
+        model = MGLRA(**config).to(device)
         model.load_state_dict(run["state"])
         outputs = {s: predict(model, data, s, device) for s in EVAL_SPLITS}
         per_seed.append({"seed": seed, "epoch": run["epoch"], **scores(outputs, lambda o: o["logits"][-1]),
@@ -62,23 +68,29 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
             text_runs["fused"].append(scores(text_out, lambda o: o["logits"][-1]))
             if "student" in text_runs:  # the text student head at its own validation-selected epoch, where kept
                 if "text_only_state" in run:
-                    own = MGLRA(**checkpoint["config"]).to(device)
+                    own = MGLRA(**config).to(device)
                     own.load_state_dict(run["text_only_state"])
                     text_out = {s: predict(own, text_data, s, device) for s in EVAL_SPLITS}
                 text_runs["student"].append(scores(text_out, lambda o: o["student_logits"]["text"]))
+            if "teacher" in text_runs:
+                text_runs["teacher"].append(scores(text_out, lambda o: teacher_logits[o["utterances"]]))
+            if "student+teacher" in text_runs:  # the mean of the two distributions
+                text_runs["student+teacher"].append(scores(text_out, lambda o: (
+                    torch.softmax(o["student_logits"]["text"], -1)
+                    + torch.softmax(teacher_logits[o["utterances"]].to(o["student_logits"]["text"]), -1)) / 2))
         for i, m in enumerate(sizes):
             per_size[m].append(scores(outputs, lambda o: o["logits"][i]))
         for modality in outputs["test"]["student_logits"]:
             students.setdefault(modality, []).append(scores(outputs, lambda o: o["student_logits"][modality]))
         test_predictions[seed] = (outputs["test"]["labels"], outputs["test"]["logits"][-1].argmax(-1),
                                   outputs["test"]["utterances"])
-    n_blocks = len(checkpoint["config"]["input_dims"])
+    n_blocks = len(config["input_dims"])
     metrics = {
         **summary(per_seed),
         "nesting": {str(m): {"dim": m * n_blocks, **summary(per_size[m])} for m in sizes},
         "students": {mod: summary(runs) for mod, runs in students.items()},
         **({"text_only": summary(text_runs[head]), "text_only_head": head} if text_runs[head] else {}),
-        **({f"text_only_{h}": summary(runs) for h, runs in text_runs.items() if runs} if len(heads) > 1 else {}),
+        **({f"text_only_{a}": summary(runs) for a, runs in text_runs.items() if runs} if len(answers) > 1 else {}),
         "per_seed": [strip(run) for run in per_seed],
     }
     return metrics, test_predictions
@@ -222,7 +234,7 @@ def markdown_summary(dataset: str, metrics: dict) -> str:
                  f"{cell(metrics['valid']['weighted_f1'])} |")
     if "text_only" in metrics:
         text = metrics["text_only"]
-        lines.append(f"| model, text only ({metrics['text_only_head']} head, audio marked missing) | {cell(text['test']['acc'])} | "
+        lines.append(f"| model, text only (answered by: {metrics['text_only_head']}) | {cell(text['test']['acc'])} | "
                      f"{cell(text['test']['weighted_f1'])} | {cell(text['valid']['weighted_f1'])} |")
     for name, ref in metrics.get("references", {}).items():
         lines.append(f"| {name} | {cell(ref['test']['acc'])} | {cell(ref['test']['weighted_f1'])} | "

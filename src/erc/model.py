@@ -102,11 +102,19 @@ class MaskedGatedConv(MessagePassing):
         return scatter(messages, edge_index[1], dim=0, dim_size=h.shape[0], reduce="sum")
 
 
+TEXT_ONLY_ANSWERS = ("fused", "student", "teacher", "student+teacher")
+
+
 def text_only_head(config: dict, wanted: str) -> str:
-    """The head that answers a dialogue without audio: ``student`` only where the checkpoint has a text student
-    head that never sees audio (``unimodal`` placement), else ``fused``."""
-    if wanted == "student" and config.get("student_placement") == "unimodal" and "text" in config["input_dims"]:
-        return "student"
+    """What answers a dialogue without audio (``mkd.text_only``), as far as the checkpoint can give it:
+    ``student`` (and ``student+teacher``, the mean of the student's and the frozen text teacher's probabilities)
+    only where the checkpoint has a text student head that never sees audio (``unimodal`` placement);
+    ``teacher`` wherever the model reads text (the pipeline trains a text teacher whenever it does). Anything
+    else, or an answer the checkpoint cannot give, is ``fused``: the full output with the audio marked missing."""
+    has_text = "text" in config["input_dims"]
+    has_student = config.get("student_placement") == "unimodal" and has_text
+    if wanted in ("student", "student+teacher") and has_student or wanted == "teacher" and has_text:
+        return wanted
     return "fused"
 
 

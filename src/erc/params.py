@@ -152,10 +152,11 @@ class Mkd(Section):
     lambda_kd: NonNegativeFloat = 1.0
     temperature: PositiveFloat = 1.0
     placement: Literal["unimodal", "encoder", "graph"] = "unimodal"  # the paper's U_k = C_k(E_k(x_k))
-    # what answers a dialogue without audio (evaluate's text-only metrics, predict.py): the fused output with the
-    # audio marked missing, or the text student head U_text, which never sees audio (unimodal placement only;
-    # otherwise the fused output answers)
-    text_only: Literal["fused", "student"] = "fused"
+    # what answers a dialogue without audio (evaluate's text-only metrics, predict.py), once or per dataset: fused
+    # (the full output, audio marked missing) | student (the text student head U_text, which never sees audio;
+    # unimodal placement only) | teacher (the frozen text teacher) | student+teacher (the mean of their
+    # probabilities); an answer the checkpoint cannot give falls back to fused (erc.model.text_only_head)
+    text_only: per_dataset_type(Literal["fused", "student", "teacher", "student+teacher"]) = "fused"
 
 
 class References(Section):

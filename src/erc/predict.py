@@ -126,10 +126,12 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
 
 @torch.no_grad()
 def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None,
-                     where="dialogue", text_only: str = "fused") -> list[dict]:
+                     where="dialogue", text_only: str = "fused", teacher=None) -> list[dict]:
     """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
-    holds (an ensemble), or of one ``seed``. A dialogue with no audio on any turn is answered by the head that
-    ``text_only`` (``mkd.text_only``) names, where the checkpoint has it (``text_only_head``)."""
+    holds (an ensemble), or of one ``seed``. A dialogue with no audio on any turn is answered by what
+    ``text_only`` (``mkd.text_only``) names, where the checkpoint can give it (``text_only_head``): the text
+    student head, the frozen text ``teacher`` (``{"config", "state"}`` of the teacher file's text entry, or a
+    function that loads it: called only when a text-only dialogue needs it), or the mean of the two."""
     config, runs = checkpoint["config"], checkpoint["runs"]
     if seed is not None and seed not in runs:
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
@@ -140,17 +142,31 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
              "lengths": torch.tensor([n]), "splits": ["test"],
              "speakers": torch.tensor(speakers),
              "labels": torch.full((n,), -1)}
-    graph = dialogue_graph(n, len(config["input_dims"]), *window)
-    batch = DialogueData(feats, [graph], [m for m in ("text", "audio", "visual") if m in config["input_dims"]]).make_batch([0])
-    model = MGLRA(**config).eval()
+    modalities = [m for m in ("text", "audio", "visual") if m in config["input_dims"]]
+    batch = DialogueData(feats, [dialogue_graph(n, len(modalities), *window)], modalities).make_batch([0])
     no_audio = "audio" not in feats["features"] or bool((feats["features"]["audio"][:, -1] == 1).all())
-    student = no_audio and text_only_head(config, text_only) == "student"
+    answer = text_only_head(config, text_only) if no_audio else "fused"
+    teacher_p = None
+    if "teacher" in answer:
+        if teacher is None:
+            raise InputError(f"mkd.text_only: {text_only} needs the text teacher (models/teachers/{dataset}.pt)")
+        teacher = teacher() if callable(teacher) else teacher
+        model = MGLRA(**teacher["config"]).eval()
+        model.load_state_dict(teacher["state"])
+        text_batch = DialogueData(feats, [dialogue_graph(n, 1, *window)], ["text"]).make_batch([0])
+        teacher_p = torch.softmax(model(text_batch)["logits"][-1], -1)
+    student = answer in ("student", "student+teacher")
+    model = MGLRA(**config).eval()
     probabilities = torch.zeros(n, config["n_classes"])  # (n_turns, n_classes), averaged over seeds
     for s in seeds:
-        # the text student head answers from its own validation-selected epoch, where the checkpoint keeps it
-        model.load_state_dict(runs[s].get("text_only_state", runs[s]["state"]) if student else runs[s]["state"])
-        out = model(batch)
-        p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1)
+        if answer == "teacher":  # one frozen teacher: no seeds to average
+            p = teacher_p
+        else:  # the text student head answers from its own validation-selected epoch, where the checkpoint keeps it
+            model.load_state_dict(runs[s].get("text_only_state", runs[s]["state"]) if student else runs[s]["state"])
+            out = model(batch)
+            p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1)
+            if answer == "student+teacher":
+                p = (p + teacher_p) / 2
         if not torch.isfinite(p).all():  # a diverged checkpoint: say so instead of printing NaN
             raise InputError(f"{where}: the checkpoint (seed {s}) gives non-finite probabilities")
         probabilities += p / len(seeds)

@@ -78,7 +78,8 @@ def train_model(dataset: str, feats: dict, graphs: dict, params: dict, teacher_l
             for seed in seeds(params)}
     runs = run_parallel(_train_seed, jobs, get(params, "workers"))
     return {"config": config, "runs": runs, "sources": feats["sources"],
-            "mrl": dict(get(params, "mrl")), "mkd": dict(get(params, "mkd"))}
+            "mrl": dict(get(params, "mrl")),
+            "mkd": {k: v for k, v in get(params, "mkd").items() if k != "text_only"}}  # not a training setting
 
 
 def _train_seed(seed, dataset, feats, data, config, params, teacher_logits, device, settings, live_factory,
@@ -88,8 +89,9 @@ def _train_seed(seed, dataset, feats, data, config, params, teacher_logits, devi
     model = MGLRA(**config)
     objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
     live = _live(f"plots/train/{dataset}/seed{seed}", live_factory)
-    # the head that answers text-only dialogues (mkd.text_only: student) is selected on validation for that task
-    student = "text" if text_only_head(config, get(params, "mkd.text_only")) == "student" else None
+    # a unimodal text student head (it can answer text-only dialogues: mkd.text_only) also keeps the state of its
+    # own best validation epoch for that task, whatever mkd.text_only says (only evaluate and predict.py read it)
+    student = "text" if text_only_head(config, "student") == "student" else None
     result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
                  progress=progress, desc=f"{dataset} seed {seed}", student=student, **settings)
     if live is not None:
