@@ -91,13 +91,18 @@ def test_modality_dropout_changes_training_only_through_the_inputs():
     assert not all(torch.equal(states[0][1][k], states[1][1][k]) for k in states[0][1])
 
 
-def test_evaluate_reports_text_only_metrics():
-    feats, graphs = flagged_feats()
+def untrained_checkpoint(feats, mkd: dict, n_seeds: int = 1) -> dict:
+    """A small model's checkpoint with ``n_seeds`` untrained seeds (different initial weights)."""
     params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
-                              "mrl": {"enabled": False, "nesting": [4]}, "mkd": {"enabled": False}})
+                              "mrl": {"enabled": False, "nesting": [4]}, "mkd": mkd})
     config = model_config(feats, params, "iemocap")
     torch.manual_seed(0)
-    checkpoint = {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict(), "epoch": 1}}}
+    return {"config": config, "runs": {s: {"state": MGLRA(**config).state_dict(), "epoch": 1} for s in range(n_seeds)}}
+
+
+def test_evaluate_reports_text_only_metrics():
+    feats, graphs = flagged_feats()
+    checkpoint = untrained_checkpoint(feats, {"enabled": False})
     metrics, _ = evaluate_model(checkpoint, feats, graphs)
     assert set(metrics["text_only"]) == {"valid", "test"}
     # on features whose audio is already missing everywhere, text only is the same input: the same numbers
@@ -109,12 +114,7 @@ def test_evaluate_reports_text_only_metrics():
 @pytest.mark.parametrize("placement", ["unimodal", "encoder"])
 def test_text_only_metrics_come_from_the_head_mkd_text_only_names(placement):
     feats, graphs = flagged_feats()
-    params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
-                              "mrl": {"enabled": False, "nesting": [4]},
-                              "mkd": {"enabled": True, "placement": placement}})
-    config = model_config(feats, params, "iemocap")
-    torch.manual_seed(0)
-    checkpoint = {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict(), "epoch": 1}}}
+    checkpoint = untrained_checkpoint(feats, {"enabled": True, "placement": placement})
     fused, _ = evaluate_model(checkpoint, feats, graphs, "fused")
     student, _ = evaluate_model(checkpoint, feats, graphs, "student")
     assert fused["text_only_head"] == "fused"
@@ -131,12 +131,8 @@ def test_text_only_metrics_come_from_the_head_mkd_text_only_names(placement):
 
 def test_the_text_teacher_and_the_student_teacher_mean_answer_text_only_dialogues_when_asked():
     feats, graphs = flagged_feats()
-    params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
-                              "mrl": {"enabled": False, "nesting": [4]}, "mkd": {"enabled": True}})
-    config = model_config(feats, params, "iemocap")
-    torch.manual_seed(0)
-    checkpoint = {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict(), "epoch": 1},
-                                             1: {"state": MGLRA(**config).state_dict(), "epoch": 1}}}
+    checkpoint = untrained_checkpoint(feats, {"enabled": True}, n_seeds=2)
+    config = checkpoint["config"]
     n = len(feats["labels"])
     teacher = torch.randn(n, len(feats["classes"]))
     teacher[:, 0] += 0.5  # a teacher that differs from the student
