@@ -12,7 +12,7 @@ from erc.params import check_dataset, load_params, per_dataset
 
 def main(dataset: str) -> None:
     text_only = per_dataset(load_params(), "mkd.text_only", check_dataset(dataset))
-    feats = load_features(f"data/features/{check_dataset(dataset)}.pt", hide_test_labels=False)
+    feats = load_features(f"data/features/{dataset}.pt", hide_test_labels=False)
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint", CHECKPOINT_KEYS)
     teacher_file = f"models/teachers/{dataset}.pt"

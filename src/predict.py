@@ -2,8 +2,8 @@
 [--format json|table]
 
 dialogue.json: [{"speaker": "M", "text": "..."}, ...]; optional "wav": the path of the turn's recording (its
-descriptors are measured with Praat), or "audio": its standardised descriptors; a turn with neither has no audio. The probabilities are the mean
-over the checkpoint's seeds (``--seed`` uses one). A dialogue with no audio on any turn is answered as
+descriptors are measured with Praat), or "audio": its standardised descriptors; a turn with neither has no
+audio. The probabilities are the mean over the checkpoint's seeds (``--seed`` uses one). A dialogue with no audio on any turn is answered as
 ``mkd.text_only`` says (with ``teacher`` or ``student+teacher``, models/teachers/<dataset>.pt is read too).
 Prints JSON to stdout, or with ``--format table`` a table."""
 import argparse

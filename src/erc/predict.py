@@ -158,18 +158,18 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
     student = answer in ("student", "student+teacher")
     model = MGLRA(**config).eval()
     probabilities = torch.zeros(n, config["n_classes"])  # (n_turns, n_classes), averaged over seeds
-    for s in seeds:
-        if answer == "teacher":  # one frozen teacher: no seeds to average
-            p = teacher_p
-        else:  # the text student head answers from its own validation-selected epoch, where the checkpoint keeps it
-            model.load_state_dict(runs[s].get("text_only_state", runs[s]["state"]) if student else runs[s]["state"])
-            out = model(batch)
-            p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1)
-            if answer == "student+teacher":
-                p = (p + teacher_p) / 2
+    if teacher_p is not None and not torch.isfinite(teacher_p).all():
+        raise InputError(f"{where}: the text teacher gives non-finite probabilities")
+    for s in seeds if answer != "teacher" else []:  # one frozen teacher: no seeds to average
+        # the text student head answers from its own validation-selected epoch, where the checkpoint keeps it
+        model.load_state_dict(runs[s].get("text_only_state", runs[s]["state"]) if student else runs[s]["state"])
+        out = model(batch)
+        p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1)
         if not torch.isfinite(p).all():  # a diverged checkpoint: say so instead of printing NaN
             raise InputError(f"{where}: the checkpoint (seed {s}) gives non-finite probabilities")
-        probabilities += p / len(seeds)
+        probabilities += (p if answer != "student+teacher" else (p + teacher_p) / 2) / len(seeds)
+    if answer == "teacher":
+        probabilities = teacher_p
     classes = CLASSES[dataset]
     return [{"speaker": t["speaker"], "text": t["text"], "emotion": classes[int(p.argmax())],
              "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}} for t, p in zip(turns, probabilities)]
