@@ -78,6 +78,10 @@ def project(tmp_path, edit=None):
     (lambda p: p["features"].update(text={"iemocap": "minilm", "mled": "minilm-ft"}),
      "unknown key 'features.text.mled' (did you mean 'features.text.meld'?)"),
     (lambda p: p["features"].update(text={"iemocap": "none", "meld": "minilm"}, audio="none"), "selects no modality"),
+    (lambda p: p["finetune"].update(folds=1), "folds must be 0 (no cross-fitting) or at least 2, got 1"),
+    (lambda p: p["finetune"].update(folds={"iemocap": 3, "meld": 1}), "folds.meld must be 0"),
+    (lambda p: p["finetune"].update(context={"iemocap": 0}), "missing key 'finetune.context.meld'"),
+    (lambda p: p["finetune"].update(eval_from={"iemocap": "full", "meld": "mean"}), "'finetune.eval_from.meld'"),
 ])
 def test_schema_names_the_bad_key(edit, message):
     params = copy.deepcopy(PARAMS)

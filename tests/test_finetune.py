@@ -119,6 +119,13 @@ def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_feature
     assert np.allclose(again, feats[rows[k]:rows[k + 1]], atol=1e-5)
 
 
+def test_folds_and_context_are_read_for_the_dataset_being_fine_tuned(dialogues):
+    # MELD's cross-fitting and IEMOCAP's context must not leak into each other's stage
+    p = params(folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48)
+    result = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], p, progress=False)
+    assert set(result["encoders"]) == {"full"} and result["folds"] == {} and result["context"] == 2
+
+
 def test_an_uninstalled_optional_encoder_is_one_clear_line(monkeypatch):
     def absent(name):
         raise importlib.metadata.PackageNotFoundError(name)

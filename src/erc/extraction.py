@@ -76,7 +76,7 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
             where = path
         elif modality == "text" and source in FINETUNED:
             array = finetuned_features(dataset, dialogues, Path(finetuned_dir) / dataset,
-                                       get(params, "finetune.eval_from"), progress)
+                                       per_dataset(params, "finetune.eval_from", dataset), progress)
             where = f"{source} text encoder"
         elif modality == "text":
             encoder = text_lib.encoder_for(source)

@@ -114,12 +114,12 @@ def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str]
     model_dir = base_encoder_dir(source)
     # local_files_only given, not left to HF_HUB_OFFLINE: the saved tokenizer config records it
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    context, max_length = get(params, "finetune.context"), get(params, "finetune.max_length")
+    context, max_length = per_dataset(params, "finetune.context", dataset), get(params, "finetune.max_length")
     inputs = Inputs(tokenizer, dialogues, dataset, context, max_length)
     labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
     rows, owner = _rows_by_split(dialogues)
     settings = settings_of(params, dataset)
-    k = get(params, "finetune.folds")
+    k = per_dataset(params, "finetune.folds", dataset)
     assignment = folds_of([d.id for d in dialogues if d.split == "train"], k, settings["seed"]) if k >= 2 else {}
     plans = {"full": rows["train"]}
     for f in range(k if k >= 2 else 0):

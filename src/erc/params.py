@@ -125,16 +125,19 @@ class Finetune(Section):
     seed: NonNegativeInt = 0
     freeze_layers: NonNegativeInt = 0   # the embeddings and this many lowest layers stay frozen (0: none)
     warmup: Rate = 0.1                  # share of the steps with a linear learning-rate warm-up
-    context: NonNegativeInt = 0         # previous turns (with speaker tags) as a second segment
-    folds: NonNegativeInt = 0           # cross-fitting folds over training dialogues (0: none, else >= 2)
-    eval_from: Literal["full", "folds"] = "full"  # validation / test features: the all-data encoder or the folds' mean
+    # once or per dataset: validation chooses the recipe for each
+    context: per_dataset_type(NonNegativeInt) = 0   # previous turns (with speaker tags) as a second segment
+    folds: per_dataset_type(NonNegativeInt) = 0     # cross-fitting folds over training dialogues (0: none, else >= 2)
+    eval_from: per_dataset_type(Literal["full", "folds"]) = "full"  # validation / test features: the all-data
+                                                                   # encoder or the folds' mean
     loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
         default={"iemocap": "weighted_nll", "meld": "ce"}, validate_default=True)
 
     @model_validator(mode="after")
     def folds_are_none_or_several(self):
-        if self.folds == 1:
-            raise ValueError("folds must be 0 (no cross-fitting) or at least 2, got 1")
+        for name, k in (vars(self.folds).items() if isinstance(self.folds, ByDataset) else [("", self.folds)]):
+            if k == 1:
+                raise ValueError(f"folds{'.' + name if name else ''} must be 0 (no cross-fitting) or at least 2, got 1")
         return self
 
 
