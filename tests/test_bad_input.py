@@ -168,7 +168,7 @@ def test_predict_refuses_non_finite_audio_and_prints_strict_json(tmp_path):
     out = json.loads(result.stdout, parse_constant=refuse)
     assert [turn["speaker"] for turn in out] == ["Joey", "Ross"]
     assert_one_line_error(run_script("predict.py", "good.json", "--dataset", "meld", "--seed", "7", cwd=cwd), "--seed 7")
-    # a dialogue without audio is answered with the text teacher (mkd.text_only.meld: student+teacher): its file
+    # a dialogue without audio is answered with the text teacher (mkd.text_only.meld: teacher): its file
     # is read only then, and its absence named
     (cwd / "text.json").write_text(json.dumps([{"speaker": "Joey", "text": "Hi."}]))
     assert_one_line_error(run_script("predict.py", "text.json", "--dataset", "meld", cwd=cwd), "models/teachers/meld.pt")
