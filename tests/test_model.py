@@ -102,6 +102,18 @@ def test_two_eval_passes_agree(toy):
     assert torch.equal(first, second)
 
 
+def test_each_dataset_reads_its_own_input_dropout(toy):
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params["model"]["input_dropout"] = {"iemocap": 0.125, "meld": 0.375}
+    params = validate_params(params)
+    assert model_config(toy[0], params, "iemocap")["input_dropout"] == 0.125
+    assert model_config(toy[0], params, "meld")["input_dropout"] == 0.375
+    # and the model built from it drops at that rate
+    assert MGLRA(**model_config(toy[0], params, "meld")).input_dropout.p == 0.375
+    with pytest.raises(InputError, match="model.input_dropout"):
+        validate_params({**params, "model": {**params["model"], "input_dropout": {"iemocap": 0.1}}})
+
+
 def test_input_dropout_acts_only_in_training(toy):
     feats, graphs = toy
     model = MGLRA(**small_model_kwargs(feats, dropout=0.0, mask_ratio=0.0, input_dropout=0.5))
@@ -114,13 +126,15 @@ def test_input_dropout_acts_only_in_training(toy):
         assert torch.equal(model(batch)["logits"][-1], model(batch)["logits"][-1])
 
 
-@pytest.mark.parametrize("key, value", [("dropout", 1.5), ("input_dropout", -0.1), ("mask_ratio", True)])
+@pytest.mark.parametrize("key, value", [("dropout", 1.5), ("input_dropout", -0.1), ("input_dropout", {"iemocap": 0.1,
+                                        "meld": 1.0}), ("mask_ratio", True)])
 def test_nonsense_rates_are_named(toy, key, value):
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    assert model_config(toy[0], params, "iemocap")[key] == params["model"][key]
+    params["model"][key] = 0.25
+    assert model_config(toy[0], params, "iemocap")[key] == 0.25
     bad = copy.deepcopy(params)
     bad["model"][key] = value
-    with pytest.raises(InputError, match=rf"'model.{key}' should be"):
+    with pytest.raises(InputError, match=rf"'model.{key}(\.meld)?' should be"):
         validate_params(bad)
 
 

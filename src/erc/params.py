@@ -72,7 +72,7 @@ class Model(Section):
     graph_layers: NonNegativeInt = 4
     attention_heads: PositiveInt = 2
     dropout: Rate = 0.5
-    input_dropout: Rate = 0.0
+    input_dropout: per_dataset_type(Rate) = 0.0   # once or per dataset: validation chose 0.5 on MELD only
     mask_ratio: Rate = 0.5
     av_lstm: bool = False
     speaker: Literal["text", "all", "encoder"] = "text"
