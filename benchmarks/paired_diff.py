@@ -1,0 +1,53 @@
+"""The test difference between two committed runs, with a dialogue-level 95 % bootstrap interval.
+
+    python benchmarks/paired_diff.py meld 5b38837 HEAD    # HEAD's run minus 5b38837's, on MELD test
+
+Reads ``plots/<dataset>/test_predictions.csv`` of each git revision (every seed's test predictions) and resamples
+the test dialogues jointly and each side's seeds independently, as Table 1's Δ column does
+(``erc.table.paired_bootstrap``). Both runs must have been tested on the same utterances.
+"""
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from erc.io import InputError  # noqa: E402
+from erc.params import check_dataset  # noqa: E402
+from erc.table import git_file, paired_bootstrap  # noqa: E402
+
+N_CLASSES = {"iemocap": 6, "meld": 7}
+
+
+def predictions(rev: str, dataset: str) -> pd.DataFrame:
+    path = f"plots/{dataset}/test_predictions.csv"
+    text = git_file(rev, path)
+    if text is None:
+        raise InputError(f"{rev}:{path} not found (an unknown revision, or a run before predictions were kept)")
+    table = pd.read_csv(io.StringIO(text))
+    if "dialogue" not in table:
+        raise InputError(f"{rev}:{path} has no 'dialogue' column")
+    return table.assign(dialogue=table["dialogue"].astype(str))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset")
+    parser.add_argument("base", help="git revision subtracted")
+    parser.add_argument("row", help="git revision measured")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    args = parser.parse_args()
+    try:
+        dataset = check_dataset(args.dataset)
+        point, low, high = paired_bootstrap(predictions(args.row, dataset), predictions(args.base, dataset),
+                                            N_CLASSES[dataset], n_boot=args.n_boot)
+    except InputError as err:
+        sys.exit(f"error: {err}")
+    for k, name in enumerate(("Acc", "w-F1")):
+        print(f"{dataset} test {name}: {args.row} - {args.base} = {point[k]:+.2f} [{low[k]:+.2f}, {high[k]:+.2f}]")
+
+
+if __name__ == "__main__":
+    main()
