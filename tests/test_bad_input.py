@@ -168,9 +168,14 @@ def test_predict_refuses_non_finite_audio_and_prints_strict_json(tmp_path):
     out = json.loads(result.stdout, parse_constant=refuse)
     assert [turn["speaker"] for turn in out] == ["Joey", "Ross"]
     assert_one_line_error(run_script("predict.py", "good.json", "--dataset", "meld", "--seed", "7", cwd=cwd), "--seed 7")
-    # a dialogue without audio is answered with the text teacher (mkd.text_only.meld: teacher): its file
-    # is read only then, and its absence named
+    # a dialogue without audio is answered as mkd.text_only.meld says: the text student head needs nothing but the
+    # checkpoint; the text teacher's file is read only when the answer needs it, and its absence named
     (cwd / "text.json").write_text(json.dumps([{"speaker": "Joey", "text": "Hi."}]))
+    project(cwd, lambda p: p["mkd"].update(text_only={"iemocap": "teacher", "meld": "student"}))
+    result = run_script("predict.py", "text.json", "--dataset", "meld", cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert [turn["speaker"] for turn in json.loads(result.stdout)] == ["Joey"]
+    project(cwd, lambda p: p["mkd"].update(text_only={"iemocap": "student", "meld": "teacher"}))
     assert_one_line_error(run_script("predict.py", "text.json", "--dataset", "meld", cwd=cwd), "models/teachers/meld.pt")
     shutil.rmtree(cwd / "models")
     assert_one_line_error(run_script("predict.py", "good.json", "--dataset", "meld", cwd=cwd), "models/meld.pt")

@@ -215,7 +215,10 @@ def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for
     rows[("MKD", "iemocap")] = {}  # run for one dataset only: still missing
     todo = missing_rows(rows)
     assert todo == ["MRL", "MRL-E", "MKD", "MRL-E + MKD"]
-    calls, statuses = [], iter(["Task Name Created Status\n1 a x Running\n", "Task Name Created Status\n1 a x Success\n"])
+    calls, statuses = [], iter(["Task Name Created Status\n1 table-mrl x Running\n2 table-mkd x Queued\n"
+                                "0 table-mrl-11290934 x Failed\n",  # an earlier run's task: not ours
+                                "Task Name Created Status\n1 table-mrl x Success\n2 table-mkd x Running\n",
+                                "Task Name Created Status\n1 table-mrl x Success\n2 table-mkd x Success\n"])
 
     class Done:
         def __init__(self, stdout=""):
@@ -229,11 +232,33 @@ def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for
     assert [c[5] for c in queued] == ["table-mrl", "table-mrl-e", "table-mkd", "table-mrl-e-mkd"]
     assert queued[1][6:] == ["-S", "mrl.enabled=true", "-S", "mrl.shared=true", "-S", "mkd.enabled=false"]
     assert ["dvc", "queue", "start", "-j", "2"] in calls
-    assert sum(c[1:3] == ["queue", "status"] for c in calls) == 2  # polled until nothing runs
+    assert sum(c[1:3] == ["queue", "status"] for c in calls) == 3  # polled until none of its tasks waits or runs
     # nothing missing: nothing queued, no queue started
     calls.clear()
     run_missing_rows([], 2, run=fake_run)
     assert calls == []
+
+
+def test_queue_workers_that_stop_early_are_started_again():
+    from erc.table import queue_state, run_missing_rows
+    status = ("Task Name Created Status\nab12 table-mrl-e-1 09:36 PM Running\ncd34 table-mkd-1 09:36 PM Queued\n"
+              "ef56 table-mrl-0 04:10 PM Failed\n\nWorker status: 1 active, 0 idle\n")
+    assert queue_state(status, {"table-mrl-e-1", "table-mkd-1"}) == ({"table-mrl-e-1": "Running",
+                                                                     "table-mkd-1": "Queued"}, 1)
+    statuses = iter([status, status.replace("Running", "Success").replace("Queued", "Running"),
+                     status.replace("Running", "Success").replace("Queued", "Success")])
+    calls = []
+
+    class Out:
+        def __init__(self, stdout=""):
+            self.returncode, self.stdout, self.stderr = 0, stdout, ""
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return Out(next(statuses) if cmd[1:3] == ["queue", "status"] else "")
+    run_missing_rows(["MRL-E", "MKD"], 2, run=fake_run, sleep=lambda s: None, stamp="1")
+    # one worker for two tasks of ours (one queued): started again once; the stale Failed task is not ours
+    assert sum(c[1:3] == ["queue", "start"] for c in calls) == 2
 
 
 def test_a_failed_queue_task_is_one_line():
@@ -244,3 +269,13 @@ def test_a_failed_queue_task_is_one_line():
         stdout = "Task Name Created Status\n1 table-mrl x Failed\n"
     with pytest.raises(InputError, match="experiment table-mrl failed"):
         run_missing_rows(["MRL"], 1, run=lambda cmd, **k: Out(), sleep=lambda s: None)
+
+
+def test_a_queue_that_cannot_start_is_one_line():
+    from erc.table import start_queue
+
+    def fake_run(cmd, stdout=None, **kwargs):
+        stdout.write("Starting workers\nERROR: no worker could start\n")  # written where a worker would write
+        return subprocess.CompletedProcess(cmd, 1)
+    with pytest.raises(InputError, match=r"^dvc queue start failed: ERROR: no worker could start$"):
+        start_queue(2, run=fake_run)

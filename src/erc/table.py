@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -269,22 +270,53 @@ def _dvc(args: list[str], run=subprocess.run) -> str:
     return result.stdout
 
 
+def queue_state(status: str, names: set[str]) -> tuple[dict, int | None]:
+    """(task name -> state) of ``names`` in ``dvc queue status`` output, and the number of workers, active or idle
+    (None when the output does not say). Tasks of other, earlier runs (a stale Failed row, say) are not ours and are ignored."""
+    states, active = {}, None
+    for line in status.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1] in names:
+            states[words[1]] = words[-1]
+        if line.startswith("Worker status:"):  # "Worker status: 1 active, 0 idle"
+            counts = [int(w) for w in words[2:] if w.isdigit()]
+            active = sum(counts) if counts else None
+    return states, active
+
+
+def start_queue(jobs: int, run=subprocess.run) -> None:
+    """``dvc queue start -j N``. Its workers outlive the command and inherit its stdout and stderr: they go to a
+    file, not a pipe, or reading them would wait for the last worker to exit."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        result = run(["dvc", "queue", "start", "-j", str(jobs)], stdout=log, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            log.seek(0)
+            lines = log.read().strip().splitlines()
+            raise InputError(f"dvc queue start failed: {lines[-1] if lines else f'exit {result.returncode}'}")
+
+
 def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None, stamp: str = "") -> None:
     """Queue one DVC experiment per missing row (the current params with the row's switches), start DVC's queue
-    with ``jobs`` workers and wait until it is empty; a failed task is one InputError line naming it."""
+    with ``jobs`` workers and wait until this run's tasks are done; one of them failing is one InputError line
+    naming it. Workers that stop while this run's tasks still wait are started again."""
     import time
     sleep = sleep or time.sleep
+    slugs = set()
     for name in names:
         slug = "table-" + name.lower().replace(" + ", "-").replace(" ", "-") + (f"-{stamp}" if stamp else "")
         _dvc(["exp", "run", "--queue", "-n", slug, *[a for o in row_overrides(name) for a in ("-S", o)]], run)
+        slugs.add(slug)
     if not names:
         return
-    _dvc(["queue", "start", "-j", str(jobs)], run)
+    start_queue(jobs, run)
     while True:
-        status = _dvc(["queue", "status"], run)
-        if "Failed" in status:
-            failed = [line.split()[1] for line in status.splitlines() if "Failed" in line and len(line.split()) > 1]
-            raise InputError(f"dvc queue: experiment {failed[0] if failed else '?'} failed (dvc queue logs <name>)")
-        if not any(word in status for word in ("Queued", "Running")):
+        states, active = queue_state(_dvc(["queue", "status"], run), slugs)
+        failed = sorted(name for name, state in states.items() if state == "Failed")
+        if failed:
+            raise InputError(f"dvc queue: experiment {failed[0]} failed (dvc queue logs {failed[0]})")
+        waiting = [name for name, state in states.items() if state == "Queued"]
+        if not waiting and "Running" not in states.values():
             return
+        if waiting and active is not None and active < min(jobs, len(waiting) + list(states.values()).count("Running")):
+            start_queue(jobs, run)  # a worker stopped with tasks still queued
         sleep(30)
