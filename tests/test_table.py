@@ -209,6 +209,15 @@ def test_dvc_exp_show_failure_is_one_line(monkeypatch):
         erc_table.experiments_from_dvc()
 
 
+def fake_dvc(statuses, calls):
+    """A stand-in for subprocess.run: records each dvc command; `queue status` answers the next of ``statuses``."""
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=next(statuses) if cmd[1:3] == ["queue", "status"] else "",
+                                           stderr="")
+    return run
+
+
 def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for():
     from erc.table import missing_rows, run_missing_rows
     rows = {(name, d): {} for name in ("MGLRA", "MRL + MKD") for d in ("iemocap", "meld")}
@@ -219,14 +228,7 @@ def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for
                                 "0 table-mrl-11290934 x Failed\n",  # an earlier run's task: not ours
                                 "Task Name Created Status\n1 table-mrl x Success\n2 table-mkd x Running\n",
                                 "Task Name Created Status\n1 table-mrl x Success\n2 table-mkd x Success\n"])
-
-    class Done:
-        def __init__(self, stdout=""):
-            self.returncode, self.stdout, self.stderr = 0, stdout, ""
-
-    def fake_run(cmd, **kwargs):
-        calls.append(cmd)
-        return Done(next(statuses) if cmd[1:3] == ["queue", "status"] else "")
+    fake_run = fake_dvc(statuses, calls)
     run_missing_rows(todo, 2, run=fake_run, sleep=lambda s: None)
     queued = [c for c in calls if c[1:4] == ["exp", "run", "--queue"]]
     assert [c[5] for c in queued] == ["table-mrl", "table-mrl-e", "table-mkd", "table-mrl-e-mkd"]
@@ -248,15 +250,7 @@ def test_queue_workers_that_stop_early_are_started_again():
     statuses = iter([status, status.replace("Running", "Success").replace("Queued", "Running"),
                      status.replace("Running", "Success").replace("Queued", "Success")])
     calls = []
-
-    class Out:
-        def __init__(self, stdout=""):
-            self.returncode, self.stdout, self.stderr = 0, stdout, ""
-
-    def fake_run(cmd, **kwargs):
-        calls.append(cmd)
-        return Out(next(statuses) if cmd[1:3] == ["queue", "status"] else "")
-    run_missing_rows(["MRL-E", "MKD"], 2, run=fake_run, sleep=lambda s: None, stamp="1")
+    run_missing_rows(["MRL-E", "MKD"], 2, run=fake_dvc(statuses, calls), sleep=lambda s: None, stamp="1")
     # one worker for two tasks of ours (one queued): started again once; the stale Failed task is not ours
     assert sum(c[1:3] == ["queue", "start"] for c in calls) == 2
 
