@@ -7,18 +7,16 @@ the test dialogues jointly and each side's seeds independently, as Table 1's Δ 
 (``erc.table.paired_bootstrap``). Both runs must have been tested on the same utterances.
 """
 import argparse
-import io
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from erc.datasets import CLASSES  # noqa: E402
 from erc.io import InputError  # noqa: E402
 from erc.params import check_dataset  # noqa: E402
-from erc.table import git_file, paired_bootstrap  # noqa: E402
-
-N_CLASSES = {"iemocap": 6, "meld": 7}
+from erc.table import git_file, paired_bootstrap, read_predictions, with_dialogues  # noqa: E402
 
 
 def predictions(rev: str, dataset: str) -> pd.DataFrame:
@@ -26,10 +24,7 @@ def predictions(rev: str, dataset: str) -> pd.DataFrame:
     text = git_file(rev, path)
     if text is None:
         raise InputError(f"{rev}:{path} not found (an unknown revision, or a run before predictions were kept)")
-    table = pd.read_csv(io.StringIO(text))
-    if "dialogue" not in table:
-        raise InputError(f"{rev}:{path} has no 'dialogue' column")
-    return table.assign(dialogue=table["dialogue"].astype(str))
+    return with_dialogues(read_predictions(text, rev, dataset), f"data/features/{dataset}.pt", f"{rev}:{path}")
 
 
 def main() -> None:
@@ -42,7 +37,7 @@ def main() -> None:
     try:
         dataset = check_dataset(args.dataset)
         point, low, high = paired_bootstrap(predictions(args.row, dataset), predictions(args.base, dataset),
-                                            N_CLASSES[dataset], n_boot=args.n_boot)
+                                            len(CLASSES[dataset]), n_boot=args.n_boot)
     except InputError as err:
         sys.exit(f"error: {err}")
     for k, name in enumerate(("Acc", "w-F1")):

@@ -257,12 +257,9 @@ def test_queue_workers_that_stop_early_are_started_again():
 
 def test_a_failed_queue_task_is_one_line():
     from erc.table import run_missing_rows
-
-    class Out:
-        returncode, stderr = 0, ""
-        stdout = "Task Name Created Status\n1 table-mrl x Failed\n"
+    statuses = iter(["Task Name Created Status\n1 table-mrl x Failed\n"])
     with pytest.raises(InputError, match="experiment table-mrl failed"):
-        run_missing_rows(["MRL"], 1, run=lambda cmd, **k: Out(), sleep=lambda s: None)
+        run_missing_rows(["MRL"], 1, run=fake_dvc(statuses, []), sleep=lambda s: None)
 
 
 def test_a_queue_that_cannot_start_is_one_line():

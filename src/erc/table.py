@@ -92,6 +92,17 @@ def feature_file_dialogues(path: str) -> tuple[np.ndarray, np.ndarray]:
     return utterance_dialogues(feats), feats["labels"].numpy()
 
 
+def read_predictions(text: str, where: str, dataset: str) -> pd.DataFrame:
+    """A run's ``plots/<dataset>/test_predictions.csv`` (its text), checked to hold one row per seed and utterance."""
+    try:
+        preds = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{where}: plots/{dataset}/test_predictions.csv is unreadable ({err})") from None
+    if not {"seed", "utterance", "label", "prediction"} <= set(preds) or preds.duplicated(["seed", "utterance"]).any():
+        raise InputError(f"{where}: plots/{dataset}/test_predictions.csv is not one row per seed and utterance")
+    return preds
+
+
 def with_dialogues(table: pd.DataFrame, features: str | Path, where: str) -> pd.DataFrame:
     """``table`` with its 'dialogue' column; CSVs written before the column existed get it from the feature file."""
     if "dialogue" in table:
@@ -195,12 +206,9 @@ def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | 
                 where = f"{exp['name']} ({exp['rev'][:7]})"
                 try:
                     metrics = json.loads(metrics)
-                    preds = pd.read_csv(io.StringIO(preds))
-                except (json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-                    raise InputError(f"{where}: metrics/{d}.json or its test predictions are unreadable ({err})") from None
-                if not {"seed", "utterance", "label", "prediction"} <= set(preds) or \
-                        preds.duplicated(["seed", "utterance"]).any():
-                    raise InputError(f"{where}: plots/{d}/test_predictions.csv is not one row per seed and utterance")
+                except json.JSONDecodeError as err:
+                    raise InputError(f"{where}: metrics/{d}.json is unreadable ({err})") from None
+                preds = read_predictions(preds, where, d)
                 seeds = flatten(exp["params"]).get("train.seeds", defaults.get("train.seeds"))
                 if seeds is not None and sorted(preds["seed"].unique().tolist()) != sorted(seeds):
                     continue  # a commit whose params changed without a rerun: its outputs are another run's
@@ -272,16 +280,16 @@ def _dvc(args: list[str], run=subprocess.run) -> str:
 
 def queue_state(status: str, names: set[str]) -> tuple[dict, int | None]:
     """(task name -> state) of ``names`` in ``dvc queue status`` output, and the number of workers, active or idle
-    (None when the output does not say). Tasks of other, earlier runs (a stale Failed row, say) are not ours and are ignored."""
-    states, active = {}, None
+    (None when the output does not say). Tasks of other, earlier runs (a stale Failed row, say) are ignored."""
+    states, workers = {}, None
     for line in status.splitlines():
         words = line.split()
         if len(words) >= 2 and words[1] in names:
             states[words[1]] = words[-1]
         if line.startswith("Worker status:"):  # "Worker status: 1 active, 0 idle"
             counts = [int(w) for w in words[2:] if w.isdigit()]
-            active = sum(counts) if counts else None
-    return states, active
+            workers = sum(counts) if counts else None
+    return states, workers
 
 
 def start_queue(jobs: int, run=subprocess.run) -> None:
@@ -310,13 +318,13 @@ def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None
         return
     start_queue(jobs, run)
     while True:
-        states, active = queue_state(_dvc(["queue", "status"], run), slugs)
+        states, workers = queue_state(_dvc(["queue", "status"], run), slugs)
         failed = sorted(name for name, state in states.items() if state == "Failed")
         if failed:
             raise InputError(f"dvc queue: experiment {failed[0]} failed (dvc queue logs {failed[0]})")
-        waiting = [name for name, state in states.items() if state == "Queued"]
-        if not waiting and "Running" not in states.values():
+        queued, running = (list(states.values()).count(state) for state in ("Queued", "Running"))
+        if not queued and not running:
             return
-        if waiting and active is not None and active < min(jobs, len(waiting) + list(states.values()).count("Running")):
+        if queued and workers is not None and workers < min(jobs, queued + running):
             start_queue(jobs, run)  # a worker stopped with tasks still queued
         sleep(30)
