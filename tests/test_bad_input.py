@@ -82,6 +82,9 @@ def project(tmp_path, edit=None):
     (lambda p: p["finetune"].update(folds={"iemocap": 3, "meld": 1}), "folds.meld must be 0"),
     (lambda p: p["finetune"].update(context={"iemocap": 0}), "missing key 'finetune.context.meld'"),
     (lambda p: p["finetune"].update(eval_from={"iemocap": "full", "meld": "mean"}), "'finetune.eval_from.meld'"),
+    (lambda p: p["finetune"].update(fold_by="session"), "fold_by (once, so MELD's too): MELD has no sessions"),
+    (lambda p: p["finetune"].update(fold_by={"iemocap": "dialogue", "meld": "session"}), "fold_by.meld: MELD has no"),
+    (lambda p: p["finetune"].update(fold_by={"iemocap": "speaker", "meld": "dialogue"}), "'finetune.fold_by.iemocap'"),
 ])
 def test_schema_names_the_bad_key(edit, message):
     params = copy.deepcopy(PARAMS)

@@ -10,12 +10,13 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import finetune, finetune_dataset, folds_of, save_finetuned, settings_of
+from erc.finetune import finetune, finetune_dataset, folds_of, save_finetuned, session_of, settings_of
 from erc.finetuned import (Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features, layer_features,
                            new_dialogue_features)
 from erc.io import InputError
 from erc.losses import task_loss
 from erc.params import validate_params
+from erc.probing import heldout_finetuned
 
 from conftest import ROOT
 
@@ -117,6 +118,50 @@ def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_feature
     k = dialogues.index(test)
     again = new_dialogue_features("iemocap", test.sentences, test.speakers, tmp_path)
     assert np.allclose(again, feats[rows[k]:rows[k + 1]], atol=1e-5)
+
+
+def test_folds_by_session_never_split_a_session_and_cover_every_dialogue():
+    ids = [d.id for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.split == "train"]
+    folds = folds_of(ids, 2, seed=0, by="session")
+    assert set(folds) == set(ids) and set(folds.values()) == {0, 1}
+    by_session = {}
+    for d, f in folds.items():
+        by_session.setdefault(session_of(d), set()).add(f)
+    assert len(by_session) == 4 and all(len(f) == 1 for f in by_session.values())  # a session sits in one fold
+    assert [f for (f,) in by_session.values()].count(0) == 2  # two sessions a fold
+    with pytest.raises(InputError, match="5 folds by session, but the training dialogues come from 4 sessions"):
+        folds_of(ids, 5, seed=0, by="session")
+    # by dialogue (the default) the same call deals dialogues: sessions are split
+    assert folds_of(ids, 2, seed=0) != folds and folds_of(ids, 2, seed=0) == folds_of(ids, 2, seed=0, by="dialogue")
+
+
+def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues, tmp_path):
+    p = params(folds=2, max_length=48)
+    feats, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path, progress=False, dialogues=dialogues)
+    held = [d for d in dialogues if d.id.startswith("Ses04")]
+    order = [d.id for d in dialogues]
+    assert [s for i, s in zip(order, feats["splits"]) if i.startswith("Ses04")] == ["test"]
+    rows = np.cumsum([0] + [len(d) for d in dialogues])
+    k = order.index(held[0].id)
+    assert feats["labels"][rows[k]:rows[k + 1]].tolist() == held[0].labels  # the held-out session scores
+    test = order.index(SMALL["test"][0])
+    assert (feats["labels"][rows[test]:rows[test + 1]] == -1).all()  # test labels stay hidden
+    assert set(feats["finetune"]) == {"full", "fold0", "fold1"}
+    # the held-out labels never reach an encoder: other labels there, the same features bit for bit
+    other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.id.startswith("Ses04") else d
+             for d in dialogues]
+    again, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path / "other", progress=False, dialogues=other)
+    assert torch.equal(again["features"]["text"], feats["features"]["text"])
+    # and they are not what the pipeline's fine-tuning (which trains on session 4) gives
+    full = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], p, progress=False)
+    own = full["encoders"][f"fold{full['folds'][held[0].id]}"]["model"]
+    expected = layer_features(own, full["inputs"], list(range(rows[k], rows[k + 1])))
+    assert not np.allclose(feats["features"]["text"][rows[k]:rows[k + 1]].numpy(), expected, atol=1e-3)
+    # a second recipe that shares "full" trains only its own encoders (the cache holds one encoder per training set)
+    cached = len(list((tmp_path / "encoders").glob("*.pt")))
+    heldout_finetuned("iemocap", "Ses04", [params(folds=0, max_length=48)], tmp_path, progress=False,
+                      dialogues=dialogues)
+    assert cached == 3 and len(list((tmp_path / "encoders").glob("*.pt"))) == 3
 
 
 def test_folds_and_context_are_read_for_the_dataset_being_fine_tuned(dialogues):

@@ -5,7 +5,8 @@ fine-tuned on the training utterances for emotion classification; ``erc.finetune
   segment, cut from its oldest side so that the utterance itself is never truncated.
 * Training labels fit, validation labels choose the epoch; test labels never reach this module (the stage
   hides them before calling it).
-* Cross-fitting (``finetune.folds`` k ≥ 2): the training dialogues are split by dialogue into k folds, and the
+* Cross-fitting (``finetune.folds`` k ≥ 2): the training dialogues are split into k folds (by dialogue, or with
+  ``finetune.fold_by: session`` by IEMOCAP session, i.e. by speaker pair), and the
   features of a training utterance come from an encoder fine-tuned without its fold, so that downstream models
   do not learn from features made by an encoder that saw their labels; validation and test features come from
   the encoder fine-tuned on every training dialogue (``eval_from: full``) or from the mean of the fold encoders'
@@ -26,17 +27,32 @@ from tqdm import tqdm
 from erc.datasets import Dialogue
 from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
                            in_length_order, layer_features)
-from erc.io import atomic_path
+from erc.io import InputError, atomic_path
 from erc.losses import task_loss
 from erc.metrics import classification_metrics
 from erc.parallel import run_parallel
 from erc.params import get, per_dataset
 
 
-def folds_of(dialogue_ids: list[str], k: int, seed: int) -> dict[str, int]:
-    """Training dialogue -> fold in 0..k-1: a seeded shuffle dealt round-robin (disjoint, covering, sizes ±1)."""
-    order = np.random.default_rng(seed).permutation(len(dialogue_ids))
-    return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}
+def session_of(dialogue_id: str) -> str:
+    """IEMOCAP's recording session (``Ses01`` of ``Ses01F_impro01``): its two speakers appear in no other session."""
+    return dialogue_id[:5]
+
+
+def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -> dict[str, int]:
+    """Training dialogue -> fold in 0..k-1: a seeded shuffle dealt round-robin (disjoint, covering, sizes ±1).
+
+    ``by="session"`` deals IEMOCAP's sessions instead of dialogues, so that a fold encoder never saw the speakers of
+    the utterances it makes features for (as the test speakers are unseen)."""
+    if by == "dialogue":
+        order = np.random.default_rng(seed).permutation(len(dialogue_ids))
+        return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}
+    sessions = sorted({session_of(d) for d in dialogue_ids})
+    if len(sessions) < k:
+        raise InputError(f"finetune.folds: {k} folds by session, but the training dialogues come from "
+                         f"{len(sessions)} sessions")
+    fold = {sessions[i]: rank % k for rank, i in enumerate(np.random.default_rng(seed).permutation(len(sessions)))}
+    return {d: fold[session_of(d)] for d in dialogue_ids}
 
 
 def predict_logits(model: UtteranceClassifier, inputs: Inputs, rows: list[int]) -> torch.Tensor:
@@ -119,15 +135,31 @@ def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str]
     labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
     rows, owner = _rows_by_split(dialogues)
     settings = settings_of(params, dataset)
-    k = per_dataset(params, "finetune.folds", dataset)
-    assignment = folds_of([d.id for d in dialogues if d.split == "train"], k, settings["seed"]) if k >= 2 else {}
-    plans = {"full": rows["train"]}
-    for f in range(k if k >= 2 else 0):
-        plans[f"fold{f}"] = [r for r in rows["train"] if assignment[owner[r]] != f]
+    assignment, plans = encoder_plans(dialogues, params, dataset)
     jobs = {name: (model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live_factory,
                    f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress)
             for name, train_rows in plans.items()}
     encoders = run_parallel(_finetune_job, jobs, get(params, "workers"))  # "full" (the longest) starts first
+    return finetune_result(encoders, model_dir, classes, tokenizer, assignment, inputs, rows, settings, source,
+                           context, max_length)
+
+
+def encoder_plans(dialogues: list[Dialogue], params: dict, dataset: str) -> tuple[dict, dict]:
+    """(training dialogue -> fold, encoder name -> its training rows): "full" on every training dialogue and, with
+    ``finetune.folds`` k ≥ 2, "fold<f>" on all but fold f."""
+    rows, owner = _rows_by_split(dialogues)
+    k, by = per_dataset(params, "finetune.folds", dataset), per_dataset(params, "finetune.fold_by", dataset)
+    train_ids = [d.id for d in dialogues if d.split == "train"]
+    assignment = folds_of(train_ids, k, get(params, "finetune.seed"), by) if k >= 2 else {}
+    plans = {"full": rows["train"]}
+    for f in range(k if k >= 2 else 0):
+        plans[f"fold{f}"] = [r for r in rows["train"] if assignment[owner[r]] != f]
+    return assignment, plans
+
+
+def finetune_result(encoders: dict, model_dir: Path, classes: list[str], tokenizer, assignment: dict, inputs: Inputs,
+                    rows: dict, settings: dict, source: str, context: int, max_length: int) -> dict:
+    """What ``save_finetuned`` writes, from the fine-tuning jobs' results (weights as state dicts)."""
     for e in encoders.values():
         e["model"] = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"])
         e["model"].load_state_dict(e.pop("state"))

@@ -128,6 +128,8 @@ class Finetune(Section):
     # once or per dataset: validation chooses the recipe for each
     context: per_dataset_type(NonNegativeInt) = 0   # previous turns (with speaker tags) as a second segment
     folds: per_dataset_type(NonNegativeInt) = 0     # cross-fitting folds over training dialogues (0: none, else >= 2)
+    fold_by: per_dataset_type(Literal["dialogue", "session"]) = "dialogue"  # what a fold deals: dialogues, or
+                                                                          # IEMOCAP sessions (speaker-disjoint folds)
     eval_from: per_dataset_type(Literal["full", "folds"]) = "full"  # validation / test features: the all-data
                                                                    # encoder or the folds' mean
     loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
@@ -138,6 +140,11 @@ class Finetune(Section):
         for name, k in (vars(self.folds).items() if isinstance(self.folds, ByDataset) else [("", self.folds)]):
             if k == 1:
                 raise ValueError(f"folds{'.' + name if name else ''} must be 0 (no cross-fitting) or at least 2, got 1")
+        meld = self.fold_by.meld if isinstance(self.fold_by, ByDataset) else self.fold_by
+        if meld == "session":
+            where = "fold_by.meld" if isinstance(self.fold_by, ByDataset) else "fold_by (once, so MELD's too)"
+            raise ValueError(f"{where}: MELD has no sessions; fold by session on IEMOCAP only "
+                             "({iemocap: session, meld: dialogue})")
         return self
 
 

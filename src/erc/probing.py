@@ -5,20 +5,22 @@ Nothing here sees test labels: features come from ``load_features``, which hides
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from erc.batching import DialogueData
-from erc.datasets import SPLITS
+from erc.datasets import CLASSES, SPLITS, load_dialogues
 from erc.features import text_only, utterance_split
 from erc.io import load_torch, save_torch
 from erc.metrics import classification_metrics
 from erc.model import MGLRA
-from erc.params import get
+from erc.params import get, per_dataset
 from erc.runs import bclstm_model, bclstm_settings, train_settings, train_teachers
 from erc.training import build_objective, fit, model_config, seed_everything, validation_score
 
@@ -111,3 +113,77 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
         report["text_teacher"] = classification_metrics(
             feats["labels"][rows], teacher_logits["text"][rows].argmax(-1), feats["classes"])["weighted_f1"]
     return report
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, progress: bool = True,
+                      dialogues=None) -> list[dict]:
+    """Leave-one-session-out for a fine-tuning recipe (``benchmarks/finetune_loso.py``): for each params of ``runs``,
+    the feature dict of ``heldout_split(feats, session)`` where the text encoders were fine-tuned **without**
+    ``session``: its training and validation dialogues are withheld from the fine-tuning (labels hidden, like
+    test's), so its features come from the all-data encoder, as the unseen test speakers' do, while the other
+    training sessions are cross-fitted as the recipe says. ``heldout_split`` over the pipeline's features cannot
+    ask this: there the held-out session was fine-tuned on. Encoders are cached in ``work_dir/encoders`` by
+    everything they depend on, so recipes that share one (e.g. "full") train it once; all missing encoders of
+    ``runs`` train together, ``workers`` at a time. Test labels are hidden before anything runs. ``dialogues``:
+    the dataset's (default: all of them, from ``data/raw``)."""
+    from transformers import AutoTokenizer
+
+    from erc.extraction import extract
+    from erc.finetune import _finetune_job, encoder_plans, finetune_result, save_finetuned, settings_of
+    from erc.finetuned import Inputs, _rows_by_split, base_encoder_dir, check_source
+    from erc.parallel import run_parallel
+
+    work_dir, classes = Path(work_dir), CLASSES[dataset]
+    base = [dataclasses.replace(d, labels=[-1] * len(d)) if d.split == "test" else d
+            for d in (dialogues if dialogues is not None else load_dialogues(dataset))]
+    withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
+                if d.split != "test" and d.id.startswith(session) else d for d in base]
+    labels = torch.tensor([y for d in withheld for y in d.labels])
+    rows, _ = _rows_by_split(withheld)
+    jobs, plans_of_runs = {}, []
+    for params in runs:
+        source = per_dataset(params, "features.text", dataset)
+        check_source(source)
+        model_dir = base_encoder_dir(source)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        context, max_length = per_dataset(params, "finetune.context", dataset), get(params, "finetune.max_length")
+        inputs, settings = Inputs(tokenizer, withheld, dataset, context, max_length), settings_of(params, dataset)
+        assignment, plans = encoder_plans(withheld, params, dataset)
+        keys = {name: _digest([dataset, source, context, max_length, settings, train_rows, rows["valid"]])
+                for name, train_rows in plans.items()}
+        for name, key in keys.items():
+            if not (work_dir / "encoders" / f"{key}.pt").is_file():
+                jobs[key] = (model_dir, inputs, labels, plans[name], rows["valid"], classes, settings, None, None,
+                             f"{session} {name}", progress)
+        plans_of_runs.append((params, model_dir, tokenizer, assignment, inputs, settings, source, context,
+                              max_length, keys))
+    jobs = dict(sorted(jobs.items(), key=lambda job: -len(job[1][3])))  # the largest first
+    workers = get(runs[0], "workers") if runs else 1
+    for key, result in run_parallel(_finetune_job, jobs, workers).items():
+        save_torch(result, work_dir / "encoders" / f"{key}.pt")
+    out = []
+    for params, model_dir, tokenizer, assignment, inputs, settings, source, context, max_length, keys in plans_of_runs:
+        finetuned_dir = work_dir / "recipes" / f"{session}-{_digest(keys)}"
+        if not (finetuned_dir / dataset / "finetune.json").is_file():
+            encoders = {name: load_torch(work_dir / "encoders" / f"{key}.pt", "cached encoder")
+                        for name, key in keys.items()}
+            result = finetune_result(encoders, model_dir, classes, tokenizer, assignment, inputs, rows, settings,
+                                     source, context, max_length)
+            tmp = finetuned_dir / f".{dataset}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            save_finetuned(result, tmp)
+            tmp.rename(finetuned_dir / dataset)
+        feats = extract(dataset, params, dialogues=withheld, progress=False, finetuned_dir=finetuned_dir)
+        feats["splits"] = [d.split for d in base]  # the real splits back, test labels still hidden
+        feats["labels"] = torch.tensor([y for d in base for y in d.labels])
+        summary = json.loads((finetuned_dir / dataset / "finetune.json").read_text())
+        feats = heldout_split(feats, session)
+        feats["finetune"] = {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"]}
+                             for name, e in summary["encoders"].items()}
+        out.append(feats)
+    return out
