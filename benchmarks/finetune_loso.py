@@ -22,11 +22,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from erc.datasets import load_dialogues  # noqa: E402
+from erc.finetune import session_of  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import InputError  # noqa: E402
 from erc.parallel import run_parallel  # noqa: E402
 from erc.params import get, load_params, validate_params  # noqa: E402
 from erc.probing import heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
+from erc.training import pick_device  # noqa: E402
 from probe import override  # noqa: E402
 
 DATASET = "iemocap"
@@ -41,12 +44,18 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/erc-finetune-loso", help="cache of fine-tuned encoders")
     parser.add_argument("--teacher-cache", default="/tmp/erc-probe-teachers")
     args = parser.parse_args()
-    runs = []
+    runs, device = [], pick_device()
+    if len(set(args.run)) != len(args.run):
+        raise InputError("--run: the same group twice")
     for group in args.run or [""]:
         params = load_params()
         for token in group.split():
             override(params, token)
         runs.append((group or "defaults", validate_params(params, f"--run {group!r}")))
+    sessions = {session_of(d.id) for d in load_dialogues(DATASET) if d.split == "train"}
+    unknown = [s for s in args.heldout if s not in sessions]
+    if unknown:  # before any fine-tuning
+        raise InputError(f"--heldout {unknown[0]}: not a training session ({', '.join(sorted(sessions))})")
     selected = {label: [] for label, _ in runs}
     for session in args.heldout:
         all_feats = heldout_finetuned(DATASET, session, [p for _, p in runs], args.work)
@@ -55,7 +64,7 @@ def main() -> None:
             graphs = build_graphs(feats["lengths"].tolist(), len(feats["features"]), *window)
             teachers = split_teacher_logits(DATASET, feats, graphs, params, args.teacher_cache or None) \
                 if get(params, "mkd.enabled") else None
-            jobs = {seed: (DATASET, feats, graphs, copy.deepcopy(params), seed, "cpu", True, False, teachers)
+            jobs = {seed: (DATASET, feats, graphs, copy.deepcopy(params), seed, device, True, False, teachers)
                     for seed in args.seeds}
             for seed, r in run_parallel(probe_run, jobs, get(params, "workers")).items():
                 selected[label].append(r["selected"])
@@ -68,7 +77,7 @@ def main() -> None:
                                               "finetune": feats["finetune"], **r}) + "\n")
     for label, values in selected.items():  # session-major: len(seeds) values per held-out session
         per_session = {s: values[i * len(args.seeds):(i + 1) * len(args.seeds)] for i, s in enumerate(args.heldout)}
-        print(f"[{label}] selected held-out w-F1 {statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} over "
+        print(f"[{label}] selected held-out w-F1 {statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f} over "
               f"{len(values)} runs; by session " + ", ".join(f"{s} {statistics.mean(v):.2f}" for s, v in
                                                                per_session.items()), flush=True)
 

@@ -22,12 +22,16 @@ from conftest import ROOT
 
 SMALL = {"train": ["Ses03M_script03_1", "Ses03F_script03_1", "Ses04M_script01_3"], "valid": ["Ses03F_impro01"],
          "test": ["Ses05M_script01_2"]}
+HELD_VALID = "Ses04F_script02_1"  # a validation dialogue of session 4
+
+
+def dialogues_ids() -> set:
+    return {i for ids in SMALL.values() for i in ids}
 
 
 @pytest.fixture(scope="module")
 def dialogues():
-    keep = {i for ids in SMALL.values() for i in ids}
-    return [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in keep]
+    return [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in dialogues_ids()]
 
 
 def params(workers=1, **finetune):
@@ -132,30 +136,33 @@ def test_folds_by_session_never_split_a_session_and_cover_every_dialogue():
     with pytest.raises(InputError, match="5 folds by session, but the training dialogues come from 4 sessions"):
         folds_of(ids, 5, seed=0, by="session")
     # by dialogue (the default) the same call deals dialogues: sessions are split
-    assert folds_of(ids, 2, seed=0) != folds and folds_of(ids, 2, seed=0) == folds_of(ids, 2, seed=0, by="dialogue")
+    order = np.random.default_rng(0).permutation(len(ids))  # the committed default's folds, as they always were
+    assert folds_of(ids, 2, seed=0) == {ids[i]: rank % 2 for rank, i in enumerate(order)} != folds
 
 
 def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues, tmp_path):
     p = params(folds=2, max_length=48)
+    # SMALL and a validation dialogue of the held-out session, whose labels must stay out too
+    dialogues = [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in {*dialogues_ids(), HELD_VALID}]
     feats, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path, progress=False, dialogues=dialogues)
-    held = [d for d in dialogues if d.id.startswith("Ses04")]
+    held = [d for d in dialogues if d.id.startswith("Ses04") and d.split == "train"]
     order = [d.id for d in dialogues]
-    assert [s for i, s in zip(order, feats["splits"]) if i.startswith("Ses04")] == ["test"]
+    assert [s for i, s in zip(order, feats["splits"]) if i.startswith("Ses04")] == ["test", "test"]
     rows = np.cumsum([0] + [len(d) for d in dialogues])
-    k = order.index(held[0].id)
+    k, v = order.index(held[0].id), order.index(HELD_VALID)
     assert feats["labels"][rows[k]:rows[k + 1]].tolist() == held[0].labels  # the held-out session scores
+    assert (feats["labels"][rows[v]:rows[v + 1]] == -1).all()  # its validation dialogue is hidden, as test's
     test = order.index(SMALL["test"][0])
     assert (feats["labels"][rows[test]:rows[test + 1]] == -1).all()  # test labels stay hidden
     assert set(feats["finetune"]) == {"full", "fold0", "fold1"}
     # the held-out labels never reach an encoder: other labels there, the same features bit for bit
     other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.id.startswith("Ses04") else d
-             for d in dialogues]
+             for d in dialogues]  # the held-out training and validation dialogues both
     again, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path / "other", progress=False, dialogues=other)
     assert torch.equal(again["features"]["text"], feats["features"]["text"])
-    # and they are not what the pipeline's fine-tuning (which trains on session 4) gives
+    # and they are not what an encoder fine-tuned on session 4 gives (the pipeline's all-data encoder)
     full = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], p, progress=False)
-    own = full["encoders"][f"fold{full['folds'][held[0].id]}"]["model"]
-    expected = layer_features(own, full["inputs"], list(range(rows[k], rows[k + 1])))
+    expected = layer_features(full["encoders"]["full"]["model"], full["inputs"], list(range(rows[k], rows[k + 1])))
     assert not np.allclose(feats["features"]["text"][rows[k]:rows[k + 1]].numpy(), expected, atol=1e-3)
     # a second recipe that shares "full" trains only its own encoders (the cache holds one encoder per training set)
     cached = len(list((tmp_path / "encoders").glob("*.pt")))

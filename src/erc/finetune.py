@@ -44,6 +44,8 @@ def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -
 
     ``by="session"`` deals IEMOCAP's sessions instead of dialogues, so that a fold encoder never saw the speakers of
     the utterances it makes features for (as the test speakers are unseen)."""
+    if by not in ("dialogue", "session"):
+        raise ValueError(f"folds by {by!r}: dialogue or session")
     if by == "dialogue":
         order = np.random.default_rng(seed).permutation(len(dialogue_ids))
         return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}

@@ -17,7 +17,7 @@ import torch
 from erc.batching import DialogueData
 from erc.datasets import CLASSES, SPLITS, load_dialogues
 from erc.features import text_only, utterance_split
-from erc.io import load_torch, save_torch
+from erc.io import InputError, load_torch, save_torch
 from erc.metrics import classification_metrics
 from erc.model import MGLRA
 from erc.params import get, per_dataset
@@ -133,17 +133,24 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     from transformers import AutoTokenizer
 
     from erc.extraction import extract
-    from erc.finetune import _finetune_job, encoder_plans, finetune_result, save_finetuned, settings_of
+    from erc.finetune import _finetune_job, encoder_plans, finetune_result, save_finetuned, session_of, settings_of
     from erc.finetuned import Inputs, _rows_by_split, base_encoder_dir, check_source
     from erc.parallel import run_parallel
 
     work_dir, classes = Path(work_dir), CLASSES[dataset]
     base = [dataclasses.replace(d, labels=[-1] * len(d)) if d.split == "test" else d
             for d in (dialogues if dialogues is not None else load_dialogues(dataset))]
+    sessions = {session_of(d.id) for d in base if d.split == "train"}
+    if session not in sessions:
+        raise InputError(f"--heldout {session}: not a training session ({', '.join(sorted(sessions))})")
     withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
                 if d.split != "test" and d.id.startswith(session) else d for d in base]
     labels = torch.tensor([y for d in withheld for y in d.labels])
     rows, _ = _rows_by_split(withheld)
+    # what every encoder depends on besides its recipe and rows: the dialogues, their labels, the code that trains it
+    code = Path(__file__).parent
+    data = _digest([[d.id for d in withheld], labels.tolist(), [d.sentences for d in withheld],
+                    [(code / f).read_text() for f in ("finetune.py", "finetuned.py", "losses.py")]])
     jobs, plans_of_runs = {}, []
     for params in runs:
         source = per_dataset(params, "features.text", dataset)
@@ -153,7 +160,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
         context, max_length = per_dataset(params, "finetune.context", dataset), get(params, "finetune.max_length")
         inputs, settings = Inputs(tokenizer, withheld, dataset, context, max_length), settings_of(params, dataset)
         assignment, plans = encoder_plans(withheld, params, dataset)
-        keys = {name: _digest([dataset, source, context, max_length, settings, train_rows, rows["valid"]])
+        keys = {name: _digest([data, dataset, source, context, max_length, settings, train_rows, rows["valid"]])
                 for name, train_rows in plans.items()}
         for name, key in keys.items():
             if not (work_dir / "encoders" / f"{key}.pt").is_file():
