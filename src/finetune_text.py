@@ -1,53 +1,63 @@
-"""Stage finetune_text: python src/finetune_text.py <dataset> -> models/finetuned/<dataset>/
+"""Stage finetune_text: python src/finetune_text.py [<dataset> ...] -> models/finetuned/<dataset>/ for each
 
 With features.text minilm-ft / mpnet-ft: fine-tunes the encoder on the training utterances (and, with
 finetune.folds >= 2, one encoder per fold without it), epochs chosen on validation; test labels are hidden
-before anything runs. With any other text source it writes a note saying it was not needed."""
+before anything runs. One stage for every dataset (default: all of them, the DVC stage's call), so that all
+encoders share one pool of `workers` processes: MELD's single encoder alone would leave a core idle. A dataset
+whose text is not fine-tuned, or that params.yaml's `datasets` leaves out, gets a note saying so instead."""
 import json
 import shutil
 import tempfile
 from pathlib import Path
 
-from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import curves_png, finetune_dataset, save_finetuned
+from erc.datasets import load_dialogues
+from erc.finetune import curves_png, finetune_datasets, save_finetuned
 from erc.finetuned import FINETUNED
 from erc.io import run_stage
 from erc.live import live_logger
-from erc.params import check_dataset, load_params, per_dataset
+from erc.params import DATASETS, check_dataset, get, load_params, per_dataset
 
 
-def main(dataset: str) -> None:
+def main(*names: str) -> None:
     params = load_params()
-    out = Path(f"models/finetuned/{check_dataset(dataset)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{dataset}."))
-    curves = Path(f"plots/finetune/{dataset}")
-    shutil.rmtree(curves, ignore_errors=True)  # no curves of an earlier run left beside this one's
-    try:
-        source = per_dataset(params, "features.text", dataset)
-        if source not in FINETUNED:
-            note = f"features.text is {source}: nothing to fine-tune\n"
-            (tmp / "NOT_USED.txt").write_text(note)
-            curves.mkdir(parents=True, exist_ok=True)
-            (curves / "NOT_USED.txt").write_text(note)
-            curves_png({}, curves / "curves.png", note)
-        else:
-            dialogues = load_dialogues(dataset)
-            for d in dialogues:  # the stage never holds a test label
+    datasets = [check_dataset(name) for name in names] or list(DATASETS)
+    notes = {d: f"features.text is {per_dataset(params, 'features.text', d)}: nothing to fine-tune\n" for d in datasets
+             if per_dataset(params, "features.text", d) not in FINETUNED}
+    notes.update({d: f"{d} is not in params.yaml's datasets: nothing fine-tuned\n" for d in datasets
+                  if d not in get(params, "datasets")})
+    tune = {}
+    for dataset in datasets:
+        if dataset not in notes:
+            tune[dataset] = load_dialogues(dataset)
+            for d in tune[dataset]:  # the stage never holds a test label
                 if d.split == "test":
                     d.labels = [-1] * len(d)
-            result = finetune_dataset(dataset, dialogues, CLASSES[dataset], params, live_logger)
-            save_finetuned(result, tmp)
-            curves_png(result["encoders"], curves / "curves.png")
-            print(json.dumps({n: {"epoch": e["epoch"], "valid_weighted_f1": round(e["valid_weighted_f1"], 2)}
-                              for n, e in result["encoders"].items()}), "drift:", result["drift"])
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)  # whole or absent
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    for dataset in datasets:  # no curves of an earlier run left beside this one's
+        shutil.rmtree(f"plots/finetune/{dataset}", ignore_errors=True)
+    results = finetune_datasets(tune, params, live_logger) if tune else {}
+    for dataset in datasets:
+        out, curves = Path(f"models/finetuned/{dataset}"), Path(f"plots/finetune/{dataset}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{dataset}."))
+        try:
+            if dataset in notes:
+                (tmp / "NOT_USED.txt").write_text(notes[dataset])
+                curves.mkdir(parents=True, exist_ok=True)
+                (curves / "NOT_USED.txt").write_text(notes[dataset])
+                curves_png({}, curves / "curves.png", notes[dataset])
+            else:
+                result = results[dataset]
+                save_finetuned(result, tmp)
+                curves_png(result["encoders"], curves / "curves.png")
+                print(dataset, json.dumps({n: {"epoch": e["epoch"], "valid_weighted_f1": round(e["valid_weighted_f1"], 2)}
+                                           for n, e in result["encoders"].items()}), "drift:", result["drift"])
+            if out.exists():
+                shutil.rmtree(out)
+            tmp.rename(out)  # whole or absent
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_stage(main, datasets="any")

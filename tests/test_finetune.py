@@ -10,7 +10,7 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import finetune, finetune_dataset, folds_of, save_finetuned, session_of, settings_of
+from erc.finetune import finetune, finetune_dataset, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
 from erc.finetuned import (Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features, layer_features,
                            new_dialogue_features)
 from erc.io import InputError
@@ -92,12 +92,12 @@ def test_one_epoch_lowers_the_training_loss(dialogues):
 
 def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_features(dialogues, tmp_path):
     p = params(folds=2, max_length=48)
-    first = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], p, progress=False)
+    first = finetune_dataset("iemocap", dialogues, p, progress=False)
     other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.split == "test" else d
              for d in dialogues]
-    second = finetune_dataset("iemocap", other, CLASSES["iemocap"], p, progress=False)
+    second = finetune_dataset("iemocap", other, p, progress=False)
     # the encoders trained two at a time in worker processes: the same bits as one after another in this process
-    parallel = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], params(workers=2, folds=2, max_length=48),
+    parallel = finetune_dataset("iemocap", dialogues, params(workers=2, folds=2, max_length=48),
                                 progress=False)
     for name in first["encoders"]:
         a, b = first["encoders"][name]["model"].state_dict(), second["encoders"][name]["model"].state_dict()
@@ -161,7 +161,7 @@ def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues,
     again, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path / "other", progress=False, dialogues=other)
     assert torch.equal(again["features"]["text"], feats["features"]["text"])
     # and they are not what an encoder fine-tuned on session 4 gives (the pipeline's all-data encoder)
-    full = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], p, progress=False)
+    full = finetune_dataset("iemocap", dialogues, p, progress=False)
     expected = layer_features(full["encoders"]["full"]["model"], full["inputs"], list(range(rows[k], rows[k + 1])))
     assert not np.allclose(feats["features"]["text"][rows[k]:rows[k + 1]].numpy(), expected, atol=1e-3)
     # a second recipe that shares "full" trains only its own encoders (the cache holds one encoder per training set)
@@ -174,8 +174,20 @@ def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues,
 def test_folds_and_context_are_read_for_the_dataset_being_fine_tuned(dialogues):
     # MELD's cross-fitting and IEMOCAP's context must not leak into each other's stage
     p = params(folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48)
-    result = finetune_dataset("iemocap", dialogues, CLASSES["iemocap"], p, progress=False)
+    result = finetune_dataset("iemocap", dialogues, p, progress=False)
     assert set(result["encoders"]) == {"full"} and result["folds"] == {} and result["context"] == 2
+    # both datasets' encoders in one pool of two workers (the stage's way): each the same bits as trained alone
+    meld = load_dialogues("meld", ROOT / "data" / "raw")
+    meld = [d for d in meld if d.split == "train"][:3] + [next(d for d in meld if d.split == s) for s in ("valid", "test")]
+    pooled = finetune_datasets({"iemocap": dialogues, "meld": meld}, params(
+        workers=2, folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48), progress=False)
+    alone = {"iemocap": result, "meld": finetune_dataset("meld", meld, p, progress=False)}
+    assert set(pooled["meld"]["encoders"]) == {"full", "fold0", "fold1", "fold2"} and pooled["meld"]["context"] == 0
+    for dataset in alone:
+        assert pooled[dataset]["folds"] == alone[dataset]["folds"]
+        for name, e in alone[dataset]["encoders"].items():
+            a, b = e["model"].state_dict(), pooled[dataset]["encoders"][name]["model"].state_dict()
+            assert all(torch.equal(a[k], b[k]) for k in a), (dataset, name)
 
 
 def test_an_uninstalled_optional_encoder_is_one_clear_line(monkeypatch):
@@ -192,3 +204,11 @@ def test_the_stage_writes_a_note_when_text_is_not_fine_tuned(tmp_path):
                             capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin"})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "models" / "finetuned" / "iemocap" / "NOT_USED.txt").read_text().startswith("features.text is minilm")
+    # a dataset that params.yaml's datasets leave out gets a note too (the DVC stage writes every dataset's folder)
+    (tmp_path / "params.yaml").write_text("datasets: [iemocap]\nfeatures: {text: minilm-ft}\n")
+    result = subprocess.run([sys.executable, str(ROOT / "src" / "finetune_text.py"), "meld"], cwd=tmp_path,
+                            capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "models" / "finetuned" / "meld" / "NOT_USED.txt").read_text() == \
+        "meld is not in params.yaml's datasets: nothing fine-tuned\n"
+    assert (tmp_path / "plots" / "finetune" / "meld" / "curves.png").read_bytes()[:4] == b"\x89PNG"

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from erc.datasets import Dialogue
+from erc.datasets import CLASSES, Dialogue
 from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
                            in_length_order, layer_features)
 from erc.io import InputError, atomic_path
@@ -122,12 +122,34 @@ def settings_of(params: dict, dataset: str) -> dict:
             "loss": per_dataset(params, "finetune.loss", dataset)}
 
 
-def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str], params: dict, live_factory=None,
+def finetune_dataset(dataset: str, dialogues: list[Dialogue], params: dict, live_factory=None,
                      progress: bool = True) -> dict:
     """The encoder fine-tuned on every training dialogue ("full") and, with folds ≥ 2, one per fold without it.
     Reads the labels of training and validation dialogues only."""
+    return finetune_datasets({dataset: dialogues}, params, live_factory, progress)[dataset]
+
+
+def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: dict, live_factory=None,
+                      progress: bool = True) -> dict[str, dict]:
+    """``finetune_dataset`` of several datasets, their encoders in one pool of ``workers`` processes (MELD's single
+    encoder alone would leave a worker idle); the largest jobs start first. Each encoder is the same bits whatever
+    the pool holds: a job runs alone on one thread."""
+    jobs, prepared = {}, {}
+    for dataset, its_dialogues in dialogues.items():
+        prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress)
+        jobs.update({(dataset, name): job for name, job in its_jobs.items()})
+    # tokens an epoch times epochs: the largest first ("full" before its folds, as with one dataset)
+    cost = {key: sum(len(job[1].ids[r]) for r in job[3]) * job[6]["epochs"] for key, job in jobs.items()}
+    order = sorted(jobs, key=lambda key: -cost[key])
+    done = run_parallel(_finetune_job, {key: jobs[key] for key in order}, get(params, "workers"))
+    return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, **prepared[dataset])
+            for dataset in dialogues}
+
+
+def _prepare(dataset: str, dialogues: list[Dialogue], params: dict, live_factory, progress) -> tuple[dict, dict]:
+    """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``_finetune_job`` arguments)."""
     from transformers import AutoTokenizer
-    source = per_dataset(params, "features.text", dataset)
+    source, classes = per_dataset(params, "features.text", dataset), CLASSES[dataset]
     check_source(source)
     model_dir = base_encoder_dir(source)
     # local_files_only given, not left to HF_HUB_OFFLINE: the saved tokenizer config records it
@@ -135,15 +157,14 @@ def finetune_dataset(dataset: str, dialogues: list[Dialogue], classes: list[str]
     context, max_length = per_dataset(params, "finetune.context", dataset), get(params, "finetune.max_length")
     inputs = Inputs(tokenizer, dialogues, dataset, context, max_length)
     labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
-    rows, owner = _rows_by_split(dialogues)
+    rows, _ = _rows_by_split(dialogues)
     settings = settings_of(params, dataset)
     assignment, plans = encoder_plans(dialogues, params, dataset)
     jobs = {name: (model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live_factory,
                    f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress)
             for name, train_rows in plans.items()}
-    encoders = run_parallel(_finetune_job, jobs, get(params, "workers"))  # "full" (the longest) starts first
-    return finetune_result(encoders, model_dir, classes, tokenizer, assignment, inputs, rows, settings, source,
-                           context, max_length)
+    return dict(model_dir=model_dir, classes=classes, tokenizer=tokenizer, assignment=assignment, inputs=inputs,
+                rows=rows, settings=settings, source=source, context=context, max_length=max_length), jobs
 
 
 def encoder_plans(dialogues: list[Dialogue], params: dict, dataset: str) -> tuple[dict, dict]:

@@ -59,13 +59,17 @@ def load_torch(path: str | Path, what: str = "file", keys: tuple = ()):
     return obj
 
 
-def run_stage(main) -> None:
+def run_stage(main, datasets: str = "one") -> None:
     """``python src/<stage>.py <dataset>``: runs ``main(dataset)``; bad input is one ``error:`` line, exit 1.
+    ``datasets="any"``: ``python src/<stage>.py [<dataset> ...]`` runs ``main(*datasets)``.
     Torch runs on one thread: a thread count changes floating-point sums (feature extraction on 2 threads differs
     from 1 by ~1e-6, enough to move the epoch that validation picks), so outputs would depend on the machine's
     cores; parallelism comes from ``workers`` processes instead (``erc.parallel``)."""
     torch.set_num_threads(1)
     try:
+        if datasets == "any":
+            main(*sys.argv[1:])
+            return
         if len(sys.argv) != 2:
             raise InputError(f"usage: python {sys.argv[0]} <dataset>")
         main(sys.argv[1])

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from erc.batching import DialogueData
-from erc.datasets import CLASSES, SPLITS, load_dialogues
+from erc.datasets import SPLITS, load_dialogues
 from erc.features import text_only, utterance_split
 from erc.io import InputError, load_torch, save_torch
 from erc.metrics import classification_metrics
@@ -130,14 +130,11 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     everything they depend on, so recipes that share one (e.g. "full") train it once; all missing encoders of
     ``runs`` train together, ``workers`` at a time. Test labels are hidden before anything runs. ``dialogues``:
     the dataset's (default: all of them, from ``data/raw``)."""
-    from transformers import AutoTokenizer
-
     from erc.extraction import extract
-    from erc.finetune import _finetune_job, encoder_plans, finetune_result, save_finetuned, session_of, settings_of
-    from erc.finetuned import Inputs, _rows_by_split, base_encoder_dir, check_source
+    from erc.finetune import _finetune_job, _prepare, finetune_result, save_finetuned, session_of
     from erc.parallel import run_parallel
 
-    work_dir, classes = Path(work_dir), CLASSES[dataset]
+    work_dir = Path(work_dir)
     base = [dataclasses.replace(d, labels=[-1] * len(d)) if d.split == "test" else d
             for d in (dialogues if dialogues is not None else load_dialogues(dataset))]
     sessions = {session_of(d.id) for d in base if d.split == "train"}
@@ -145,45 +142,32 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
         raise InputError(f"--heldout {session}: not a training session ({', '.join(sorted(sessions))})")
     withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
                 if d.split != "test" and d.id.startswith(session) else d for d in base]
-    labels = torch.tensor([y for d in withheld for y in d.labels])
-    rows, _ = _rows_by_split(withheld)
     # what every encoder depends on besides its recipe and rows: the dialogues, their labels, the code that trains it
     code = Path(__file__).parent
-    data = _digest([[d.id for d in withheld], labels.tolist(), [d.sentences for d in withheld],
+    data = _digest([[d.id for d in withheld], [d.labels for d in withheld], [d.sentences for d in withheld],
                     [(code / f).read_text() for f in ("finetune.py", "finetuned.py", "losses.py")]])
     jobs, plans_of_runs = {}, []
     for params in runs:
-        source = per_dataset(params, "features.text", dataset)
-        check_source(source)
-        model_dir = base_encoder_dir(source)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        context, max_length = per_dataset(params, "finetune.context", dataset), get(params, "finetune.max_length")
-        inputs, settings = Inputs(tokenizer, withheld, dataset, context, max_length), settings_of(params, dataset)
-        assignment, plans = encoder_plans(withheld, params, dataset)
-        keys = {name: _digest([data, dataset, source, context, max_length, settings, train_rows, rows["valid"]])
-                for name, train_rows in plans.items()}
-        for name, key in keys.items():
-            if not (work_dir / "encoders" / f"{key}.pt").is_file():
-                jobs[key] = (model_dir, inputs, labels, plans[name], rows["valid"], classes, settings, None, None,
-                             f"{session} {name}", progress)
-        plans_of_runs.append((params, model_dir, tokenizer, assignment, inputs, settings, source, context,
-                              max_length, keys))
+        prepared, its_jobs = _prepare(dataset, withheld, params, None, progress)
+        keys = {name: _digest([data, dataset, prepared["source"], prepared["context"], prepared["max_length"],
+                               prepared["settings"], job[3], job[4]]) for name, job in its_jobs.items()}
+        jobs.update({keys[name]: job for name, job in its_jobs.items()
+                     if not (work_dir / "encoders" / f"{keys[name]}.pt").is_file()})
+        plans_of_runs.append((params, prepared, keys))
     jobs = dict(sorted(jobs.items(), key=lambda job: -len(job[1][3])))  # the largest first
     workers = get(runs[0], "workers") if runs else 1
     for key, result in run_parallel(_finetune_job, jobs, workers).items():
         save_torch(result, work_dir / "encoders" / f"{key}.pt")
     out = []
-    for params, model_dir, tokenizer, assignment, inputs, settings, source, context, max_length, keys in plans_of_runs:
+    for params, prepared, keys in plans_of_runs:
         finetuned_dir = work_dir / "recipes" / f"{session}-{_digest(keys)}"
         if not (finetuned_dir / dataset / "finetune.json").is_file():
             encoders = {name: load_torch(work_dir / "encoders" / f"{key}.pt", "cached encoder")
                         for name, key in keys.items()}
-            result = finetune_result(encoders, model_dir, classes, tokenizer, assignment, inputs, rows, settings,
-                                     source, context, max_length)
             tmp = finetuned_dir / f".{dataset}.partial"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            save_finetuned(result, tmp)
+            save_finetuned(finetune_result(encoders, **prepared), tmp)
             tmp.rename(finetuned_dir / dataset)
         feats = extract(dataset, params, dialogues=withheld, progress=False, finetuned_dir=finetuned_dir)
         feats["splits"] = [d.split for d in base]  # the real splits back, test labels still hidden
