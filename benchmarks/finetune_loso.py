@@ -23,12 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from erc.datasets import load_dialogues  # noqa: E402
-from erc.finetune import session_of  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import InputError  # noqa: E402
 from erc.parallel import run_parallel  # noqa: E402
 from erc.params import get, load_params, validate_params  # noqa: E402
-from erc.probing import heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
+from erc.probing import check_sessions, heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
 from erc.training import pick_device  # noqa: E402
 from probe import override  # noqa: E402
 
@@ -52,10 +51,7 @@ def main() -> None:
         for token in group.split():
             override(params, token)
         runs.append((group or "defaults", validate_params(params, f"--run {group!r}")))
-    sessions = {session_of(d.id) for d in load_dialogues(DATASET) if d.split == "train"}
-    unknown = [s for s in args.heldout if s not in sessions]
-    if unknown:  # before any fine-tuning
-        raise InputError(f"--heldout {unknown[0]}: not a training session ({', '.join(sorted(sessions))})")
+    check_sessions(args.heldout, load_dialogues(DATASET))  # before any fine-tuning
     selected = {label: [] for label, _ in runs}
     for session in args.heldout:
         all_feats = heldout_finetuned(DATASET, session, [p for _, p in runs], args.work)

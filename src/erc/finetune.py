@@ -138,12 +138,15 @@ def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: dict, live_f
     for dataset, its_dialogues in dialogues.items():
         prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress)
         jobs.update({(dataset, name): job for name, job in its_jobs.items()})
-    # tokens an epoch times epochs: the largest first ("full" before its folds, as with one dataset)
-    cost = {key: sum(len(job[1].ids[r]) for r in job[3]) * job[6]["epochs"] for key, job in jobs.items()}
-    order = sorted(jobs, key=lambda key: -cost[key])
-    done = run_parallel(_finetune_job, {key: jobs[key] for key in order}, get(params, "workers"))
+    done = run_parallel(_finetune_job, largest_first(jobs), get(params, "workers"))
     return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, **prepared[dataset])
             for dataset in dialogues}
+
+
+def largest_first(jobs: dict) -> dict:
+    """``_finetune_job`` jobs ordered by tokens an epoch times epochs, the largest first ("full" before its folds)."""
+    cost = {key: sum(len(job[1].ids[r]) for r in job[3]) * job[6]["epochs"] for key, job in jobs.items()}
+    return {key: jobs[key] for key in sorted(jobs, key=lambda key: -cost[key])}
 
 
 def _prepare(dataset: str, dialogues: list[Dialogue], params: dict, live_factory, progress) -> tuple[dict, dict]:

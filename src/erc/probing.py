@@ -119,6 +119,15 @@ def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def check_sessions(sessions: list[str], dialogues) -> None:
+    """Each of ``sessions`` must be a training session of ``dialogues`` (IEMOCAP's ``Ses01`` .. ``Ses04``)."""
+    from erc.finetune import session_of
+    known = {session_of(d.id) for d in dialogues if d.split == "train"}
+    unknown = [s for s in sessions if s not in known]
+    if unknown:
+        raise InputError(f"--heldout {unknown[0]}: not a training session ({', '.join(sorted(known))})")
+
+
 def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, progress: bool = True,
                       dialogues=None) -> list[dict]:
     """Leave-one-session-out for a fine-tuning recipe (``benchmarks/finetune_loso.py``): for each params of ``runs``,
@@ -131,17 +140,15 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     ``runs`` train together, ``workers`` at a time. Test labels are hidden before anything runs. ``dialogues``:
     the dataset's (default: all of them, from ``data/raw``)."""
     from erc.extraction import extract
-    from erc.finetune import _finetune_job, _prepare, finetune_result, save_finetuned, session_of
+    from erc.finetune import _finetune_job, _prepare, finetune_result, largest_first, save_finetuned, session_of
     from erc.parallel import run_parallel
 
     work_dir = Path(work_dir)
     base = [dataclasses.replace(d, labels=[-1] * len(d)) if d.split == "test" else d
             for d in (dialogues if dialogues is not None else load_dialogues(dataset))]
-    sessions = {session_of(d.id) for d in base if d.split == "train"}
-    if session not in sessions:
-        raise InputError(f"--heldout {session}: not a training session ({', '.join(sorted(sessions))})")
+    check_sessions([session], base)
     withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
-                if d.split != "test" and d.id.startswith(session) else d for d in base]
+                if d.split != "test" and session_of(d.id) == session else d for d in base]
     # what every encoder depends on besides its recipe and rows: the dialogues, their labels, the code that trains it
     code = Path(__file__).parent
     data = _digest([[d.id for d in withheld], [d.labels for d in withheld], [d.sentences for d in withheld],
@@ -154,9 +161,8 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
         jobs.update({keys[name]: job for name, job in its_jobs.items()
                      if not (work_dir / "encoders" / f"{keys[name]}.pt").is_file()})
         plans_of_runs.append((params, prepared, keys))
-    jobs = dict(sorted(jobs.items(), key=lambda job: -len(job[1][3])))  # the largest first
     workers = get(runs[0], "workers") if runs else 1
-    for key, result in run_parallel(_finetune_job, jobs, workers).items():
+    for key, result in run_parallel(_finetune_job, largest_first(jobs), workers).items():
         save_torch(result, work_dir / "encoders" / f"{key}.pt")
     out = []
     for params, prepared, keys in plans_of_runs:
