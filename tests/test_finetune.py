@@ -10,7 +10,8 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import finetune, finetune_dataset, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
+from erc.finetune import (GROUP, finetune, finetune_dataset, finetune_datasets, folds_of, save_finetuned, session_of,
+                          settings_of, training_batches)
 from erc.finetuned import (Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features, layer_features,
                            new_dialogue_features)
 from erc.io import InputError
@@ -67,6 +68,28 @@ def test_context_is_cut_from_its_oldest_side_never_from_the_utterance(dialogues)
             assert kept[-min(len(kept), len(previous)):] == previous[-min(len(kept), len(previous)):]
     tag = tokenizer("M:", add_special_tokens=False)["input_ids"] + tokenizer("F:", add_special_tokens=False)["input_ids"]
     assert any(t in wide.ids[3] for t in tag)  # speaker tags reach the context
+
+
+def test_length_batches_hold_every_row_once_and_cut_the_padding(dialogues):
+    tokenizer = AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft"))
+    inputs = Inputs(tokenizer, dialogues, "iemocap", context=0, max_length=160)
+    rows = list(range(len(inputs.ids)))
+    padded = lambda batches: sum(len(b) * max(len(inputs.ids[r]) for r in b) for b in batches)  # noqa: E731
+    by_length = training_batches(inputs, rows, 4, torch.Generator().manual_seed(0), "length")
+    shuffled = training_batches(inputs, rows, 4, torch.Generator().manual_seed(0), "random")
+    for batches in (by_length, shuffled):
+        assert sorted(r for b in batches for r in b) == rows and all(1 <= len(b) <= 4 for b in batches)
+    assert padded(by_length) < 0.7 * padded(shuffled)
+    # within one group of GROUP batches, no row of a batch is shorter than any row of a batch sorted before it
+    assert len(rows) <= 4 * GROUP
+    ordered = sorted(by_length, key=lambda b: sorted(len(inputs.ids[r]) for r in b))
+    for a, b in zip(ordered, ordered[1:]):
+        assert max(len(inputs.ids[r]) for r in a) <= min(len(inputs.ids[r]) for r in b)
+    # random batching is the seeded shuffle cut in order (the recipe before `batching` existed)
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0)).tolist()
+    assert [r for b in shuffled for r in b] == order
+    with pytest.raises(ValueError, match="batching"):
+        training_batches(inputs, rows, 4, torch.Generator(), "sorted")
 
 
 def test_one_epoch_lowers_the_training_loss(dialogues):
