@@ -10,10 +10,9 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import (GROUP, finetune, finetune_dataset, finetune_datasets, folds_of, save_finetuned, session_of,
-                          settings_of, training_batches)
-from erc.finetuned import (Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features, layer_features,
-                           new_dialogue_features)
+from erc.finetune import finetune, finetune_dataset, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
+from erc.finetuned import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features,
+                           layer_features, length_pieces, new_dialogue_features)
 from erc.io import InputError
 from erc.losses import task_loss
 from erc.params import validate_params
@@ -70,26 +69,29 @@ def test_context_is_cut_from_its_oldest_side_never_from_the_utterance(dialogues)
     assert any(t in wide.ids[3] for t in tag)  # speaker tags reach the context
 
 
-def test_length_batches_hold_every_row_once_and_cut_the_padding(dialogues):
+def test_length_pieces_cut_a_batch_where_padding_costs_more_than_a_pass():
+    assert length_pieces([12] * 32) == [list(range(32))]  # equal lengths: one pass
+    short, long = [5] * 16, [150] * 16  # a second pass costs PIECE_OVERHEAD, padding the short rows 16 * 145
+    assert sorted(map(sorted, length_pieces(long + short))) == [list(range(16)), list(range(16, 32))]
+    lengths = [int(x) for x in np.random.default_rng(0).integers(3, 110, 32)]
+    pieces = length_pieces(lengths)
+    assert sorted(k for p in pieces for k in p) == list(range(32))
+    flat = [lengths[k] for p in pieces for k in p]
+    assert flat == sorted(lengths)  # contiguous runs of the sorted lengths
+    cost = sum(PIECE_OVERHEAD + len(p) * max(lengths[k] for k in p) for p in pieces)
+    assert cost < 32 * max(lengths) + PIECE_OVERHEAD and cost <= min(
+        sum(PIECE_OVERHEAD + 8 * max(flat[i:i + 8]) for i in range(0, 32, 8)), PIECE_OVERHEAD + 32 * max(lengths))
+
+
+def test_pieces_give_the_whole_batch_logits(dialogues):
     tokenizer = AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft"))
     inputs = Inputs(tokenizer, dialogues, "iemocap", context=0, max_length=160)
-    rows = list(range(len(inputs.ids)))
-    padded = lambda batches: sum(len(b) * max(len(inputs.ids[r]) for r in b) for b in batches)  # noqa: E731
-    by_length = training_batches(inputs, rows, 4, torch.Generator().manual_seed(0), "length")
-    shuffled = training_batches(inputs, rows, 4, torch.Generator().manual_seed(0), "random")
-    for batches in (by_length, shuffled):
-        assert sorted(r for b in batches for r in b) == rows and all(1 <= len(b) <= 4 for b in batches)
-    assert padded(by_length) < 0.7 * padded(shuffled)
-    # within one group of GROUP batches, no row of a batch is shorter than any row of a batch sorted before it
-    assert len(rows) <= 4 * GROUP
-    ordered = sorted(by_length, key=lambda b: sorted(len(inputs.ids[r]) for r in b))
-    for a, b in zip(ordered, ordered[1:]):
-        assert max(len(inputs.ids[r]) for r in a) <= min(len(inputs.ids[r]) for r in b)
-    # random batching is the seeded shuffle cut in order (the recipe before `batching` existed)
-    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0)).tolist()
-    assert [r for b in shuffled for r in b] == order
-    with pytest.raises(ValueError, match="batching"):
-        training_batches(inputs, rows, 4, torch.Generator(), "sorted")
+    rows = list(range(0, len(inputs.ids), 2))[:32]
+    assert len(length_pieces([len(inputs.ids[r]) for r in rows])) > 1
+    torch.manual_seed(0)
+    model = UtteranceClassifier(base_encoder_dir("minilm-ft"), 6).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model.logits(inputs, rows), model(inputs.batch(rows)), atol=1e-5, rtol=1e-5)
 
 
 def test_one_epoch_lowers_the_training_loss(dialogues):

@@ -57,28 +57,6 @@ def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -
     return {d: fold[session_of(d)] for d in dialogue_ids}
 
 
-GROUP = 50  # batches a length-sorted group spans (``batching: length``), as in transformers' group_by_length
-
-
-def training_batches(inputs: Inputs, rows: list[int], size: int, generator: torch.Generator,
-                     batching: str = "random") -> list[list[int]]:
-    """One epoch's batches of ``rows``, each row once. ``random``: a shuffle cut into batches. ``length``: the
-    shuffle cut into groups of ``GROUP`` batches, each group sorted by input length and cut into batches, the
-    batches then shuffled: similar lengths share a batch (a third of the padding on IEMOCAP's utterances), while
-    which utterances meet in a group stays random."""
-    batches = list(_batches(rows, size, generator))
-    if batching == "random":
-        return batches
-    if batching != "length":
-        raise ValueError(f"batching {batching!r}: random or length")
-    shuffled = [r for b in batches for r in b]
-    grouped = []
-    for start in range(0, len(shuffled), size * GROUP):
-        group = sorted(shuffled[start:start + size * GROUP], key=lambda r: len(inputs.ids[r]))
-        grouped += list(_batches(group, size))
-    return [grouped[i] for i in torch.randperm(len(grouped), generator=generator)]
-
-
 def predict_logits(model: UtteranceClassifier, inputs: Inputs, rows: list[int]) -> torch.Tensor:
     return in_length_order(model, inputs, rows, model)
 
@@ -103,10 +81,9 @@ def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: 
     for epoch in range(1, settings["epochs"] + 1):
         model.train()
         total = 0.0
-        chunks = training_batches(inputs, train_rows, settings["batch_size"], generator,
-                                  settings.get("batching", "random"))
+        chunks = list(_batches(train_rows, settings["batch_size"], generator))
         for chunk in tqdm(chunks, desc=f"{desc} epoch {epoch}", disable=not progress, unit="batch"):
-            loss = criterion(model(inputs.batch(chunk)), train_labels[[position[r] for r in chunk]])
+            loss = criterion(model.logits(inputs, chunk), train_labels[[position[r] for r in chunk]])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -142,7 +119,7 @@ def settings_of(params: dict, dataset: str) -> dict:
     return {"epochs": per_dataset(params, "finetune.epochs", dataset), "lr": get(params, "finetune.lr"),
             "batch_size": get(params, "finetune.batch_size"), "seed": get(params, "finetune.seed"),
             "freeze_layers": get(params, "finetune.freeze_layers"), "warmup": get(params, "finetune.warmup"),
-            "loss": per_dataset(params, "finetune.loss", dataset), "batching": get(params, "finetune.batching")}
+            "loss": per_dataset(params, "finetune.loss", dataset)}
 
 
 def finetune_dataset(dataset: str, dialogues: list[Dialogue], params: dict, live_factory=None,

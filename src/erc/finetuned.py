@@ -93,6 +93,37 @@ class UtteranceClassifier(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.states(batch)[:, 0])
 
+    def logits(self, inputs: "Inputs", rows: list[int]) -> torch.Tensor:
+        """(len(rows), classes): ``forward`` of one batch of ``rows``, the encoder run on ``length_pieces`` of it
+        (less padding: a 32-utterance batch on one core 1.9x faster on IEMOCAP, 1.5x on MELD); the head and the
+        loss see the whole batch, so its gradient is the batch's, up to floating-point order and the dropout
+        masks' draws."""
+        pieces = length_pieces([len(inputs.ids[r]) for r in rows])
+        states = torch.cat([self.states(inputs.batch([rows[k] for k in piece]))[:, 0] for piece in pieces])
+        order = torch.argsort(torch.tensor([k for piece in pieces for k in piece]))
+        return self.head(states[order])
+
+
+PIECE_OVERHEAD = 64  # what running one more sub-batch costs, in padded tokens (measured: MiniLM, one CPU thread)
+
+
+def length_pieces(lengths: list[int]) -> list[list[int]]:
+    """Positions 0..n-1 sorted by length and cut into sub-batches minimising Σ (PIECE_OVERHEAD + rows × longest):
+    the padded tokens an encoder pass computes, plus a fixed cost a pass (dynamic programming, O(n²))."""
+    order = sorted(range(len(lengths)), key=lambda k: lengths[k])
+    sorted_lengths = [lengths[k] for k in order]
+    best, cut = [0.0] + [float("inf")] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):  # best[end]: the cheapest cut of the first `end` sorted rows
+        for start in range(end):
+            cost = best[start] + PIECE_OVERHEAD + (end - start) * sorted_lengths[end - 1]
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    pieces, end = [], len(order)
+    while end > 0:
+        pieces.insert(0, order[cut[end]:end])
+        end = cut[end]
+    return pieces
+
 
 def _batches(rows: list[int], size: int, generator=None):
     if generator is not None:

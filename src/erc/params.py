@@ -125,7 +125,6 @@ class Finetune(Section):
     seed: NonNegativeInt = 0
     freeze_layers: NonNegativeInt = 0   # the embeddings and this many lowest layers stay frozen (0: none)
     warmup: Rate = 0.1                  # share of the steps with a linear learning-rate warm-up
-    batching: Literal["random", "length"] = "random"  # training batches: random, or of similar lengths (less padding)
     # once or per dataset: validation chooses the recipe for each
     context: per_dataset_type(NonNegativeInt) = 0   # previous turns (with speaker tags) as a second segment
     folds: per_dataset_type(NonNegativeInt) = 0     # cross-fitting folds over training dialogues (0: none, else >= 2)
