@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
 from erc import table as erc_table
 from erc.io import InputError
-from erc.table import (acc_f1, build_table, confusions, paired_bootstrap, row_name, same_setup, weighted_f1,
-                       with_dialogues)
+from erc.table import (acc_f1, build_table, confusions, find_rows, paired_bootstrap, row_name, same_setup,
+                       train_inputs, weighted_f1, with_dialogues)
 
 
 def predictions(pred_by_seed, labels, dialogue=None):
@@ -181,6 +182,33 @@ def test_outputs_of_other_seeds_than_the_params_say_are_skipped(monkeypatch, tmp
     stale = {"rev": "r0", "name": "params-ahead-of-outputs", "params": experiments[0]["params"]}
     text = build_table([stale] + experiments, params, n_boot=50, defaults={}, features=str(tmp_path / "{dataset}.pt"))
     assert "| MGLRA | mglra | 2 |" in text and "params-ahead-of-outputs" not in text
+
+
+def lock(features_md5: str) -> str:
+    return yaml.safe_dump({"schema": "2.0", "stages": {"train@iemocap": {"cmd": "python src/train.py iemocap", "deps": [
+        {"path": "data/features/iemocap.pt", "hash": "md5", "md5": features_md5, "size": 1},
+        {"path": "src/erc/model.py", "hash": "md5", "md5": "c0de", "size": 2}]}}})
+
+
+def test_rows_trained_on_other_inputs_are_not_reused(monkeypatch, tmp_path):
+    experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
+    real = erc_table.git_file
+    locks = {"r1": lock("new"), "r2": lock("new"), "old": lock("old")}
+
+    def with_locks(rev, path):  # "old": same params as r1, trained on features an earlier encoder made
+        if path == "dvc.lock":
+            return locks.get(rev)
+        return real("r1" if rev == "old" else rev, path)
+    monkeypatch.setattr(erc_table, "git_file", with_locks)
+    old = {"rev": "old", "name": "before-refinetuning", "params": experiments[0]["params"]}
+    inputs = {"iemocap": train_inputs(lock("new"), "iemocap"), "meld": None}
+    assert inputs["iemocap"] == {"data/features/iemocap.pt": "new", "src/erc/model.py": "c0de"}
+    rows = find_rows([old] + experiments, params, {}, inputs)
+    assert rows[("MGLRA", "iemocap")]["exp"]["name"] == "mglra"  # the old run comes first but is not used
+    assert find_rows([old] + experiments, params, {})[("MGLRA", "iemocap")]["exp"]["name"] == "before-refinetuning"
+    with pytest.raises(InputError, match="no experiment matching the current params.yaml was trained on the current "
+                                         r"inputs .*python src/table.py --run\)$"):
+        build_table([old], params, defaults={}, inputs=inputs)
 
 
 def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):

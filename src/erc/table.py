@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from erc import params as erc_params
 from erc.datasets import CLASSES
@@ -175,12 +176,17 @@ def paired_bootstrap(row: pd.DataFrame, base: pd.DataFrame, n_classes: int, n_bo
     return point, low, high
 
 
-def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: dict) -> str:
-    """One line on why no experiment gave a row: none found, none with the current params, or no outputs."""
+def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: dict, inputs: dict | None = None) -> str:
+    """One line on why no experiment gave a row: none found, none with the current params, none on the current
+    inputs, or no outputs."""
     if not experiments:
         return "no experiment matches the current params.yaml (0 experiments found; run the rows first, README \"Table 1\")"
     diffs = [(differences(e["params"], reference_params, defaults), e["name"]) for e in experiments]
     nearest, name = min(diffs, key=lambda d: len(d[0]))
+    if not nearest and inputs and any(v is not None for v in inputs.values()):
+        return (f"no experiment matching the current params.yaml was trained on the current inputs (dvc.lock's "
+                f"train@<dataset> deps: features, graphs, teachers, code; {len(experiments)} experiments found; "
+                f"run the rows again: python src/table.py --run)")
     if not nearest:
         return (f"no experiment matching the current params.yaml has metrics/<dataset>.json and "
                 f"plots/<dataset>/test_predictions.csv ({len(experiments)} experiments found)")
@@ -190,15 +196,35 @@ def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: di
             f"{name}, differs in {shown}{more})")
 
 
-def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | None = None) -> dict:
+def train_inputs(lock_text: str | None, dataset: str) -> dict | None:
+    """What stage ``train@<dataset>`` read, by a ``dvc.lock``: path -> content hash of each of its deps (the
+    features, graphs, teachers and code), or None when the lock has no such stage."""
+    if not lock_text:
+        return None
+    try:
+        stage = ((yaml.safe_load(lock_text) or {}).get("stages") or {}).get(f"train@{dataset}")
+    except yaml.YAMLError:
+        return None
+    if not stage:
+        return None
+    return {dep["path"]: dep.get("md5") or dep.get("hash") for dep in stage.get("deps") or []}
+
+
+def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | None = None,
+              inputs: dict | None = None) -> dict:
     """(row name, dataset) -> the first experiment with ``reference_params`` but for the three switches whose
-    metrics and test predictions exist (and whose predictions hold the seeds its params name)."""
+    metrics and test predictions exist (and whose predictions hold the seeds its params name). With ``inputs``
+    (dataset -> ``train_inputs`` of the reference run), only experiments whose ``train@<dataset>`` read the same
+    files count: equal params on other features or code (e.g. a re-fine-tuned encoder) are another run."""
     defaults = erc_params.flat_defaults() if defaults is None else defaults
     rows = {}  # (row name, dataset) -> what the experiment produced for that dataset
     for exp in experiments:  # the first entry found for a configuration is kept
         if not same_setup(exp["params"], reference_params, defaults):
             continue
         for d in DATASETS:
+            if inputs is not None and inputs.get(d) is not None and \
+                    train_inputs(git_file(exp["rev"], "dvc.lock"), d) != inputs[d]:
+                continue
             # the detail file since the headline split; before it, metrics/<d>.json held everything
             metrics = git_file(exp["rev"], f"metrics/details/{d}.json") or git_file(exp["rev"], f"metrics/{d}.json")
             preds = git_file(exp["rev"], f"plots/{d}/test_predictions.csv")
@@ -231,13 +257,14 @@ def row_overrides(name: str) -> list[str]:
 
 
 def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000, defaults: dict | None = None,
-                features: str = "data/features/{dataset}.pt") -> str:
-    """Rows from the experiments whose params equal ``reference_params`` but for the three switches;
-    InputError when there is none. ``defaults`` (dotted key -> default) default to the params schema's."""
+                features: str = "data/features/{dataset}.pt", inputs: dict | None = None) -> str:
+    """Rows from the experiments whose params equal ``reference_params`` but for the three switches (and, with
+    ``inputs``, that read the same files: ``find_rows``); InputError when there is none. ``defaults`` (dotted key
+    -> default) default to the params schema's."""
     defaults = erc_params.flat_defaults() if defaults is None else defaults
-    rows = find_rows(experiments, reference_params, defaults)
+    rows = find_rows(experiments, reference_params, defaults, inputs)
     if not rows:
-        raise InputError(no_rows_reason(experiments, reference_params, defaults))
+        raise InputError(no_rows_reason(experiments, reference_params, defaults, inputs))
     lines = ["# Table 1: test Acc / weighted F1 (%), mean ± std over seeds", "",
              "Paper numbers use RoBERTa-large text and openSMILE audio; ours use the pipeline's features "
              "(params.yaml `features`). Δ vs MGLRA: paired cluster bootstrap over test dialogues with the seeds "
