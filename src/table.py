@@ -1,8 +1,8 @@
 """The paper's Table 1 from DVC experiments: python src/table.py [--run [-j N]] -> metrics/table1.md
 
 Rows are experiments whose params equal params.yaml but for mrl.enabled / mrl.shared / mkd.enabled (the
-committed run is one of them) and whose train@<dataset> read the same files as the workspace's dvc.lock says
-(features, graphs, teachers, code: equal params on a re-fine-tuned encoder are another run). ``--run`` first
+committed run is one of them) and whose train and evaluate stages read the same files and params as the
+workspace's dvc.lock records (equal params on a re-fine-tuned encoder are another run). ``--run`` first
 queues the missing rows as DVC experiments, runs DVC's queue with N workers and waits; rows already run that way
 are reused. Without a matching experiment it says why and leaves metrics/table1.md as it was."""
 import argparse
@@ -11,8 +11,20 @@ import time
 from pathlib import Path
 
 from erc.io import InputError, save_text
-from erc.params import load_params
-from erc.table import DATASETS, build_table, experiments_from_dvc, find_rows, missing_rows, run_missing_rows, train_inputs
+from erc.params import get, load_params
+from erc.table import DATASETS, build_table, experiments_from_dvc, find_rows, missing_rows, run_missing_rows, run_inputs
+
+
+def reference_inputs(params: dict) -> dict:
+    """dataset -> ``run_inputs`` of the workspace's dvc.lock, for each dataset that params.yaml runs."""
+    if not Path("dvc.lock").is_file():
+        raise InputError("dvc.lock: not found (run dvc repro first: Table 1's rows are compared with its run)")
+    lock = Path("dvc.lock").read_text()
+    inputs = {d: run_inputs(lock, d) if d in get(params, "datasets") else None for d in DATASETS}
+    missing = [d for d in get(params, "datasets") if inputs[d] is None]
+    if missing:
+        raise InputError(f"dvc.lock: no complete train@{missing[0]} / evaluate@{missing[0]} (run dvc repro first)")
+    return inputs
 
 
 def main() -> None:
@@ -22,8 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         params = load_params()
-        lock = Path("dvc.lock").read_text() if Path("dvc.lock").is_file() else None
-        inputs = {d: train_inputs(lock, d) for d in DATASETS}  # rows must be trained on the workspace's inputs
+        inputs = reference_inputs(params)  # rows must come from the workspace run's inputs
         if args.run:
             todo = missing_rows(find_rows(experiments_from_dvc(), params, inputs=inputs))
             print(f"rows to run: {', '.join(todo) or 'none (all reused)'}", flush=True)

@@ -1,6 +1,7 @@
 """The finetune_text stage's parts: folds, inputs with context, one epoch of fine-tuning a real MiniLM on a few
 IEMOCAP dialogues, test labels that cannot reach the weights, cross-fitted features, optional encoders."""
 import importlib.metadata
+import itertools
 import subprocess
 import sys
 
@@ -73,14 +74,17 @@ def test_length_pieces_cut_a_batch_where_padding_costs_more_than_a_pass():
     assert length_pieces([12] * 32) == [list(range(32))]  # equal lengths: one pass
     short, long = [5] * 16, [150] * 16  # a second pass costs PIECE_OVERHEAD, padding the short rows 16 * 145
     assert sorted(map(sorted, length_pieces(long + short))) == [list(range(16)), list(range(16, 32))]
-    lengths = [int(x) for x in np.random.default_rng(0).integers(3, 110, 32)]
-    pieces = length_pieces(lengths)
-    assert sorted(k for p in pieces for k in p) == list(range(32))
-    flat = [lengths[k] for p in pieces for k in p]
-    assert flat == sorted(lengths)  # contiguous runs of the sorted lengths
-    cost = sum(PIECE_OVERHEAD + len(p) * max(lengths[k] for k in p) for p in pieces)
-    assert cost < 32 * max(lengths) + PIECE_OVERHEAD and cost <= min(
-        sum(PIECE_OVERHEAD + 8 * max(flat[i:i + 8]) for i in range(0, 32, 8)), PIECE_OVERHEAD + 32 * max(lengths))
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 9, 12):  # against every cut of the sorted lengths into contiguous runs (2^(n-1) of them)
+        lengths = [int(x) for x in rng.integers(3, 110, n)]
+        pieces = length_pieces(lengths)
+        assert sorted(k for p in pieces for k in p) == list(range(n))
+        assert [lengths[k] for p in pieces for k in p] == sorted(lengths)  # contiguous runs, shortest first
+        cost = lambda runs: sum(PIECE_OVERHEAD + len(r) * max(r) for r in runs)  # noqa: E731
+        flat = sorted(lengths)
+        best = min(cost([flat[a:b] for a, b in zip((0,) + cut, cut + (n,))])
+                   for k in range(n) for cut in itertools.combinations(range(1, n), k))
+        assert cost([[lengths[k] for k in p] for p in pieces]) == best
 
 
 def test_pieces_give_the_whole_batch_logits(dialogues):
@@ -89,9 +93,18 @@ def test_pieces_give_the_whole_batch_logits(dialogues):
     rows = list(range(0, len(inputs.ids), 2))[:32]
     assert len(length_pieces([len(inputs.ids[r]) for r in rows])) > 1
     torch.manual_seed(0)
-    model = UtteranceClassifier(base_encoder_dir("minilm-ft"), 6).eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model.logits(inputs, rows), model(inputs.batch(rows)), atol=1e-5, rtol=1e-5)
+    model = UtteranceClassifier(base_encoder_dir("minilm-ft"), 6).eval()  # eval: no dropout draws to differ
+    target = torch.arange(len(rows)) % 6
+    grads = []
+    for logits in (lambda: model.logits(inputs, rows), lambda: model(inputs.batch(rows))):
+        model.zero_grad()
+        out = logits()
+        torch.nn.functional.cross_entropy(out, target).backward()  # rows' order matters: each has its own target
+        grads.append((out.detach(), model.encoder.embeddings.word_embeddings.weight.grad.clone(),
+                      model.encoder.encoder.layer[0].attention.self.query.weight.grad.clone()))
+    for pieces, whole in zip(*grads):  # the same logits, and the same gradient down to the encoder's first layer
+        torch.testing.assert_close(pieces, whole, atol=1e-5, rtol=1e-4)
+    assert grads[0][2].abs().sum() > 0
 
 
 def test_one_epoch_lowers_the_training_loss(dialogues):

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from erc import table as erc_table
 from erc.io import InputError
 from erc.table import (acc_f1, build_table, confusions, find_rows, paired_bootstrap, row_name, same_setup,
-                       train_inputs, weighted_f1, with_dialogues)
+                       run_inputs, weighted_f1, with_dialogues)
 
 
 def predictions(pred_by_seed, labels, dialogue=None):
@@ -184,47 +184,71 @@ def test_outputs_of_other_seeds_than_the_params_say_are_skipped(monkeypatch, tmp
     assert "| MGLRA | mglra | 2 |" in text and "params-ahead-of-outputs" not in text
 
 
-def lock(features_md5: str) -> str:
-    return yaml.safe_dump({"schema": "2.0", "stages": {"train@iemocap": {"cmd": "python src/train.py iemocap", "deps": [
-        {"path": "data/features/iemocap.pt", "hash": "md5", "md5": features_md5, "size": 1},
-        {"path": "src/erc/model.py", "hash": "md5", "md5": "c0de", "size": 2}]}}})
+def lock(features_md5: str, lr: float = 0.001, mkd: bool = False) -> str:
+    """A dvc.lock with IEMOCAP's train and evaluate stages as DVC writes them."""
+    dep = lambda path, md5: {"path": path, "hash": "md5", "md5": md5, "size": 1}  # noqa: E731
+    return yaml.safe_dump({"schema": "2.0", "stages": {
+        "train@iemocap": {"cmd": "python src/train.py iemocap",
+                          "deps": [dep("data/features/iemocap.pt", features_md5), dep("src/erc/model.py", "c0de")],
+                          "params": {"params.yaml": {"mkd.enabled": mkd, "train": {"lr": lr}}},
+                          "outs": [dep("models/iemocap.pt", f"weights-{mkd}")]},
+        "evaluate@iemocap": {"cmd": "python src/evaluate.py iemocap",
+                             "deps": [dep("models/iemocap.pt", f"weights-{mkd}"), dep("src/evaluate.py", "e7a1")],
+                             "params": {"params.yaml": {"mkd.text_only": "student"}}}}})
 
 
-def test_rows_trained_on_other_inputs_are_not_reused(monkeypatch, tmp_path):
+def test_rows_from_other_inputs_are_not_reused(monkeypatch, tmp_path):
     experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
     real = erc_table.git_file
-    locks = {"r1": lock("new"), "r2": lock("new"), "old": lock("old")}
+    # "old": same params.yaml as r1, run on features an earlier encoder made; "edited": params.yaml edited after
+    # its run (its lock says lr 0.01); "lockless": no dvc.lock at all
+    locks = {"r1": lock("new"), "r2": lock("new", mkd=True), "old": lock("old"), "edited": lock("new", lr=0.01)}
 
-    def with_locks(rev, path):  # "old": same params as r1, trained on features an earlier encoder made
+    def with_locks(rev, path):
         if path == "dvc.lock":
             return locks.get(rev)
-        return real("r1" if rev == "old" else rev, path)
+        return real("r1" if rev in ("old", "edited", "lockless") else rev, path)
     monkeypatch.setattr(erc_table, "git_file", with_locks)
-    old = {"rev": "old", "name": "before-refinetuning", "params": experiments[0]["params"]}
-    inputs = {"iemocap": train_inputs(lock("new"), "iemocap"), "meld": None}
-    assert inputs["iemocap"] == {"data/features/iemocap.pt": "new", "src/erc/model.py": "c0de"}
-    rows = find_rows([old] + experiments, params, {}, inputs)
-    assert rows[("MGLRA", "iemocap")]["exp"]["name"] == "mglra"  # the old run comes first but is not used
-    assert find_rows([old] + experiments, params, {})[("MGLRA", "iemocap")]["exp"]["name"] == "before-refinetuning"
-    with pytest.raises(InputError, match="no experiment matching the current params.yaml was trained on the current "
+    stale = [{"rev": rev, "name": rev, "params": experiments[0]["params"]} for rev in ("old", "edited", "lockless")]
+    inputs = {"iemocap": run_inputs(lock("new"), "iemocap"), "meld": None}
+    # the reference run's inputs: train's and evaluate's deps but the model train writes, their params but the switches
+    assert inputs["iemocap"] == {"deps": {"data/features/iemocap.pt": "new", "src/erc/model.py": "c0de",
+                                          "src/evaluate.py": "e7a1"},
+                                 "params": {"train.lr": 0.001, "mkd.text_only": "student"}}
+    rows = find_rows(stale + experiments, params, {}, inputs)
+    assert rows[("MGLRA", "iemocap")]["exp"]["name"] == "mglra"  # the stale runs come first but are not used
+    assert rows[("MKD", "iemocap")]["exp"]["name"] == "mkd"  # another row: its switch and its own model differ
+    assert find_rows(stale + experiments, params, {})[("MGLRA", "iemocap")]["exp"]["name"] == "old"  # unfiltered
+    with pytest.raises(InputError, match="no experiment matching the current params.yaml ran on the current "
                                          r"inputs .*python src/table.py --run\)$"):
-        build_table([old], params, defaults={}, inputs=inputs)
+        build_table(stale, params, defaults={}, inputs=inputs)
+    with pytest.raises(InputError, match=r"^x/dvc.lock: not a readable dvc.lock$"):
+        run_inputs("stages: [unclosed", "iemocap", "x/dvc.lock")
 
 
 def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):
     import table as script
     experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
     monkeypatch.setattr(script, "experiments_from_dvc", lambda: experiments)
-    monkeypatch.setattr(script, "load_params", lambda: {**params, "train": {"lr": 0.01}})
-    monkeypatch.setattr(erc_table.erc_params, "flat_defaults", lambda: {}, raising=False)
+    monkeypatch.setattr(erc_table.erc_params, "flat_defaults", lambda: {"datasets": ["iemocap"]}, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["table.py"])
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "table1.md").write_text("old table\n")
+    monkeypatch.setattr(script, "load_params", lambda: {**params, "datasets": ["iemocap"], "train": {"lr": 0.01}})
+    with pytest.raises(SystemExit) as exit_:  # no dvc.lock: no run to compare the rows with
+        script.main()
+    assert exit_.value.code == "error: dvc.lock: not found (run dvc repro first: Table 1's rows are compared with its run)"
+    (tmp_path / "dvc.lock").write_text(lock("new", lr=0.01))
     with pytest.raises(SystemExit) as exit_:
         script.main()
     assert exit_.value.code == ("error: no experiment matches the current params.yaml (2 experiments found; "
                                 "the nearest, mglra, differs in train.lr 0.001 vs 0.01)")
+    # params as the experiments', but they have no dvc.lock saying they ran on the workspace run's inputs
+    monkeypatch.setattr(script, "load_params", lambda: {**params, "datasets": ["iemocap"]})
+    with pytest.raises(SystemExit) as exit_:
+        script.main()
+    assert "ran on the current inputs" in exit_.value.code
     assert (tmp_path / "metrics" / "table1.md").read_text() == "old table\n"
     with pytest.raises(InputError, match=r"^no experiment matches the current params.yaml \(0 experiments found"):
         build_table([], params, defaults={})

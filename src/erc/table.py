@@ -183,10 +183,12 @@ def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: di
         return "no experiment matches the current params.yaml (0 experiments found; run the rows first, README \"Table 1\")"
     diffs = [(differences(e["params"], reference_params, defaults), e["name"]) for e in experiments]
     nearest, name = min(diffs, key=lambda d: len(d[0]))
-    if not nearest and inputs and any(v is not None for v in inputs.values()):
-        return (f"no experiment matching the current params.yaml was trained on the current inputs (dvc.lock's "
-                f"train@<dataset> deps: features, graphs, teachers, code; {len(experiments)} experiments found; "
-                f"run the rows again: python src/table.py --run)")
+    checked = [d for d in DATASETS if inputs and inputs.get(d) is not None]
+    if not nearest and checked and not any(same_inputs(e, inputs)[d] for e in experiments for d in checked
+                                           if same_setup(e["params"], reference_params, defaults)):
+        return (f"no experiment matching the current params.yaml ran on the current inputs (the deps and params "
+                f"that dvc.lock records for train and evaluate; {len(experiments)} experiments found; run the rows "
+                f"again: python src/table.py --run)")
     if not nearest:
         return (f"no experiment matching the current params.yaml has metrics/<dataset>.json and "
                 f"plots/<dataset>/test_predictions.csv ({len(experiments)} experiments found)")
@@ -196,34 +198,60 @@ def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: di
             f"{name}, differs in {shown}{more})")
 
 
-def train_inputs(lock_text: str | None, dataset: str) -> dict | None:
-    """What stage ``train@<dataset>`` read, by a ``dvc.lock``: path -> content hash of each of its deps (the
-    features, graphs, teachers and code), or None when the lock has no such stage."""
+RUN_STAGES = ("train", "evaluate")  # the dvc.lock stages (per dataset) whose outputs a Table 1 row reads
+
+
+def run_inputs(lock_text: str | None, dataset: str, where: str = "dvc.lock") -> dict | None:
+    """What made a row's outputs for ``dataset``, by a ``dvc.lock``: the deps of ``train@<dataset>`` and
+    ``evaluate@<dataset>`` (path -> content hash; dvc.yaml says which files) but those ``train`` writes, and their
+    params but the three switches. None when the lock lacks a stage or a dep's hash; InputError (naming ``where``)
+    when it is not YAML."""
     if not lock_text:
         return None
     try:
-        stage = ((yaml.safe_load(lock_text) or {}).get("stages") or {}).get(f"train@{dataset}")
-    except yaml.YAMLError:
+        stages = (yaml.safe_load(lock_text) or {}).get("stages") or {}
+    except (yaml.YAMLError, AttributeError):
+        raise InputError(f"{where}: not a readable dvc.lock") from None
+    train, evaluate = (stages.get(f"{stage}@{dataset}") for stage in RUN_STAGES)
+    if not train or not evaluate:
         return None
-    if not stage:
+    made = {out["path"] for out in train.get("outs") or []}
+    deps = {dep["path"]: dep.get(dep.get("hash") or "md5") for stage in (train, evaluate)
+            for dep in stage.get("deps") or [] if dep["path"] not in made}
+    if None in deps.values():
         return None
-    return {dep["path"]: dep.get("md5") or dep.get("hash") for dep in stage.get("deps") or []}
+    params = {key: value for stage in (train, evaluate)
+              for key, value in flatten((stage.get("params") or {}).get("params.yaml") or {}).items()
+              if key not in SWITCHES}
+    return {"deps": deps, "params": params}
+
+
+def same_inputs(exp: dict, inputs: dict | None) -> dict:
+    """dataset -> whether ``exp`` made its outputs from ``inputs[dataset]`` (``run_inputs`` of the reference run;
+    a dataset whose reference is None always counts); an experiment with an unreadable lock counts for none."""
+    if inputs is None:
+        return {d: True for d in DATASETS}
+    lock = git_file(exp["rev"], "dvc.lock")
+    try:
+        return {d: inputs.get(d) is None or run_inputs(lock, d) == inputs[d] for d in DATASETS}
+    except InputError:
+        return {d: inputs.get(d) is None for d in DATASETS}
 
 
 def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | None = None,
               inputs: dict | None = None) -> dict:
     """(row name, dataset) -> the first experiment with ``reference_params`` but for the three switches whose
     metrics and test predictions exist (and whose predictions hold the seeds its params name). With ``inputs``
-    (dataset -> ``train_inputs`` of the reference run), only experiments whose ``train@<dataset>`` read the same
-    files count: equal params on other features or code (e.g. a re-fine-tuned encoder) are another run."""
+    (dataset -> ``run_inputs`` of the reference run), only experiments whose training and evaluation read the same
+    files and params count: equal params.yaml on other features or code (a re-fine-tuned encoder) is another run."""
     defaults = erc_params.flat_defaults() if defaults is None else defaults
     rows = {}  # (row name, dataset) -> what the experiment produced for that dataset
     for exp in experiments:  # the first entry found for a configuration is kept
         if not same_setup(exp["params"], reference_params, defaults):
             continue
+        matching = same_inputs(exp, inputs)
         for d in DATASETS:
-            if inputs is not None and inputs.get(d) is not None and \
-                    train_inputs(git_file(exp["rev"], "dvc.lock"), d) != inputs[d]:
+            if not matching[d]:
                 continue
             # the detail file since the headline split; before it, metrics/<d>.json held everything
             metrics = git_file(exp["rev"], f"metrics/details/{d}.json") or git_file(exp["rev"], f"metrics/{d}.json")
