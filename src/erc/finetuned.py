@@ -17,7 +17,8 @@ from erc.io import InputError
 from erc.text import N_LAYERS, minilm_dir, mpnet_dir, repair_cp1252
 
 FINETUNED = {"minilm-ft": "minilm", "mpnet-ft": "mpnet"}  # features.text -> the encoder it starts from
-PIECE_OVERHEAD = 64  # what one more encoder pass costs, in padded tokens (measured: MiniLM, one CPU thread; speed only)
+PIECE_OVERHEAD = 64  # what one more encoder pass costs, in padded tokens (MiniLM, one CPU thread; fitted by
+                     # benchmarks/finetune_speed.py; another value cuts other sub-batches: other dropout draws)
 
 
 def base_encoder_dir(source: str) -> Path:
@@ -96,7 +97,7 @@ class UtteranceClassifier(nn.Module):
 
     def logits(self, inputs: Inputs, rows: list[int]) -> torch.Tensor:
         """(len(rows), classes): ``forward`` of one batch of ``rows``, the encoder run on ``length_pieces`` of it
-        (less padding: a 32-utterance batch on one core 1.9x faster on IEMOCAP, 1.5x on MELD); the head and the
+        (less padding: ~2x faster a 32-utterance batch on one core, benchmarks/finetune_speed.py); the head and the
         loss see the whole batch, so its gradient is the batch's, up to floating-point order and the dropout
         masks' draws."""
         pieces = length_pieces([len(inputs.ids[r]) for r in rows])

@@ -184,8 +184,8 @@ def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: di
     diffs = [(differences(e["params"], reference_params, defaults), e["name"]) for e in experiments]
     nearest, name = min(diffs, key=lambda d: len(d[0]))
     checked = [d for d in DATASETS if inputs and inputs.get(d) is not None]
-    if not nearest and checked and not any(same_inputs(e, inputs)[d] for e in experiments for d in checked
-                                           if same_setup(e["params"], reference_params, defaults)):
+    candidates = [e for e in experiments if same_setup(e["params"], reference_params, defaults)]
+    if not nearest and checked and not any(any(same_inputs(e, inputs)[d] for d in checked) for e in candidates):
         return (f"no experiment matching the current params.yaml ran on the current inputs (the deps and params "
                 f"that dvc.lock records for train and evaluate; {len(experiments)} experiments found; run the rows "
                 f"again: python src/table.py --run)")
