@@ -2,7 +2,7 @@
 
 ``probe.py --heldout`` holds a session out of the downstream model, but the pipeline's text features were
 fine-tuned with that session's labels, so it cannot judge a fine-tuning recipe. Here, for each held-out session,
-the text encoders are fine-tuned again **without** it (``erc.probing.heldout_finetuned``): the held-out dialogues'
+the text encoders are fine-tuned again **without** it (``benchmarks/probing.py: heldout_finetuned``): the held-out dialogues'
 features come from the all-data encoder, as the unseen test speakers' do, and the held-out session then scores
 MGLRA + MRL + MKD (teachers trained inside the split) at the epoch chosen on the other sessions' validation
 dialogues, as ``probe.py --heldout`` does. Test labels are hidden before anything runs.
@@ -27,8 +27,8 @@ from erc.graphs import build_graphs  # noqa: E402
 from erc.io import InputError  # noqa: E402
 from erc.parallel import run_parallel  # noqa: E402
 from erc.params import get, load_params, validate_params  # noqa: E402
-from erc.probing import check_sessions, heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
-from erc.training import pick_device  # noqa: E402
+from probing import check_sessions, heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
+from erc.device import stage_device  # noqa: E402
 from probe import override  # noqa: E402
 
 DATASET = "iemocap"
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/erc-finetune-loso", help="cache of fine-tuned encoders")
     parser.add_argument("--teacher-cache", default="/tmp/erc-probe-teachers")
     args = parser.parse_args()
-    runs, device = [], pick_device()
+    runs, device = [], stage_device(load_params())
     if len(set(args.run)) != len(args.run):
         raise InputError("--run: the same group twice")
     for group in args.run or [""]:

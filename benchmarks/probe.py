@@ -38,8 +38,8 @@ from erc.features import load_features  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import InputError, load_torch  # noqa: E402
 from erc.params import get, load_params, validate_params  # noqa: E402
-from erc.probing import heldout_split, probe_run, split_teacher_logits  # noqa: E402
-from erc.training import pick_device  # noqa: E402
+from probing import heldout_split, probe_run, split_teacher_logits  # noqa: E402
+from erc.device import stage_device  # noqa: E402
 
 # shorthand tokens of a --run group: the reference, and the backbone alone (no MRL, no MKD)
 SHORTHANDS = {"model=bclstm": [], "model=mglra": ["mrl.enabled=false", "mkd.enabled=false"]}
@@ -70,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     all_feats = load_features(f"data/features/{args.dataset}.pt")
     graphs = load_torch(f"data/graphs/{args.dataset}.pt")
-    device = pick_device()
+    device = stage_device(load_params())
     for group in args.run or [""]:
         params, bclstm = load_params(), "model=bclstm" in group.split()
         for token in group.split():

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from erc.batching import DialogueData  # noqa: E402
-from erc.evaluation import SPLIT_INDEX  # noqa: E402
+from erc.datasets import SPLITS  # noqa: E402
 from erc.features import load_features, text_only, utterance_split  # noqa: E402
 from erc.io import GRAPH_KEYS, load_torch  # noqa: E402
 from erc.metrics import classification_metrics  # noqa: E402
@@ -38,7 +38,7 @@ def main() -> None:
     checkpoint = load_torch(f"models/{ds}.pt", "model checkpoint")
     teacher = load_torch(f"models/teachers/{ds}.pt", "teacher file")["text"]
     data = DialogueData(text_only(feats), graphs["multimodal"])
-    valid = utterance_split(feats) == SPLIT_INDEX["valid"]
+    valid = utterance_split(feats) == SPLITS.index("valid")
     classes = feats["classes"]
     rows = []
     for seed, run in checkpoint["runs"].items():

@@ -39,11 +39,11 @@ def bench(dataset: str, device: torch.device, params: dict, released: bool, epoc
         graphs = build_graphs(feats["lengths"].tolist(), 3)
     else:
         graphs = load_torch(f"data/graphs/{dataset}.pt")
-    data = DialogueData(feats, graphs["multimodal"])
+    data = DialogueData(feats, graphs["multimodal"]).to(device)  # as fit does: features on the device once
     config = model_config(feats, params, dataset, use_mkd=False)
     model = MGLRA(**config).to(device)
     objective = build_objective(params, dataset, feats, len(config["nesting"]), use_mkd=False)
-    objective.task.to(device)
+    objective.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

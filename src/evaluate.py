@@ -5,13 +5,15 @@ plots/<dataset>/. The only stage that reads test labels."""
 import torch
 
 from erc import evaluation as ev
+from erc.device import stage_device
 from erc.features import load_features
 from erc.io import CHECKPOINT_KEYS, GRAPH_KEYS, load_torch, run_stage, save_json
 from erc.params import check_dataset, load_params, per_dataset
 
 
 def main(dataset: str) -> None:
-    text_only = per_dataset(load_params(), "mkd.text_only", check_dataset(dataset))
+    params = load_params()
+    text_only, device = per_dataset(params, "mkd.text_only", check_dataset(dataset)), stage_device(params)
     feats = load_features(f"data/features/{dataset}.pt", hide_test_labels=False)
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint", CHECKPOINT_KEYS)
@@ -19,12 +21,13 @@ def main(dataset: str) -> None:
     teacher_models = load_torch(teacher_file, "teacher file")
     teachers = ev.evaluate_teachers(teacher_models, feats, teacher_file)
     metrics, test_predictions = ev.evaluate_model(checkpoint, feats, graphs, text_only,
-                                                  teacher_models.get("text", {}).get("logits"))
+                                                  teacher_models.get("text", {}).get("logits"), device)
     references = load_torch(f"models/references/{dataset}.pt", "reference file", ("logreg", "bc_lstm"))
     metrics["references"] = ev.evaluate_references(references, feats)
     mrl, mkd = checkpoint["mrl"], checkpoint["mkd"]
     metrics["setup"] = {"sources": checkpoint["sources"], "mrl": mrl["enabled"], "mrl_shared": mrl["shared"],
-                        "mkd": mkd["enabled"], "seeds": [run["seed"] for run in metrics["per_seed"]]}
+                        "mkd": mkd["enabled"], "seeds": [run["seed"] for run in metrics["per_seed"]],
+                        "device": ev.devices(feats, checkpoint, teacher_models, references, device)}
     save_json(metrics, f"metrics/details/{dataset}.json")
     save_json(ev.headline(metrics), f"metrics/{dataset}.json")
     save_json(teachers, f"metrics/teachers/{dataset}.json")

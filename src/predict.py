@@ -11,6 +11,7 @@ import json
 import sys
 from functools import partial
 
+from erc.device import stage_device
 from erc.io import InputError, load_torch
 from erc.model import text_only_head
 from erc.params import check_dataset, get, load_params, per_dataset
@@ -43,7 +44,8 @@ def main() -> None:
         # the text teacher, read only when a dialogue without audio needs it
         teacher = partial(load_text_teacher, dataset, text_only) \
             if "teacher" in text_only_head(checkpoint["config"], text_only) else None
-        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue, text_only, teacher)
+        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue, text_only, teacher,
+                                       stage_device(params))
         if args.format == "table":
             print(format_table(predictions))
         else:

@@ -5,7 +5,8 @@ from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, get, load_params
-from erc.runs import load_teacher_logits, train_model
+from erc.multimodal import train_model
+from erc.teachers import load_teacher_logits
 
 
 def main(dataset: str) -> None:

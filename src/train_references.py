@@ -4,7 +4,7 @@ Logistic regression and bc-LSTM on the same features, selected on validation."""
 from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.params import check_dataset, load_params
-from erc.runs import train_references
+from erc.references import train_references
 
 
 def main(dataset: str) -> None:

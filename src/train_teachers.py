@@ -5,7 +5,7 @@ from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, load_params
-from erc.runs import train_teachers
+from erc.teachers import train_teachers
 
 
 def main(dataset: str) -> None:

@@ -98,15 +98,15 @@ def test_praat_alignment_flags_exactly_the_missing_utterances(iemocap, meld):
     assert np.isnan(values[ids.index("Ses01F_script02_1_F001"), columns.index("avg_pitch")])
 
 
-def test_standardise_uses_training_rows_only():
+def test_audio_scaling_uses_training_rows_only():
     rng = np.random.default_rng(0)
     values = rng.normal(size=(20, 3))
     values[3, 1] = np.nan
     train = np.arange(20) < 12
-    a = audio.standardise(values, train, ["x", "y", "z"])
+    a = audio.apply_scaling(values, audio.fit_scaling(values, train, ["x", "y", "z"]))
     shifted = values.copy()
     shifted[~train] += 100.0  # change only non-training rows
-    b = audio.standardise(shifted, train, ["x", "y", "z"])
+    b = audio.apply_scaling(shifted, audio.fit_scaling(shifted, train, ["x", "y", "z"]))
     assert np.allclose(a[train], b[train])
     assert np.isfinite(a).all() and abs(a[train].mean()) < 1e-5
 

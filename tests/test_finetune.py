@@ -11,15 +11,20 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import finetune, finetune_dataset, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
+from erc.finetune import finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
 from erc.finetuned import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features,
                            layer_features, length_pieces, new_dialogue_features)
 from erc.io import InputError
 from erc.losses import task_loss
 from erc.params import validate_params
-from erc.probing import heldout_finetuned
+from probing import heldout_finetuned
 
 from conftest import ROOT
+
+
+def finetune_one(dataset, dialogues, params, **kwargs):
+    """One dataset's encoders (``finetune_datasets`` of that dataset alone)."""
+    return finetune_datasets({dataset: dialogues}, params, **kwargs)[dataset]
 
 SMALL = {"train": ["Ses03M_script03_1", "Ses03F_script03_1", "Ses04M_script01_3"], "valid": ["Ses03F_impro01"],
          "test": ["Ses05M_script01_2"]}
@@ -130,12 +135,12 @@ def test_one_epoch_lowers_the_training_loss(dialogues):
 
 def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_features(dialogues, tmp_path):
     p = params(folds=2, max_length=48)
-    first = finetune_dataset("iemocap", dialogues, p, progress=False)
+    first = finetune_one("iemocap", dialogues, p, progress=False)
     other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.split == "test" else d
              for d in dialogues]
-    second = finetune_dataset("iemocap", other, p, progress=False)
+    second = finetune_one("iemocap", other, p, progress=False)
     # the encoders trained two at a time in worker processes: the same bits as one after another in this process
-    parallel = finetune_dataset("iemocap", dialogues, params(workers=2, folds=2, max_length=48),
+    parallel = finetune_one("iemocap", dialogues, params(workers=2, folds=2, max_length=48),
                                 progress=False)
     for name in first["encoders"]:
         a, b = first["encoders"][name]["model"].state_dict(), second["encoders"][name]["model"].state_dict()
@@ -199,7 +204,7 @@ def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues,
     again, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path / "other", progress=False, dialogues=other)
     assert torch.equal(again["features"]["text"], feats["features"]["text"])
     # and they are not what an encoder fine-tuned on session 4 gives (the pipeline's all-data encoder)
-    full = finetune_dataset("iemocap", dialogues, p, progress=False)
+    full = finetune_one("iemocap", dialogues, p, progress=False)
     expected = layer_features(full["encoders"]["full"]["model"], full["inputs"], list(range(rows[k], rows[k + 1])))
     assert not np.allclose(feats["features"]["text"][rows[k]:rows[k + 1]].numpy(), expected, atol=1e-3)
     # a second recipe that shares "full" trains only its own encoders (the cache holds one encoder per training set)
@@ -212,14 +217,14 @@ def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues,
 def test_folds_and_context_are_read_for_the_dataset_being_fine_tuned(dialogues):
     # MELD's cross-fitting and IEMOCAP's context must not leak into each other's stage
     p = params(folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48)
-    result = finetune_dataset("iemocap", dialogues, p, progress=False)
+    result = finetune_one("iemocap", dialogues, p, progress=False)
     assert set(result["encoders"]) == {"full"} and result["folds"] == {} and result["context"] == 2
     # both datasets' encoders in one pool of two workers (the stage's way): each the same bits as trained alone
     meld = load_dialogues("meld", ROOT / "data" / "raw")
     meld = [d for d in meld if d.split == "train"][:3] + [next(d for d in meld if d.split == s) for s in ("valid", "test")]
     pooled = finetune_datasets({"iemocap": dialogues, "meld": meld}, params(
         workers=2, folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48), progress=False)
-    alone = {"iemocap": result, "meld": finetune_dataset("meld", meld, p, progress=False)}
+    alone = {"iemocap": result, "meld": finetune_one("meld", meld, p, progress=False)}
     assert set(pooled["meld"]["encoders"]) == {"full", "fold0", "fold1", "fold2"} and pooled["meld"]["context"] == 0
     for dataset in alone:
         assert pooled[dataset]["folds"] == alone[dataset]["folds"]

@@ -117,7 +117,7 @@ def test_a_unimodal_text_student_keeps_its_epoch_whatever_mkd_text_only_says(toy
     """Training does not read mkd.text_only (train does not list it in dvc.yaml): the checkpoint keeps the text
     student's own epoch for every answer evaluate and predict.py may be asked for, and no trace of the setting."""
     from erc.params import validate_params
-    from erc.runs import train_model
+    from erc.multimodal import train_model
     feats, graphs = toy
     checkpoints = []
     for answer in ("fused", "teacher"):

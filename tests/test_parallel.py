@@ -5,7 +5,8 @@ import torch
 
 from erc.params import validate_params
 from erc.parallel import run_parallel
-from erc.runs import train_model, train_references
+from erc.multimodal import train_model
+from erc.references import train_references
 
 
 def toy_params(workers):

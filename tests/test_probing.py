@@ -5,7 +5,7 @@ from sklearn.metrics import f1_score
 from erc.features import text_only, utterance_split
 from erc.graphs import build_graphs
 from erc.params import validate_params
-from erc.probing import heldout_split, probe_run, split_teacher_logits
+from probing import heldout_split, probe_run, split_teacher_logits
 
 from conftest import random_feats
 

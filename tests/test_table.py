@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from erc import table as erc_table
 from erc.io import InputError
 from erc.table import (acc_f1, build_table, confusions, find_rows, paired_bootstrap, row_name, same_setup,
-                       run_inputs, weighted_f1, with_dialogues)
+                       run_inputs, with_dialogues)
 
 
 def predictions(pred_by_seed, labels, dialogue=None):
@@ -25,13 +25,6 @@ def noisy(rng, labels, accuracy, n_classes):
     """Predictions right with probability ``accuracy`` (per utterance, may be an array), else a wrong class."""
     wrong = (labels + rng.integers(1, n_classes, len(labels))) % n_classes
     return np.where(rng.random(len(labels)) < accuracy, labels, wrong)
-
-
-def test_weighted_f1_matches_sklearn():
-    rng = np.random.default_rng(0)
-    y, p = rng.integers(0, 6, 300), rng.integers(0, 6, 300)
-    p[:5] = 5
-    assert np.isclose(weighted_f1(y, p, 6), f1_score(y, p, average="weighted"))
 
 
 def test_resampled_dialogue_confusions_give_sklearns_scores():

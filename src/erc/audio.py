@@ -1,7 +1,7 @@
 """Audio features: the shipped Praat/signal descriptors (default) or openSMILE eGeMAPS on raw wav files.
 
 Every function returns per-utterance raw descriptors aligned to ``dialogues`` plus a "missing" flag;
-``standardise`` then imputes and scales with training-split statistics only.
+``fit_scaling`` / ``apply_scaling`` then impute and scales with training-split statistics only.
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def shipped_scaling(dataset: str, raw_dir: str | Path = "data/raw") -> dict:
 
 
 def fit_scaling(values: np.ndarray, train_rows: np.ndarray, columns: list[str]) -> dict:
-    """Training-split statistics of ``standardise``: log-scaled columns' medians (for NaN), means and stds."""
+    """Training-split statistics for ``apply_scaling``: log-scaled columns' medians (for NaN), means and stds."""
     logged = _log_columns(values, columns)
     train = logged[train_rows]
     median = np.nanmedian(train, axis=0)
@@ -150,11 +150,6 @@ def apply_scaling(values: np.ndarray, scaling: dict) -> np.ndarray:
     logged = np.where(np.isnan(logged), scaling["median"], logged)
     std = scaling["std"]
     return np.clip((logged - scaling["mean"]) / np.where(std > 0, std, 1.0), -5, 5).astype(np.float32)
-
-
-def standardise(values: np.ndarray, train_rows: np.ndarray, columns: list[str]) -> np.ndarray:
-    """``values`` scaled with the statistics of their own training rows (``fit_scaling``, ``apply_scaling``)."""
-    return apply_scaling(values, fit_scaling(values, train_rows, columns))
 
 
 def _log_columns(values: np.ndarray, columns: list[str]) -> np.ndarray:

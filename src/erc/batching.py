@@ -20,13 +20,24 @@ class Batch:
     edge_index: torch.Tensor
     edge_weight: torch.Tensor
     node_index: torch.Tensor  # (n_modalities, N_b): graph node of each utterance's modality node
-    dialogues: list           # positions of the batch's dialogues in the feature file
 
     def to(self, device):
-        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        """Every tensor on ``device`` but ``lengths``, which packing reads on the host (a no-op for what is there)."""
+        move = lambda t: t.to(device)  # noqa: E731
         return Batch({m: move(x) for m, x in self.features.items()}, move(self.speakers), move(self.labels),
                      self.lengths, move(self.utterances), move(self.edge_index), move(self.edge_weight),
-                     move(self.node_index), self.dialogues)
+                     move(self.node_index))
+
+
+def to_padded(flat: torch.Tensor, lengths: torch.Tensor):
+    """(N, D) dialogue-major rows -> (B, L, D) zero-padded and the (B, L) mask of real utterances. Hand-written, not
+    PyG's ``to_dense_batch``: that one wants a batch vector and its size on the host, which the (B,) lengths give
+    directly here; the result is the same."""
+    batch, longest = len(lengths), int(lengths.max())  # lengths stay on the host: packing reads them there
+    mask = torch.arange(longest, device=flat.device) < lengths.to(flat.device).unsqueeze(1)  # (B, L), built in place
+    padded = flat.new_zeros(batch * longest, *flat.shape[1:])
+    padded[mask.flatten()] = flat
+    return padded.view(batch, longest, *flat.shape[1:]), mask
 
 
 def graph_node_index(lengths: torch.Tensor, n_modalities: int) -> torch.Tensor:
@@ -43,6 +54,7 @@ class DialogueData:
 
     def __init__(self, feats: dict, graphs: list, modalities: list[str] | None = None):
         self.feats = feats
+        self.device = feats["labels"].device
         self.modalities = modalities or list(feats["features"])
         self.graphs = graphs
         self.lengths = feats["lengths"]
@@ -51,14 +63,26 @@ class DialogueData:
         sources = feats.get("sources", {})
         self.flagged = {m: sources.get(m) in FLAGGED_SOURCES for m in self.modalities}
 
+    def to(self, device) -> "DialogueData":
+        """The same data with the per-utterance tensors (features, speakers, labels) on ``device``, moved once, so
+        that each batch is gathered there; graphs are collated per batch on the host and moved with it."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        moved = {**self.feats, "features": {m: x.to(device) for m, x in self.feats["features"].items()},
+                 "speakers": self.feats["speakers"].to(device), "labels": self.feats["labels"].to(device)}
+        return DialogueData(moved, self.graphs, self.modalities)
+
     def dialogues(self, split: str) -> list[int]:
         return [i for i, s in enumerate(self.split_of) if s == SPLITS.index(split)]
 
     def make_batch(self, dialogue_positions: list[int]) -> Batch:
-        utterances = torch.cat([torch.arange(self.starts[i], self.starts[i] + self.lengths[i])
+        utterances = torch.cat([torch.arange(int(self.starts[i]), int(self.starts[i] + self.lengths[i]), device=self.device)
                                 for i in dialogue_positions])
         lengths = self.lengths[dialogue_positions]
-        graph = GraphBatch.from_data_list([self.graphs[i] for i in dialogue_positions])
+        with torch.device("cpu"):  # graphs are collated on the host (PyG's collation), then moved with the batch
+            graph = GraphBatch.from_data_list([self.graphs[i] for i in dialogue_positions])
+            node_index = graph_node_index(lengths, len(self.modalities))
         return Batch(
             features={m: self.feats["features"][m][utterances] for m in self.modalities},
             speakers=self.feats["speakers"][utterances],
@@ -67,14 +91,13 @@ class DialogueData:
             utterances=utterances,
             edge_index=graph.edge_index,
             edge_weight=graph.edge_weight,
-            node_index=graph_node_index(lengths, len(self.modalities)),
-            dialogues=list(dialogue_positions),
+            node_index=node_index,
         )
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, generator=None):
         positions = self.dialogues(split)
         if shuffle:
-            positions = [positions[i] for i in torch.randperm(len(positions), generator=generator)]
+            positions = [positions[i] for i in torch.randperm(len(positions), generator=generator, device="cpu")]
         for start in range(0, len(positions), batch_size):
             yield self.make_batch(positions[start:start + batch_size])
 
@@ -87,8 +110,9 @@ def drop_modalities(batch: Batch, rate: float, generator: torch.Generator, flagg
     for m, x in batch.features.items():
         if m != "text":
             if unit == "dialogue":
-                rows = (torch.rand(len(batch.lengths), generator=generator) < rate).repeat_interleave(batch.lengths)
-            else:
-                rows = torch.rand(len(x), generator=generator) < rate
+                rows = (torch.rand(len(batch.lengths), generator=generator, device="cpu") < rate
+                        ).repeat_interleave(batch.lengths)
+            else:  # drawn on the host, from the host generator: the same draws on every device
+                rows = torch.rand(len(x), generator=generator, device="cpu") < rate
             features[m] = mark_missing(x, rows.to(x.device), flagged[m])
     return replace(batch, features=features)

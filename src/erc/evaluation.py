@@ -12,21 +12,21 @@ import torch  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from erc.batching import DialogueData  # noqa: E402
+from erc.datasets import SPLITS  # noqa: E402
 from erc.features import text_only, utterance_dialogues, utterance_split  # noqa: E402
 from erc.io import InputError, atomic_path  # noqa: E402
 from erc.metrics import classification_metrics, summarise  # noqa: E402
-from erc.model import MGLRA, TEXT_ONLY_ANSWERS, text_only_head  # noqa: E402
-from erc.training import pick_device, predict  # noqa: E402
+from erc.model import TEXT_ONLY_ANSWERS, restore, text_only_head  # noqa: E402
+from erc.training import predict  # noqa: E402
 
 EVAL_SPLITS = ("valid", "test")
-SPLIT_INDEX = {"train": 0, "valid": 1, "test": 2}
 
 
 def split_metrics(logits: torch.Tensor, feats: dict, classes) -> dict:
     """Metrics of flat (N_all, C) logits on the validation and test utterances."""
     split = utterance_split(feats)
-    return {s: classification_metrics(feats["labels"][split == SPLIT_INDEX[s]],
-                                      logits[split == SPLIT_INDEX[s]].argmax(-1), classes) for s in EVAL_SPLITS}
+    return {s: classification_metrics(feats["labels"][split == SPLITS.index(s)],
+                                      logits[split == SPLITS.index(s)].argmax(-1), classes) for s in EVAL_SPLITS}
 
 
 def summary(per_seed: list[dict]) -> dict:
@@ -34,16 +34,18 @@ def summary(per_seed: list[dict]) -> dict:
 
 
 def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str = "fused",
-                   teacher_logits: torch.Tensor | None = None) -> tuple[dict, dict]:
+                   teacher_logits: torch.Tensor | None = None, device="cpu") -> tuple[dict, dict]:
     """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions).
     ``text_head`` (``mkd.text_only``) names what answers a dialogue without audio; its scores are the
     ``text_only`` metrics. Every answer the checkpoint can give is reported beside it (``text_only_fused``,
     ``text_only_student``, ``text_only_teacher``, ``text_only_student+teacher``); the teacher's need
-    ``teacher_logits``, the frozen text teacher's logits of every utterance (N, C), in feature-file order."""
-    device, classes = pick_device(), feats["classes"]
-    data = DialogueData(feats, graphs["multimodal"])
+    ``teacher_logits``, the frozen text teacher's logits of every utterance (N, C), in feature-file order.
+    Everything runs on ``device``; the predictions come back on the host."""
+    classes = feats["classes"]
+    data = DialogueData(feats, graphs["multimodal"]).to(device)
     # every utterance's audio / visual marked missing: what the model does with a dialogue that has only text
-    text_data = DialogueData(text_only(feats), graphs["multimodal"]) if len(feats["features"]) > 1 else None
+    text_data = DialogueData(text_only(feats), graphs["multimodal"]).to(device) if len(feats["features"]) > 1 else None
+    teacher_logits = teacher_logits.to(device) if teacher_logits is not None else None
     sizes, config = checkpoint["config"]["nesting"], checkpoint["config"]
     answers = [a for a in TEXT_ONLY_ANSWERS if text_only_head(config, a) == a
                and (teacher_logits is not None or "teacher" not in a)]
@@ -58,8 +60,7 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
         return {s: classification_metrics(out[s]["labels"], logits_of(out[s]).argmax(-1), classes) for s in EVAL_SPLITS}
 
     for seed, run in checkpoint["runs"].items():
-        model = MGLRA(**config).to(device)
-        model.load_state_dict(run["state"])
+        model = restore(config, run["state"], device)
         outputs = {s: predict(model, data, s, device) for s in EVAL_SPLITS}
         per_seed.append({"seed": seed, "epoch": run["epoch"], **scores(outputs, lambda o: o["logits"][-1]),
                          **({"text_only_epoch": run["text_only_epoch"]} if "text_only_epoch" in run else {})})
@@ -68,8 +69,7 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
             text_runs["fused"].append(scores(text_out, lambda o: o["logits"][-1]))
             if "student" in text_runs:  # the text student head at its own validation-selected epoch, where kept
                 if "text_only_state" in run:
-                    own = MGLRA(**config).to(device)
-                    own.load_state_dict(run["text_only_state"])
+                    own = restore(config, run["text_only_state"], device)
                     text_out = {s: predict(own, text_data, s, device) for s in EVAL_SPLITS}
                 text_runs["student"].append(scores(text_out, lambda o: o["student_logits"]["text"]))
             if "teacher" in text_runs:
@@ -82,8 +82,8 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
             per_size[m].append(scores(outputs, lambda o: o["logits"][i]))
         for modality in outputs["test"]["student_logits"]:
             students.setdefault(modality, []).append(scores(outputs, lambda o: o["student_logits"][modality]))
-        test_predictions[seed] = (outputs["test"]["labels"], outputs["test"]["logits"][-1].argmax(-1),
-                                  outputs["test"]["utterances"])
+        test_predictions[seed] = (outputs["test"]["labels"].cpu(), outputs["test"]["logits"][-1].argmax(-1).cpu(),
+                                  outputs["test"]["utterances"].cpu())
     n_blocks = len(config["input_dims"])
     metrics = {
         **summary(per_seed),
@@ -94,6 +94,15 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
         "per_seed": [strip(run) for run in per_seed],
     }
     return metrics, test_predictions
+
+
+def devices(feats: dict, checkpoint: dict, teachers: dict, references: dict, device) -> dict:
+    """Where each stage of this run computed (outputs made before the key existed ran on the CPU)."""
+    made = {**feats.get("devices", {}),
+            "teachers": next((t.get("device", "cpu") for t in teachers.values() if isinstance(t, dict)), "cpu"),
+            "references": references.get("device", "cpu"), "train": checkpoint.get("device", "cpu"),
+            "evaluate": torch.device(device).type}
+    return made
 
 
 def headline(metrics: dict) -> dict:

@@ -12,7 +12,8 @@ from erc import text as text_lib
 from erc import wav as wav_lib
 from erc.datasets import CLASSES, N_SPEAKERS, Dialogue, load_dialogues
 from erc.feature_files import read_feature_file
-from erc.finetuned import FINETUNED, finetuned_features
+from erc.device import stage_device
+from erc.finetuned import FINETUNED, finetune_summary, finetuned_features
 from erc.io import InputError
 from erc.params import get, per_dataset
 
@@ -65,7 +66,8 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
         if len(d) == 0:
             raise InputError(f"{dataset}: dialogue {d.id} has no utterances")
     train_rows = np.concatenate([[d.split == "train"] * len(d) for d in dialogues])
-    features, extra = {}, {}
+    device = stage_device(params)
+    features, extra, devices = {}, {}, {"extract": device.type}
     for modality, source in sources.items():
         if source == "none":
             continue
@@ -76,10 +78,11 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
             where = path
         elif modality == "text" and source in FINETUNED:
             array = finetuned_features(dataset, dialogues, Path(finetuned_dir) / dataset,
-                                       per_dataset(params, "finetune.eval_from", dataset), progress)
+                                       per_dataset(params, "finetune.eval_from", dataset), progress, device)
+            devices["finetune"] = finetune_summary(Path(finetuned_dir) / dataset).get("device", "cpu")
             where = f"{source} text encoder"
         elif modality == "text":
-            encoder = text_lib.encoder_for(source)
+            encoder = text_lib.encoder_for(source, device)
             sentences = [text_lib.repair_cp1252(s) for d in dialogues for s in d.sentences]
             array = encoder.encode(sentences, get(params, "features.text_batch_size"), progress)
             where = f"{source} text encoder"
@@ -113,5 +116,6 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
         "labels": torch.tensor([y for d in dialogues for y in d.labels]),
         "sentences": [s for d in dialogues for s in d.sentences],
         "features": features,
+        "devices": devices,  # where the text encoders ran (fine-tuning, extraction): recorded in the metrics
         **extra,
     }

@@ -14,7 +14,7 @@ fine-tuned on the training utterances for emotion classification; ``erc.finetune
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -27,11 +27,13 @@ from tqdm import tqdm
 from erc.datasets import CLASSES, Dialogue
 from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
                            in_length_order, layer_features)
+from erc.device import make_deterministic, stage_device, to_cpu
 from erc.io import InputError, atomic_path
 from erc.losses import task_loss
 from erc.metrics import classification_metrics
 from erc.parallel import run_parallel
 from erc.params import get, per_dataset
+from erc.selection import BestEpoch, log_epoch
 
 
 def session_of(dialogue_id: str) -> str:
@@ -57,19 +59,28 @@ def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -
     return {d: fold[session_of(d)] for d in dialogue_ids}
 
 
-def predict_logits(model: UtteranceClassifier, inputs: Inputs, rows: list[int]) -> torch.Tensor:
-    return in_length_order(model, inputs, rows, model)
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast of the encoder's forward on CUDA (``finetune.precision: bf16``); fp32: a no-op context."""
+    if precision == "bf16" and device.type != "cuda":
+        raise InputError(f"params.yaml: 'finetune.precision' bf16 runs on CUDA only; the device here is {device.type} "
+                         "(use fp32)")
+    return torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
 
 def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: list[int], valid_rows: list[int],
-             classes: list[str], settings: dict, live=None, desc: str = "fine-tune", progress: bool = True) -> dict:
+             classes: list[str], settings: dict, live=None, desc: str = "fine-tune", progress: bool = True,
+             device="cpu") -> dict:
     """AdamW with linear warm-up (``warmup`` of the steps) and linear decay; the epoch with the best validation
-    weighted F1 is kept. ``labels`` of other rows than train / valid rows are never read."""
+    weighted F1 is kept. ``labels`` of other rows than train / valid rows are never read. Runs on ``device``; the
+    kept state comes back on the CPU."""
+    device = torch.device(device)
+    make_deterministic(device)
     torch.manual_seed(settings["seed"])
-    generator = torch.Generator().manual_seed(settings["seed"])
-    model = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"])
-    train_labels = labels[train_rows]
-    criterion = task_loss(settings["loss"], train_labels, len(classes), 0.0)
+    generator = torch.Generator().manual_seed(settings["seed"])  # the batch order: on the host, the same anywhere
+    model = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"]).to(device)
+    train_labels = labels[train_rows].to(device)
+    criterion = task_loss(settings["loss"], labels[train_rows], len(classes), 0.0).to(device)
+    precision = settings.get("precision", "fp32")
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=settings["lr"], weight_decay=0.01)
     steps = settings["epochs"] * math.ceil(len(train_rows) / settings["batch_size"])
@@ -77,66 +88,61 @@ def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: 
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
     position = {r: k for k, r in enumerate(train_rows)}
-    best, history = {"f1": -1.0}, []
+    best, history = BestEpoch(), []
     for epoch in range(1, settings["epochs"] + 1):
         model.train()
         total = 0.0
         chunks = list(_batches(train_rows, settings["batch_size"], generator))
         for chunk in tqdm(chunks, desc=f"{desc} epoch {epoch}", disable=not progress, unit="batch"):
-            loss = criterion(model.logits(inputs, chunk), train_labels[[position[r] for r in chunk]])
+            with autocast(device, precision):
+                logits = model.logits(inputs, chunk)
+            loss = criterion(logits.float(), train_labels[[position[r] for r in chunk]])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
             total += float(loss.detach()) * len(chunk)
-        scores = classification_metrics(labels[valid_rows], predict_logits(model, inputs, valid_rows).argmax(-1), classes)
+        with autocast(device, precision):
+            valid_logits = in_length_order(model, inputs, valid_rows, model)
+        scores = classification_metrics(labels[valid_rows], valid_logits.argmax(-1), classes)
         row = {"epoch": epoch, "train_loss": total / len(train_rows), "valid_weighted_f1": scores["weighted_f1"],
                "valid_acc": scores["acc"]}
         history.append(row)
-        if live is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    live.log_metric(key, value)
-            live.next_step()
-        if scores["weighted_f1"] > best["f1"]:
-            best = {"f1": scores["weighted_f1"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-    model.load_state_dict(best["state"])
-    return {"model": model, "epoch": best["epoch"], "valid_weighted_f1": best["f1"], "history": history}
+        log_epoch(live, row)
+        best.offer((scores["weighted_f1"],), epoch, model)  # no loss tie-break: the first of equal epochs
+    model.load_state_dict(best.state)
+    return {"model": model, "epoch": best.epoch, "valid_weighted_f1": best.key[0], "history": history}
 
 
 def _finetune_job(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live_factory, live_dir, desc,
-                  progress) -> dict:
-    """One encoder's fine-tuning (a unit of ``erc.parallel``); the kept weights come back as a state dict."""
+                  progress, device="cpu") -> dict:
+    """One encoder's fine-tuning (a unit of ``erc.parallel``); the kept weights come back as a CPU state dict."""
     live = live_factory(live_dir) if live_factory else None
-    result = finetune(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live, desc, progress)
+    result = finetune(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live, desc, progress,
+                      device)
     if live is not None:
         live.end()
     model = result.pop("model")  # only the weights cross back, not the module
-    return {**result, "state": model.state_dict()}
+    return {**result, "state": to_cpu(model.state_dict())}
 
 
 def settings_of(params: dict, dataset: str) -> dict:
     return {"epochs": per_dataset(params, "finetune.epochs", dataset), "lr": get(params, "finetune.lr"),
             "batch_size": get(params, "finetune.batch_size"), "seed": get(params, "finetune.seed"),
             "freeze_layers": get(params, "finetune.freeze_layers"), "warmup": get(params, "finetune.warmup"),
-            "loss": per_dataset(params, "finetune.loss", dataset)}
-
-
-def finetune_dataset(dataset: str, dialogues: list[Dialogue], params: dict, live_factory=None,
-                     progress: bool = True) -> dict:
-    """The encoder fine-tuned on every training dialogue ("full") and, with folds ≥ 2, one per fold without it.
-    Reads the labels of training and validation dialogues only."""
-    return finetune_datasets({dataset: dialogues}, params, live_factory, progress)[dataset]
+            "loss": per_dataset(params, "finetune.loss", dataset), "precision": get(params, "finetune.precision")}
 
 
 def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: dict, live_factory=None,
                       progress: bool = True) -> dict[str, dict]:
-    """``finetune_dataset`` of several datasets, their encoders in one pool of ``workers`` processes (MELD's single
+    """The encoders of each dataset: "full" on every training dialogue and, with folds ≥ 2, one per fold without it
+    (reading the labels of training and validation dialogues only); all datasets' encoders in one pool of ``workers`` processes (MELD's single
     encoder alone would leave a worker idle); the largest jobs start first. Each encoder is the same bits whatever
     the pool holds: a job runs alone on one thread."""
-    jobs, prepared = {}, {}
+    jobs, prepared, device = {}, {}, stage_device(params)
+    autocast(device, get(params, "finetune.precision"))  # bf16 on a CPU: refused before any work
     for dataset, its_dialogues in dialogues.items():
-        prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress)
+        prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress, device)
         jobs.update({(dataset, name): job for name, job in its_jobs.items()})
     done = run_parallel(_finetune_job, largest_first(jobs), get(params, "workers"))
     return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, **prepared[dataset])
@@ -149,7 +155,8 @@ def largest_first(jobs: dict) -> dict:
     return {key: jobs[key] for key in sorted(jobs, key=lambda key: -cost[key])}
 
 
-def _prepare(dataset: str, dialogues: list[Dialogue], params: dict, live_factory, progress) -> tuple[dict, dict]:
+def _prepare(dataset: str, dialogues: list[Dialogue], params: dict, live_factory, progress,
+             device=torch.device("cpu")) -> tuple[dict, dict]:
     """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``_finetune_job`` arguments)."""
     from transformers import AutoTokenizer
     source, classes = per_dataset(params, "features.text", dataset), CLASSES[dataset]
@@ -164,10 +171,11 @@ def _prepare(dataset: str, dialogues: list[Dialogue], params: dict, live_factory
     settings = settings_of(params, dataset)
     assignment, plans = encoder_plans(dialogues, params, dataset)
     jobs = {name: (model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live_factory,
-                   f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress)
+                   f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress, device)
             for name, train_rows in plans.items()}
     return dict(model_dir=model_dir, classes=classes, tokenizer=tokenizer, assignment=assignment, inputs=inputs,
-                rows=rows, settings=settings, source=source, context=context, max_length=max_length), jobs
+                rows=rows, settings=settings, source=source, context=context, max_length=max_length,
+                device=device), jobs
 
 
 def encoder_plans(dialogues: list[Dialogue], params: dict, dataset: str) -> tuple[dict, dict]:
@@ -184,21 +192,28 @@ def encoder_plans(dialogues: list[Dialogue], params: dict, dataset: str) -> tupl
 
 
 def finetune_result(encoders: dict, model_dir: Path, classes: list[str], tokenizer, assignment: dict, inputs: Inputs,
-                    rows: dict, settings: dict, source: str, context: int, max_length: int) -> dict:
-    """What ``save_finetuned`` writes, from the fine-tuning jobs' results (weights as state dicts)."""
+                    rows: dict, settings: dict, source: str, context: int, max_length: int,
+                    device=torch.device("cpu")) -> dict:
+    """What ``save_finetuned`` writes, from the fine-tuning jobs' results (weights as CPU state dicts; the models
+    stay on the CPU for saving, the drift is measured on ``device``)."""
     for e in encoders.values():
         e["model"] = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"])
         e["model"].load_state_dict(e.pop("state"))
         e["model"].eval()
     return {"encoders": encoders, "tokenizer": tokenizer, "folds": assignment, "inputs": inputs, "rows": rows,
             "settings": settings, "context": context, "max_length": max_length, "source": source,
-            "drift": fold_drift(encoders, inputs, rows["valid"]) if len(encoders) > 2 else None}
+            "device": torch.device(device).type,
+            "drift": fold_drift(encoders, inputs, rows["valid"], device) if len(encoders) > 2 else None}
 
 
-def fold_drift(encoders: dict, inputs: Inputs, rows: list[int]) -> dict:
+def fold_drift(encoders: dict, inputs: Inputs, rows: list[int], device="cpu") -> dict:
     """How far the fold encoders' feature spaces sit apart, on the validation utterances: mean cosine similarity
     of the same utterance's last-layer feature between two fold encoders, and between a fold encoder and full."""
-    last = {name: torch.from_numpy(layer_features(e["model"], inputs, rows)[:, -1]) for name, e in encoders.items()}
+    def last_layer(model):
+        features = torch.from_numpy(layer_features(model.to(device), inputs, rows)[:, -1])
+        model.to("cpu")
+        return features
+    last = {name: last_layer(e["model"]) for name, e in encoders.items()}
     folds = [n for n in last if n != "full"]
     cos = lambda a, b: float(nn.functional.cosine_similarity(last[a], last[b], dim=-1).mean())  # noqa: E731
     between = [cos(a, b) for i, a in enumerate(folds) for b in folds[i + 1:]]
@@ -210,7 +225,8 @@ def save_finetuned(result: dict, out_dir: Path) -> None:
     for name, e in result["encoders"].items():
         e["model"].encoder.save_pretrained(out_dir / name)
         result["tokenizer"].save_pretrained(out_dir / name)
-    summary = {"source": result["source"], "context": result["context"], "max_length": result["max_length"],
+    summary = {"source": result["source"], "device": result["device"], "context": result["context"],
+               "max_length": result["max_length"],
                "settings": result["settings"], "folds": result["folds"], "drift": result["drift"],
                "encoders": {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"],
                                    "history": e["history"]} for name, e in result["encoders"].items()}}
@@ -218,7 +234,7 @@ def save_finetuned(result: dict, out_dir: Path) -> None:
 
 
 def curves_png(encoders: dict, path, note: str | None = None) -> None:
-    """Training loss and validation w-F1 by epoch of each fine-tuned encoder (``finetune_dataset``'s "encoders"),
+    """Training loss and validation w-F1 by epoch of each fine-tuned encoder (a ``finetune_datasets`` result's "encoders"),
     the selected epoch marked; with ``note`` (nothing fine-tuned), a figure that says so. A PNG: visible offline."""
     import matplotlib
     matplotlib.use("Agg")

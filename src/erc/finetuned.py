@@ -59,15 +59,17 @@ class Inputs:
         self.pad = tokenizer.pad_token_id
         self.uses_types = "token_type_ids" in tokenizer.model_input_names
 
-    def batch(self, rows: list[int]) -> dict:
+    def batch(self, rows: list[int], device="cpu") -> dict:
+        """Padded ``input_ids``, ``attention_mask`` and the utterance's token mask of ``rows``, on ``device``."""
         width = max(len(self.ids[r]) for r in rows)
-        ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        attention = torch.zeros(len(rows), width, dtype=torch.long)
-        utterance = torch.zeros(len(rows), width)
-        for k, r in enumerate(rows):
-            ids[k, :len(self.ids[r])], attention[k, :len(self.ids[r])] = torch.tensor(self.ids[r]), 1
-            utterance[k, self.spans[r][0]:self.spans[r][1]] = 1.0
-        return {"input_ids": ids, "attention_mask": attention, "utterance": utterance}
+        with torch.device("cpu"):  # filled row by row on the host, then moved in one copy each
+            ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+            attention = torch.zeros(len(rows), width, dtype=torch.long)
+            utterance = torch.zeros(len(rows), width)
+            for k, r in enumerate(rows):
+                ids[k, :len(self.ids[r])], attention[k, :len(self.ids[r])] = torch.tensor(self.ids[r]), 1
+                utterance[k, self.spans[r][0]:self.spans[r][1]] = 1.0
+        return {"input_ids": ids.to(device), "attention_mask": attention.to(device), "utterance": utterance.to(device)}
 
 
 class UtteranceClassifier(nn.Module):
@@ -78,8 +80,9 @@ class UtteranceClassifier(nn.Module):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel
 
-        self.encoder = AutoModel.from_pretrained(model_dir)
-        self.head = nn.Linear(self.encoder.config.hidden_size, n_classes)
+        with torch.device("cpu"):  # weights load on the host; the caller moves the module to its device
+            self.encoder = AutoModel.from_pretrained(model_dir)
+            self.head = nn.Linear(self.encoder.config.hidden_size, n_classes)
         if freeze_layers:  # the embeddings and the lowest layers keep their pretrained weights
             for module in [self.encoder.embeddings, *self.encoder.encoder.layer[:freeze_layers]]:
                 module.requires_grad_(False)
@@ -95,14 +98,18 @@ class UtteranceClassifier(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.states(batch)[:, 0])
 
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
     def logits(self, inputs: Inputs, rows: list[int]) -> torch.Tensor:
         """(len(rows), classes): ``forward`` of one batch of ``rows``, the encoder run on ``length_pieces`` of it
         (less padding: ~2x faster a 32-utterance batch on one core, benchmarks/finetune_speed.py); the head and the
         loss see the whole batch, so its gradient is the batch's, up to floating-point order and the dropout
         masks' draws."""
         pieces = length_pieces([len(inputs.ids[r]) for r in rows])
-        states = torch.cat([self.states(inputs.batch([rows[k] for k in piece]))[:, 0] for piece in pieces])
-        order = torch.argsort(torch.tensor([k for piece in pieces for k in piece]))
+        states = torch.cat([self.states(inputs.batch([rows[k] for k in piece], self.device))[:, 0] for piece in pieces])
+        order = torch.argsort(torch.tensor([k for piece in pieces for k in piece], device=self.device))
         return self.head(states[order])
 
 
@@ -126,28 +133,29 @@ def length_pieces(lengths: list[int]) -> list[list[int]]:
 
 def _batches(rows: list[int], size: int, generator=None):
     if generator is not None:
-        rows = [rows[i] for i in torch.randperm(len(rows), generator=generator)]
+        rows = [rows[i] for i in torch.randperm(len(rows), generator=generator, device="cpu")]
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
 
 
 @torch.no_grad()
 def in_length_order(model: UtteranceClassifier, inputs: Inputs, rows: list[int], read, batch_size: int = 64):
-    """``read(batch)`` for ``rows`` in eval mode, batched by length (little padding), returned in ``rows``' order."""
+    """``read(batch)`` for ``rows`` in eval mode, batched by length (little padding), returned in ``rows``' order,
+    on the model's device."""
     model.eval()
     order = sorted(range(len(rows)), key=lambda k: len(inputs.ids[rows[k]]))
     outputs, positions = [], []
     for chunk in _batches(order, batch_size):
-        outputs.append(read(inputs.batch([rows[k] for k in chunk])))
+        outputs.append(read(inputs.batch([rows[k] for k in chunk], model.device)))
         positions += chunk
-    return torch.cat(outputs)[torch.argsort(torch.tensor(positions))]
+    return torch.cat(outputs)[torch.argsort(torch.tensor(positions, device=model.device))]
 
 
 def layer_features(model: UtteranceClassifier, inputs: Inputs, rows: list[int], batch_size: int = 64) -> np.ndarray:
     """(len(rows), 4, width) float32: the features every later stage reads."""
     if not rows:
         return np.zeros((0, N_LAYERS, model.encoder.config.hidden_size), dtype=np.float32)
-    return in_length_order(model, inputs, rows, lambda b: model.states(b, N_LAYERS), batch_size).numpy()
+    return in_length_order(model, inputs, rows, lambda b: model.states(b, N_LAYERS), batch_size).float().cpu().numpy()
 
 
 def _rows_by_split(dialogues: list[Dialogue]) -> tuple[dict, list[str]]:
@@ -159,16 +167,23 @@ def _rows_by_split(dialogues: list[Dialogue]) -> tuple[dict, list[str]]:
     return rows, owner
 
 
+def finetune_summary(finetuned_dir: str | Path) -> dict:
+    """The stage's ``finetune.json`` (recipe, folds, each encoder's selection, the device it ran on)."""
+    summary_path = Path(finetuned_dir) / "finetune.json"
+    if not summary_path.is_file():
+        raise InputError(f"{finetuned_dir}: no fine-tuned encoder (run dvc repro, which runs finetune_text first)")
+    return json.loads(summary_path.read_text())
+
+
 def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: str | Path, eval_from: str = "full",
-                       progress: bool = True) -> np.ndarray:
-    """(N, 4, width) features from the stage's encoders: training utterances from the encoder that did not see
-    their fold (cross-fitting) or from "full"; validation and test from "full" or the mean over fold encoders."""
+                       progress: bool = True, device="cpu") -> np.ndarray:
+    """(N, 4, width) features from the stage's encoders, run on ``device``: training utterances from the encoder
+    that did not see their fold (cross-fitting) or from "full"; validation and test from "full" or the mean over
+    fold encoders."""
     from transformers import AutoTokenizer
     finetuned_dir = Path(finetuned_dir)
     summary_path = finetuned_dir / "finetune.json"
-    if not summary_path.is_file():
-        raise InputError(f"{finetuned_dir}: no fine-tuned encoder (run dvc repro, which runs finetune_text first)")
-    summary = json.loads(summary_path.read_text())
+    summary = finetune_summary(finetuned_dir)
     tokenizer = AutoTokenizer.from_pretrained(finetuned_dir / "full")
     inputs = Inputs(tokenizer, dialogues, dataset, summary["context"], summary["max_length"])
     rows, owner = _rows_by_split(dialogues)
@@ -181,7 +196,7 @@ def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: s
         names = ["full"] + [n for n in names[1:] if any(folds[owner[r]] == int(n[4:]) for r in rows["train"])]
     out = None
     for name in tqdm(names, desc=f"{dataset} fine-tuned features", disable=not progress, unit="encoder"):
-        model = UtteranceClassifier(finetuned_dir / name, 1)
+        model = UtteranceClassifier(finetuned_dir / name, 1).to(device)
         if out is None:
             out = np.zeros((len(owner), N_LAYERS, model.encoder.config.hidden_size), dtype=np.float32)
         evaluation = rows["valid"] + rows["test"]
@@ -200,7 +215,8 @@ def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: s
     return out
 
 
-def new_dialogue_features(dataset: str, sentences: list[str], speakers: list[int], finetuned_dir: str | Path) -> np.ndarray:
+def new_dialogue_features(dataset: str, sentences: list[str], speakers: list[int], finetuned_dir: str | Path,
+                          device="cpu") -> np.ndarray:
     """(n, 4, width) for a dialogue to predict, read as the stage's validation and test dialogues are."""
     dialogue = Dialogue("new", "test", list(speakers), [-1] * len(sentences), list(sentences))
-    return finetuned_features(dataset, [dialogue], finetuned_dir, progress=False)
+    return finetuned_features(dataset, [dialogue], finetuned_dir, progress=False, device=device)

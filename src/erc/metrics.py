@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.metrics import accuracy_score, f1_score
 
 
+def host(values) -> np.ndarray:
+    """A NumPy array of labels or predictions, from a tensor on any device."""
+    return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
 def classification_metrics(labels, predictions, classes: list[str]) -> dict:
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    labels, predictions = host(labels), host(predictions)
     per_class = f1_score(labels, predictions, labels=range(len(classes)), average=None, zero_division=0)
     return {
         "acc": 100 * accuracy_score(labels, predictions),

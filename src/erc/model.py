@@ -12,16 +12,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter
 
+from erc.batching import to_padded
 from erc.mrl import NestedClassifier
-
-
-def to_padded(flat: torch.Tensor, lengths: torch.Tensor):
-    """(N, D) dialogue-major rows -> (B, L, D) zero-padded and the (B, L) mask of real utterances."""
-    batch, longest = len(lengths), int(lengths.max())
-    mask = torch.arange(longest).unsqueeze(0) < lengths.unsqueeze(1)  # (B, L)
-    padded = flat.new_zeros(batch * longest, *flat.shape[1:])
-    padded[mask.flatten().to(flat.device)] = flat
-    return padded.view(batch, longest, *flat.shape[1:]), mask.to(flat.device)
 
 
 class BiLSTM(nn.Module):
@@ -90,7 +82,8 @@ class MaskedGatedConv(MessagePassing):
     def forward(self, h, edge_index, edge_weight):
         h = self.mask(h)
         values = self.edge_values(h, edge_index, edge_weight)  # (E,)
-        adj_t = torch.sparse_coo_tensor(edge_index.flip(0), values, (h.shape[0], h.shape[0]), check_invariants=False)
+        adj_t = torch.sparse_coo_tensor(edge_index.flip(0), values, (h.shape[0], h.shape[0]), check_invariants=False,
+                                        device=h.device)
         return self.propagate(adj_t, x=h)
 
     def message_and_aggregate(self, adj_t, x):
@@ -100,6 +93,15 @@ class MaskedGatedConv(MessagePassing):
         """The released per-edge form, (edges × hidden) messages then a scatter: only to check the sparse path."""
         messages = self.edge_values(h, edge_index, edge_weight).unsqueeze(-1) * h[edge_index[0]]
         return scatter(messages, edge_index[1], dim=0, dim_size=h.shape[0], reduce="sum")
+
+
+def restore(config: dict, state: dict, device="cpu") -> "MGLRA":
+    """A trained MGLRA from a checkpoint's config and (CPU) state, on ``device``, in eval mode: built and loaded on
+    the host, then moved."""
+    with torch.device("cpu"):
+        model = MGLRA(**config)
+    model.load_state_dict(state)
+    return model.to(device).eval()
 
 
 TEXT_ONLY_ANSWERS = ("fused", "student", "teacher", "student+teacher")

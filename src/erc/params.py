@@ -134,6 +134,8 @@ class Finetune(Section):
                                                                    # encoder or the folds' mean
     loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
         default={"iemocap": "weighted_nll", "meld": "ce"}, validate_default=True)
+    # fp32 | bf16 (autocast of the encoder's forward on CUDA; refused on CPU, where it would be slower)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     @model_validator(mode="after")
     def folds_are_none_or_several(self):
@@ -178,6 +180,7 @@ class References(Section):
 class Params(Section):
     datasets: Annotated[list[Literal["iemocap", "meld"]], Field(min_length=1)] = list(DATASETS)
     workers: PositiveInt = 2   # processes for independent units of work; each runs on one thread (cannot change a number)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda where PyTorch sees a GPU, else cpu (erc.device)
     features: Features = Field(default_factory=Features)
     graphs: Graphs = Field(default_factory=Graphs)
     model: Model = Field(default_factory=Model)

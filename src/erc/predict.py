@@ -1,4 +1,4 @@
-"""Predict the emotion of every turn of a new dialogue with a trained checkpoint (CPU, offline)."""
+"""Predict the emotion of every turn of a new dialogue with a trained checkpoint (offline, on params' ``device``)."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from erc.datasets import CLASSES
 from erc.finetuned import FINETUNED, new_dialogue_features
 from erc.graphs import dialogue_graph
 from erc.io import InputError, load_torch
-from erc.model import MGLRA, text_only_head
+from erc.model import MGLRA, restore, text_only_head
 from erc.text import encoder_for, repair_cp1252
 from erc.wav import wav_descriptors
 
@@ -85,7 +85,7 @@ def stored_scaling(dataset: str) -> dict:
 
 
 def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dataset: str = "iemocap",
-                      speakers: list[int] | None = None) -> dict:
+                      speakers: list[int] | None = None, device="cpu") -> dict:
     n, features = len(turns), {}  # audio first: its checks are cheap, the text encoder is not
     dims = config["input_dims"]
     if "audio" in dims:
@@ -112,9 +112,9 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
         source = sources.get("text")
         if source in FINETUNED:  # the stage's fine-tuned encoder, with the context it was trained with
             text = new_dialogue_features(dataset, [t["text"] for t in turns], speakers or [0] * n,
-                                         f"models/finetuned/{dataset}")
+                                         f"models/finetuned/{dataset}", device)
         elif source in ("minilm", "mpnet"):
-            text = encoder_for(source).encode([repair_cp1252(t["text"]) for t in turns], progress=False)
+            text = encoder_for(source, device).encode([repair_cp1252(t["text"]) for t in turns], progress=False)
         else:
             raise InputError(f"{where}: the model's text features came from {source!r}; only minilm / mpnet "
                              "(and their fine-tuned versions) can be computed on the fly")
@@ -126,24 +126,25 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
 
 @torch.no_grad()
 def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None,
-                     where="dialogue", text_only: str = "fused", teacher=None) -> list[dict]:
+                     where="dialogue", text_only: str = "fused", teacher=None, device="cpu") -> list[dict]:
     """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
     holds (an ensemble), or of one ``seed``. A dialogue with no audio on any turn is answered by what
     ``text_only`` (``mkd.text_only``) names, where the checkpoint can give it (``text_only_head``): the text
     student head, the frozen text ``teacher`` (``{"config", "state"}`` of the teacher file's text entry, or a
-    function that loads it: called only when a text-only dialogue needs it), or the mean of the two."""
+    function that loads it: called only when a text-only dialogue needs it), or the mean of the two. The models run
+    on ``device``."""
     config, runs = checkpoint["config"], checkpoint["runs"]
     if seed is not None and seed not in runs:
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
     seeds = [seed] if seed is not None else list(runs)
     n = len(turns)
     speakers = speaker_indices(turns, dataset, config["n_speakers"], where)
-    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset, speakers),
+    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset, speakers, device),
              "lengths": torch.tensor([n]), "splits": ["test"],
              "speakers": torch.tensor(speakers),
              "labels": torch.full((n,), -1)}
     modalities = [m for m in ("text", "audio", "visual") if m in config["input_dims"]]
-    batch = DialogueData(feats, [dialogue_graph(n, len(modalities), *window)], modalities).make_batch([0])
+    batch = DialogueData(feats, [dialogue_graph(n, len(modalities), *window)], modalities).make_batch([0]).to(device)
     no_audio = "audio" not in feats["features"] or bool((feats["features"]["audio"][:, -1] == 1).all())
     answer = text_only_head(config, text_only) if no_audio else "fused"
     teacher_p = None
@@ -151,12 +152,11 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
         if teacher is None:
             raise InputError(f"mkd.text_only: {text_only} needs the text teacher (models/teachers/{dataset}.pt)")
         teacher = teacher() if callable(teacher) else teacher
-        model = MGLRA(**teacher["config"]).eval()
-        model.load_state_dict(teacher["state"])
-        text_batch = DialogueData(feats, [dialogue_graph(n, 1, *window)], ["text"]).make_batch([0])
-        teacher_p = torch.softmax(model(text_batch)["logits"][-1], -1)
+        model = restore(teacher["config"], teacher["state"], device)
+        text_batch = DialogueData(feats, [dialogue_graph(n, 1, *window)], ["text"]).make_batch([0]).to(device)
+        teacher_p = torch.softmax(model(text_batch)["logits"][-1], -1).cpu()
     student = answer in ("student", "student+teacher")
-    model = MGLRA(**config).eval()
+    model = MGLRA(**config).to(device).eval()
     probabilities = torch.zeros(n, config["n_classes"])  # (n_turns, n_classes), averaged over seeds
     if teacher_p is not None and not torch.isfinite(teacher_p).all():
         raise InputError(f"{where}: the text teacher gives non-finite probabilities")
@@ -164,7 +164,7 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
         # the text student head answers from its own validation-selected epoch, where the checkpoint keeps it
         model.load_state_dict(runs[s].get("text_only_state", runs[s]["state"]) if student else runs[s]["state"])
         out = model(batch)
-        p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1)
+        p = torch.softmax(out["student_logits"]["text"] if student else out["logits"][-1], -1).cpu()
         if not torch.isfinite(p).all():  # a diverged checkpoint: say so instead of printing NaN
             raise InputError(f"{where}: the checkpoint (seed {s}) gives non-finite probabilities")
         probabilities += (p if answer != "student+teacher" else (p + teacher_p) / 2) / len(seeds)

@@ -1,5 +1,7 @@
-"""Two references on the same features, selected on validation like the model: a context-free logistic
-regression on each utterance's own features, and a bc-LSTM (Poria et al., 2017)."""
+"""Stage train_references' work: two references on the same features, selected on validation like the model: a
+context-free logistic regression on each utterance's own features, and a bc-LSTM (Poria et al., 2017), one per seed.
+
+Features are read with the test labels hidden; only ``erc.evaluation`` sees them."""
 from __future__ import annotations
 
 import torch
@@ -9,8 +11,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from erc.batching import DialogueData, to_padded
+from erc.device import stage_device
 from erc.features import utterance_split
-from erc.model import to_padded
+from erc.parallel import run_parallel
+from erc.params import get
+from erc.training import build_objective, fit, predict_all, seed_everything, seeds, train_settings
 
 
 def utterance_vectors(features: dict) -> torch.Tensor:
@@ -56,3 +62,36 @@ class BcLSTM(nn.Module):
 
 def bclstm_input_dim(features: dict) -> int:
     return int(utterance_vectors({m: t[:1] for m, t in features.items()}).shape[1])
+
+
+def bclstm_settings(params: dict, dataset: str) -> dict:
+    """``fit`` keywords for the bc-LSTM: the model's settings (same epochs, batches and selection rule, so the
+    same budget of steps and validation checks) with the reference's own learning rate."""
+    settings = train_settings(params, dataset)
+    settings.update(lr=get(params, "references.bclstm_lr"))
+    return settings
+
+
+def bclstm_model(feats: dict, params: dict) -> BcLSTM:
+    return BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
+                  get(params, "references.bclstm_hidden"), get(params, "model.dropout"))
+
+
+def _bclstm_seed(seed, dataset, feats, data, params, device, settings, progress) -> dict:
+    """One seed of the bc-LSTM reference (a unit of ``erc.parallel``): its selected epoch and every utterance's logits."""
+    seed_everything(seed)
+    model = bclstm_model(feats, params)
+    objective = build_objective(params, dataset, feats, 1, use_mkd=False)
+    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
+                 desc=f"{dataset} bc-LSTM seed {seed}", **settings)
+    return {"epoch": result["epoch"], "logits": predict_all(model, data, device)}
+
+
+def train_references(dataset: str, feats: dict, graphs: dict, params: dict, progress=True) -> dict:
+    """Logits of every utterance from the logistic regression and from one bc-LSTM per seed."""
+    device, settings = stage_device(params), bclstm_settings(params, dataset)
+    logreg = logistic_regression(feats, get(params, "references.logreg_C"))
+    data = DialogueData(feats, graphs["unimodal"])
+    jobs = {seed: (seed, dataset, feats, data, params, device, settings, progress) for seed in seeds(params)}
+    bclstm = run_parallel(_bclstm_seed, jobs, get(params, "workers"))
+    return {"logreg": logreg, "bc_lstm": bclstm, "device": device.type}

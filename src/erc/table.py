@@ -17,7 +17,7 @@ from erc import params as erc_params
 from erc.datasets import CLASSES
 from erc.features import utterance_dialogues
 from erc.io import InputError, load_torch
-from erc.params import flatten
+from erc.params import DATASETS, flatten
 
 ROWS = {  # (mrl.enabled, mrl.shared, mkd.enabled) -> row name, in the paper's order
     (False, False, False): "MGLRA", (True, False, False): "MRL", (True, True, False): "MRL-E",
@@ -27,7 +27,6 @@ PAPER = {  # Table 1 of Na, Lee, Shin (RoBERTa-large text, openSMILE audio): (Ac
     ("MGLRA", "iemocap"): (68.52, 68.26), ("MGLRA", "meld"): (66.86, 65.33),
     ("MRL-E + MKD", "iemocap"): (72.15, 71.60), ("MRL-E + MKD", "meld"): (67.70, 66.29),
 }
-DATASETS = ("iemocap", "meld")
 
 
 def row_name(params: dict) -> str:
@@ -136,11 +135,6 @@ def confusions(predictions: np.ndarray, labels: np.ndarray, dialogue: np.ndarray
         len(predictions), n_dialogues, n_cells).astype(float)
 
 
-def weighted_f1(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> float:
-    confusion = np.bincount(labels * n_classes + predictions, minlength=n_classes ** 2)
-    return float(acc_f1(confusion, n_classes)[1] / 100)
-
-
 def seed_matrix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(seeds, utterances) predictions, (utterances,) labels and dialogues, utterances in a fixed order."""
     pivot = table.pivot(index="seed", columns="utterance", values="prediction").sort_index(axis=1)
@@ -238,12 +232,20 @@ def same_inputs(exp: dict, inputs: dict | None) -> dict:
         return {d: inputs.get(d) is None for d in DATASETS}
 
 
+def run_device(metrics: dict) -> str:
+    """The device a run's stages computed on, from its metrics' ``setup.device`` (stage -> cpu | cuda): ``cpu``,
+    ``cuda``, or ``cpu+cuda`` for a mix; runs from before the record ran on the CPU."""
+    return "+".join(sorted(set(((metrics.get("setup") or {}).get("device") or {"train": "cpu"}).values())))
+
+
 def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | None = None,
-              inputs: dict | None = None) -> dict:
+              inputs: dict | None = None, devices: dict | None = None) -> dict:
     """(row name, dataset) -> the first experiment with ``reference_params`` but for the three switches whose
     metrics and test predictions exist (and whose predictions hold the seeds its params name). With ``inputs``
     (dataset -> ``run_inputs`` of the reference run), only experiments whose training and evaluation read the same
-    files and params count: equal params.yaml on other features or code (a re-fine-tuned encoder) is another run."""
+    files and params count: equal params.yaml on other features or code (a re-fine-tuned encoder) is another run.
+    With ``devices`` (dataset -> ``run_device`` of the reference run), only runs on the same device count: CUDA's
+    kernels give other numbers than the CPU's for the same params (``device: auto`` reads the same on both)."""
     defaults = erc_params.flat_defaults() if defaults is None else defaults
     rows = {}  # (row name, dataset) -> what the experiment produced for that dataset
     for exp in experiments:  # the first entry found for a configuration is kept
@@ -266,6 +268,8 @@ def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | 
                 seeds = flatten(exp["params"]).get("train.seeds", defaults.get("train.seeds"))
                 if seeds is not None and sorted(preds["seed"].unique().tolist()) != sorted(seeds):
                     continue  # a commit whose params changed without a rerun: its outputs are another run's
+                if devices and devices.get(d) and run_device(metrics) != devices[d]:
+                    continue  # the same params run on another device: another run
                 setup = metrics.get("setup", {})  # what actually ran (an experiment may rerun one dataset only)
                 name = row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
                                  "mkd": {"enabled": setup.get("mkd")}})
@@ -285,12 +289,13 @@ def row_overrides(name: str) -> list[str]:
 
 
 def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1000, defaults: dict | None = None,
-                features: str = "data/features/{dataset}.pt", inputs: dict | None = None) -> str:
+                features: str = "data/features/{dataset}.pt", inputs: dict | None = None,
+                devices: dict | None = None) -> str:
     """Rows from the experiments whose params equal ``reference_params`` but for the three switches (and, with
     ``inputs``, that read the same files: ``find_rows``); InputError when there is none. ``defaults`` (dotted key
     -> default) default to the params schema's."""
     defaults = erc_params.flat_defaults() if defaults is None else defaults
-    rows = find_rows(experiments, reference_params, defaults, inputs)
+    rows = find_rows(experiments, reference_params, defaults, inputs, devices)
     if not rows:
         raise InputError(no_rows_reason(experiments, reference_params, defaults, inputs))
     lines = ["# Table 1: test Acc / weighted F1 (%), mean ± std over seeds", "",

@@ -100,9 +100,9 @@ class LayerMeanEncoder:
         return out
 
 
-def encoder_for(source: str) -> LayerMeanEncoder:
+def encoder_for(source: str, device="cpu") -> LayerMeanEncoder:
     if source == "minilm":
-        return LayerMeanEncoder(minilm_dir())
+        return LayerMeanEncoder(minilm_dir(), device)
     if source == "mpnet":
-        return LayerMeanEncoder(mpnet_dir())
+        return LayerMeanEncoder(mpnet_dir(), device)
     raise InputError(f"params.yaml: 'features.text' has no encoder {source!r}")

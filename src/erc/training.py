@@ -2,7 +2,6 @@
 (ties: lower validation loss). Test labels never reach this module (``load_features`` hides them)."""
 from __future__ import annotations
 
-import copy
 import random
 
 import numpy as np
@@ -10,10 +9,12 @@ import torch
 from tqdm import tqdm
 
 from erc.batching import DialogueData, drop_modalities
+from erc.device import make_deterministic
 from erc.losses import distillation_loss, task_loss
 from erc.mrl import matryoshka_loss, nesting_sizes
 from erc.metrics import classification_metrics
 from erc.params import get, per_dataset
+from erc.selection import BestEpoch, log_epoch
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -24,8 +25,19 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def train_settings(params: dict, dataset: str) -> dict:
+    """``fit`` keywords that params.yaml's ``train`` section sets (teachers, the model and the references share them)."""
+    return {"epochs": per_dataset(params, "train.epochs", dataset), "lr": get(params, "train.lr"),
+            "weight_decay": get(params, "train.weight_decay"), "batch_size": get(params, "train.batch_size")}
+
+
+def seeds(params: dict) -> list[int]:
+    return get(params, "train.seeds")
+
+
+def live_for(directory: str, live_factory=None):
+    """A DVCLive logger for ``directory`` from ``live_factory`` (``erc.live.live_logger``), or None without one."""
+    return live_factory(directory) if live_factory else None
 
 
 def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_mrl=None, use_mkd=None) -> dict:
@@ -59,6 +71,13 @@ class Objective:
         self.teacher_logits = teacher_logits  # modality -> (N_all, C), or None without MKD
         self.lambda_ce, self.lambda_kd, self.temperature = lambda_ce, lambda_kd, temperature
 
+    def to(self, device) -> "Objective":
+        """The loss's buffers (class weights) and the teacher logits on ``device``, once for the whole run."""
+        self.task.to(device)
+        if self.teacher_logits is not None:
+            self.teacher_logits = {m: z.to(device) for m, z in self.teacher_logits.items()}
+        return self
+
     def __call__(self, output: dict, batch) -> torch.Tensor:
         keep = batch.labels >= 0
         target = batch.labels[keep]
@@ -67,7 +86,7 @@ class Objective:
         if self.teacher_logits is not None and "student_logits" in output:
             for m, student in output["student_logits"].items():
                 loss = loss + self.lambda_ce * self.task(student[keep], target)
-                teacher = self.teacher_logits[m].to(student.device)[batch.utterances][keep]
+                teacher = self.teacher_logits[m][batch.utterances][keep]
                 loss = loss + self.lambda_kd * distillation_loss(student[keep], teacher, self.temperature)
         return loss
 
@@ -90,42 +109,46 @@ def build_objective(params: dict, dataset: str, feats: dict, n_sizes: int, teach
 
 @torch.no_grad()
 def predict(model, data: DialogueData, split: str, device, batch_size: int = 16) -> dict:
-    """Eval-mode outputs for every utterance of ``split``: logits per nesting size, student logits, labels."""
+    """Eval-mode outputs for every utterance of ``split``, on ``device`` (callers move what they read on the host):
+    logits per nesting size, student logits, labels, global utterance indices."""
     model.eval()
     logits, students, labels, utterances = [], {}, [], []
     for batch in data.batches(split, batch_size):
-        out = model(batch.to(device))
-        logits.append(torch.stack(out["logits"]).cpu())
+        batch = batch.to(device)
+        out = model(batch)
+        logits.append(torch.stack(out["logits"]))
         for m, z in out.get("student_logits", {}).items():
-            students.setdefault(m, []).append(z.cpu())
-        labels.append(batch.labels.cpu())
-        utterances.append(batch.utterances.cpu())
+            students.setdefault(m, []).append(z)
+        labels.append(batch.labels)
+        utterances.append(batch.utterances)
     return {"logits": torch.cat(logits, 1), "student_logits": {m: torch.cat(z) for m, z in students.items()},
             "labels": torch.cat(labels), "utterances": torch.cat(utterances)}
 
 
 @torch.no_grad()
 def predict_all(model, data: DialogueData, device, batch_size: int = 16) -> torch.Tensor:
-    """Eval-mode full-size logits of every utterance, in feature-file order: (N, C)."""
+    """Eval-mode full-size logits of every utterance, in feature-file order, on the CPU: (N, C)."""
     logits = None
     for split in ("train", "valid", "test"):
         out = predict(model, data, split, device, batch_size)
         if logits is None:
             logits = torch.zeros(int(data.lengths.sum()), out["logits"].shape[-1])
-        logits[out["utterances"]] = out["logits"][-1]
+        logits[out["utterances"].cpu()] = out["logits"][-1].cpu()
     return logits
 
 
 def validation_score(model, data, objective, device, classes, batch_size, split: str = "valid",
                      student: str | None = None) -> tuple:
     """Metrics and task loss of the full-size logits on ``split``'s labelled utterances (labels >= 0); with
-    ``student`` (a modality), also those of that modality's student head: ((scores, loss), (scores, loss))."""
+    ``student`` (a modality), also those of that modality's student head: ((scores, loss), (scores, loss)).
+    The loss is computed where the model and the objective live (``device``); only the predictions go to the host."""
     out = predict(model, data, split, device, batch_size)
     keep = out["labels"] >= 0
     labels = out["labels"][keep]
 
     def score(logits):
-        return classification_metrics(labels, logits[keep].argmax(-1), classes), float(objective.task(logits[keep], labels))
+        loss = float(objective.task(logits[keep], labels))
+        return classification_metrics(labels, logits[keep].argmax(-1), classes), loss
     if student is None:
         return score(out["logits"][-1])
     return score(out["logits"][-1]), score(out["student_logits"][student])
@@ -148,15 +171,17 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
     generator = seed_everything(seed)
     drop_generator = torch.Generator().manual_seed(10_000 + seed)
     device = torch.device(device)
+    make_deterministic(device)
     model.to(device)
-    objective.task.to(device)
+    objective.to(device)
+    data = data.to(device)  # features, speakers and labels moved once; batches gather on the device
     fused = device.type in ("cpu", "cuda")  # the fused Adam kernel is ~8x faster than the default loop on CPU
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
-    best, best_student = {"key": None}, {"key": None}
+    best, best_student = BestEpoch(), BestEpoch()
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch"):
         model.train()
-        total, count = 0.0, 0
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: no sync a step
         for batch in data.batches("train", batch_size, shuffle=True, generator=generator):
             if modality_dropout:
                 batch = drop_modalities(batch, modality_dropout, drop_generator, data.flagged, modality_dropout_unit)
@@ -165,32 +190,24 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total, count = total + float(loss.detach()) * len(batch.lengths), count + len(batch.lengths)
+            total, count = total + loss.detach().double() * len(batch.lengths), count + len(batch.lengths)
         if student is None:
             scores, val_loss = validation_score(model, data, objective, device, classes, batch_size)
         else:
             (scores, val_loss), (own, own_loss) = validation_score(model, data, objective, device, classes,
                                                                    batch_size, student=student)
-        row = {"epoch": epoch, "train_loss": total / count, "valid_loss": val_loss,
+        row = {"epoch": epoch, "train_loss": float(total) / count, "valid_loss": val_loss,
                "valid_acc": scores["acc"], "valid_weighted_f1": scores["weighted_f1"]}
         if student is not None:
             row[f"valid_{student}_student_weighted_f1"] = own["weighted_f1"]
-            if best_student["key"] is None or (own["weighted_f1"], -own_loss) > best_student["key"]:
-                best_student = {"key": (own["weighted_f1"], -own_loss), "epoch": epoch,
-                                "state": copy.deepcopy(model.state_dict())}
+            best_student.offer((own["weighted_f1"], -own_loss), epoch, model)
         history.append(row)
         if on_epoch is not None:
             on_epoch(model, epoch)
-        if live is not None:
-            for k, v in row.items():
-                if k != "epoch":
-                    live.log_metric(k, v)
-            live.next_step()
-        key = (scores["weighted_f1"], -val_loss)
-        if best["key"] is None or key > best["key"]:
-            best = {"key": key, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-    model.load_state_dict(best["state"])
-    result = {"state": best["state"], "epoch": best["epoch"], "history": history}
+        log_epoch(live, row)
+        best.offer((scores["weighted_f1"], -val_loss), epoch, model)
+    model.load_state_dict(best.state)
+    result = {"state": best.state, "epoch": best.epoch, "history": history}
     if student is not None:
-        result.update(student_state=best_student["state"], student_epoch=best_student["epoch"])
+        result.update(student_state=best_student.state, student_epoch=best_student.epoch)
     return result

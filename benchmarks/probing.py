@@ -21,8 +21,9 @@ from erc.io import InputError, load_torch, save_torch
 from erc.metrics import classification_metrics
 from erc.model import MGLRA
 from erc.params import get, per_dataset
-from erc.runs import bclstm_model, bclstm_settings, train_settings, train_teachers
-from erc.training import build_objective, fit, model_config, seed_everything, validation_score
+from erc.references import bclstm_model, bclstm_settings
+from erc.teachers import train_teachers
+from erc.training import build_objective, fit, model_config, seed_everything, train_settings, validation_score
 
 
 def heldout_split(feats: dict, session: str) -> dict:
@@ -140,6 +141,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     ``runs`` train together, ``workers`` at a time. Test labels are hidden before anything runs. ``dialogues``:
     the dataset's (default: all of them, from ``data/raw``)."""
     from erc.extraction import extract
+    from erc.device import stage_device
     from erc.finetune import _finetune_job, _prepare, finetune_result, largest_first, save_finetuned, session_of
     from erc.parallel import run_parallel
 
@@ -150,14 +152,15 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
                 if d.split != "test" and session_of(d.id) == session else d for d in base]
     # what every encoder depends on besides its recipe and rows: the dialogues, their labels, the code that trains it
-    code = Path(__file__).parent
+    code = Path(_finetune_job.__code__.co_filename).parent  # src/erc
     data = _digest([[d.id for d in withheld], [d.labels for d in withheld], [d.sentences for d in withheld],
-                    [(code / f).read_text() for f in ("finetune.py", "finetuned.py", "losses.py")]])
+                    [(code / f).read_text() for f in ("finetune.py", "finetuned.py", "losses.py", "selection.py")]])
     jobs, plans_of_runs = {}, []
     for params in runs:
-        prepared, its_jobs = _prepare(dataset, withheld, params, None, progress)
+        prepared, its_jobs = _prepare(dataset, withheld, params, None, progress, stage_device(params))
         keys = {name: _digest([data, dataset, prepared["source"], prepared["context"], prepared["max_length"],
-                               prepared["settings"], job[3], job[4]]) for name, job in its_jobs.items()}
+                               prepared["settings"], prepared["device"].type, job[3], job[4]])
+                for name, job in its_jobs.items()}
         jobs.update({keys[name]: job for name, job in its_jobs.items()
                      if not (work_dir / "encoders" / f"{keys[name]}.pt").is_file()})
         plans_of_runs.append((params, prepared, keys))
