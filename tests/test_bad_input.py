@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT
 from erc.io import InputError
 from erc.model import MGLRA
-from erc.params import flat_defaults, load_params, validate_params
+from erc.params import load_params, validate_params
 from erc.training import model_config
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -100,8 +100,8 @@ def test_committed_params_pass_and_defaults_fill_missing_keys():
     trimmed = copy.deepcopy(PARAMS)
     del trimmed["model"]["speaker"], trimmed["references"]
     filled = validate_params(trimmed)
-    assert filled["model"]["speaker"] == flat_defaults()["model.speaker"] == "text"  # released placement
-    assert filled["references"]["bclstm_hidden"] == flat_defaults()["references.bclstm_hidden"]
+    assert filled["model"]["speaker"] == "text"  # a key left out: the released placement (text nodes)
+    assert filled["references"]["bclstm_hidden"] == 128 and filled["references"]["logreg_C"] == [0.01, 0.1, 1.0, 10.0]
     assert filled["model"]["hidden"] == PARAMS["model"]["hidden"]  # what is given is kept
     assert model_config({"features": {"text": torch.zeros(1, 2, 12)}, "n_speakers": 2, "classes": [0, 1, 2]},
                         filled, "iemocap")["speaker"] == "text"

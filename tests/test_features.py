@@ -39,6 +39,12 @@ def test_minilm_and_praat_on_real_dialogues(tmp_path, few_dialogues):
     text, audio = feats["features"]["text"], feats["features"]["audio"]
     assert text.shape == (n, 4, 384) and audio.shape == (n, 17)
     assert torch.isfinite(text).all() and torch.isfinite(audio).all()
+    # a known answer: the last layer's token mean, normalised, is what sentence-transformers' all-MiniLM-L6-v2 gives
+    from sentence_transformers import SentenceTransformer
+    from erc.text import minilm_dir, repair_cp1252
+    sentences = [repair_cp1252(s) for d in few_dialogues for s in d.sentences]
+    reference = SentenceTransformer(str(minilm_dir()), device="cpu").encode(sentences, convert_to_tensor=True)
+    torch.testing.assert_close(torch.nn.functional.normalize(text[:, -1], dim=-1), reference, atol=1e-4, rtol=1e-3)
     # an utterance's embedding does not depend on which sentences share its batch
     again = extract("iemocap", params(text="minilm", audio="none"), RAW, dialogues=few_dialogues[:1], progress=False)
     assert torch.allclose(again["features"]["text"], text[:len(few_dialogues[0])], atol=1e-4)

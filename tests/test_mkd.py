@@ -67,11 +67,11 @@ def test_loss_with_mkd_adds_student_terms_and_disabled_is_the_task_loss(toy):
 
 def test_student_heads_sit_where_placement_says(toy):
     feats, graphs = toy
-    enc = MGLRA(**small_model_kwargs(feats, student_placement="encoder"))
-    post = MGLRA(**small_model_kwargs(feats, student_placement="graph"))
+    # widths that tell the placements apart: hidden 16, graph_hidden 4 (a post-graph block is 2 * 4 = 8 wide)
+    enc = MGLRA(**small_model_kwargs(feats, hidden=16, graph_hidden=4, student_placement="encoder"))
+    post = MGLRA(**small_model_kwargs(feats, hidden=16, graph_hidden=4, student_placement="graph"))
     assert enc.student_heads["text"].in_features == 16      # encoder width (hidden)
-    assert post.student_heads["text"].in_features == 16     # [h^K | h^0] = 2 * graph_hidden
-    post = MGLRA(**small_model_kwargs(feats, graph_hidden=4, student_placement="graph"))
+    assert post.student_heads["text"].in_features == 8      # [h^K | h^0] = 2 * graph_hidden
     assert post.student_heads["audio"].in_features == 8
 
 

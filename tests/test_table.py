@@ -268,7 +268,11 @@ def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for
     rows = {(name, d): {} for name in ("MGLRA", "MRL + MKD") for d in ("iemocap", "meld")}
     rows[("MKD", "iemocap")] = {}  # run for one dataset only: still missing
     todo = missing_rows(rows)
-    assert todo == ["MRL", "MRL-E", "MKD", "MRL-E + MKD"]
+    assert todo == ["MRL", "MRL-E", "MKD", "MRL-E + MKD", "MGLRA, frozen MiniLM"]
+    from erc.table import row_overrides
+    assert row_overrides("MGLRA, frozen MiniLM") == ["features.text=minilm", "mrl.enabled=false", "mrl.shared=false",
+                                                     "mkd.enabled=false"]
+    todo = todo[:4]
     calls, statuses = [], iter(["Task Name Created Status\n1 table-mrl x Running\n2 table-mkd x Queued\n"
                                 "0 table-mrl-11290934 x Failed\n",  # an earlier run's task: not ours
                                 "Task Name Created Status\n1 table-mrl x Success\n2 table-mkd x Running\n",

@@ -110,7 +110,14 @@ def test_predict_end_to_end_from_text_and_generated_wavs(tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert [t["speaker"] for t in out] == ["Joey", "Ross", "Joey"]
-    assert all(abs(sum(t["probabilities"].values()) - 1) < 1e-3 for t in out)
+    # the recordings reach the model: without them the same turns get other probabilities
+    # (Ross's turn without his wav; Joey's keeps his, so the dialogue still has audio)
+    (cwd / "nowav.json").write_text(json.dumps([{"speaker": "Joey", "text": "How you doin'?", "wav": "joey.wav"},
+                                                {"speaker": "Ross", "text": "We were on a break!"},
+                                                {"speaker": "Joey", "text": "Okay."}]))
+    without = run_script("predict.py", "nowav.json", "--dataset", "meld", cwd=cwd)
+    assert without.returncode == 0, without.stderr
+    assert out[1]["probabilities"] != json.loads(without.stdout)[1]["probabilities"]
     # a recording far outside the training data (digital silence around the speech: a huge intensity spread)
     # is still predicted, with a warning naming the turn and the descriptor
     write_wav(cwd / "studio.wav", np.concatenate([np.zeros(RATE), speech(), np.zeros(RATE)]))

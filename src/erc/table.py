@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import json
 import subprocess
 import tempfile
@@ -27,6 +28,25 @@ PAPER = {  # Table 1 of Na, Lee, Shin (RoBERTa-large text, openSMILE audio): (Ac
     ("MGLRA", "iemocap"): (68.52, 68.26), ("MGLRA", "meld"): (66.86, 65.33),
     ("MRL-E + MKD", "iemocap"): (72.15, 71.60), ("MRL-E + MKD", "meld"): (67.70, 66.29),
 }
+
+
+# rows beyond the paper's six: another setting of the same pipeline, found like the six (params.yaml with these keys
+# set) and compared with the same MGLRA row; its features differ, so only its code and params must match the run's
+EXTRA_ROWS = {"MGLRA, frozen MiniLM": {"features.text": "minilm", "mrl.enabled": False, "mrl.shared": False,
+                                       "mkd.enabled": False}}
+REFERENCE_ROWS = {"bc-LSTM (same features)": "bc_lstm", "logistic regression (same features)": "logreg"}
+
+
+def with_overrides(params: dict, overrides: dict) -> dict:
+    """A deep copy of nested ``params`` with dotted ``overrides`` set."""
+    out = json.loads(json.dumps(params))
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def row_name(params: dict) -> str:
@@ -220,14 +240,23 @@ def run_inputs(lock_text: str | None, dataset: str, where: str = "dvc.lock") -> 
     return {"deps": deps, "params": params}
 
 
-def same_inputs(exp: dict, inputs: dict | None) -> dict:
+def code_of(inputs: dict | None) -> dict | None:
+    """``run_inputs`` less the data files: the code and the params only (rows on other features: ``EXTRA_ROWS``)."""
+    if inputs is None:
+        return None
+    return {"deps": {k: v for k, v in inputs["deps"].items() if k.startswith("src/")}, "params": inputs["params"]}
+
+
+def same_inputs(exp: dict, inputs: dict | None, code_only: bool = False) -> dict:
     """dataset -> whether ``exp`` made its outputs from ``inputs[dataset]`` (``run_inputs`` of the reference run;
-    a dataset whose reference is None always counts); an experiment with an unreadable lock counts for none."""
+    a dataset whose reference is None always counts); an experiment with an unreadable lock counts for none.
+    ``code_only``: the same code and params are enough (an ``EXTRA_ROWS`` row reads other features)."""
     if inputs is None:
         return {d: True for d in DATASETS}
     lock = git_file(exp["rev"], "dvc.lock")
+    view = code_of if code_only else (lambda x: x)
     try:
-        return {d: inputs.get(d) is None or run_inputs(lock, d) == inputs[d] for d in DATASETS}
+        return {d: inputs.get(d) is None or view(run_inputs(lock, d)) == view(inputs[d]) for d in DATASETS}
     except InputError:
         return {d: inputs.get(d) is None for d in DATASETS}
 
@@ -248,10 +277,14 @@ def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | 
     kernels give other numbers than the CPU's for the same params (``device: auto`` reads the same on both)."""
     defaults = erc_params.flat_defaults() if defaults is None else defaults
     rows = {}  # (row name, dataset) -> what the experiment produced for that dataset
+    variants = {name: with_overrides(reference_params, o) for name, o in EXTRA_ROWS.items()}
     for exp in experiments:  # the first entry found for a configuration is kept
-        if not same_setup(exp["params"], reference_params, defaults):
+        extra = next((name for name, variant in variants.items() if same_setup(exp["params"], variant, defaults)
+                      and all(flatten(exp["params"]).get(k, defaults.get(k)) == v
+                              for k, v in EXTRA_ROWS[name].items() if k in SWITCHES)), None)
+        if extra is None and not same_setup(exp["params"], reference_params, defaults):
             continue
-        matching = same_inputs(exp, inputs)
+        matching = same_inputs(exp, inputs, code_only=extra is not None)
         for d in DATASETS:
             if not matching[d]:
                 continue
@@ -271,19 +304,21 @@ def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | 
                 if devices and devices.get(d) and run_device(metrics) != devices[d]:
                     continue  # the same params run on another device: another run
                 setup = metrics.get("setup", {})  # what actually ran (an experiment may rerun one dataset only)
-                name = row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
-                                 "mkd": {"enabled": setup.get("mkd")}})
+                name = extra or row_name({"mrl": {"enabled": setup.get("mrl"), "shared": setup.get("mrl_shared")},
+                                          "mkd": {"enabled": setup.get("mkd")}})
                 rows.setdefault((name, d), {"exp": exp, "metrics": metrics, "preds": preds})
     return rows
 
 
 def missing_rows(rows: dict) -> list[str]:
-    """Table 1's rows without results for every dataset, in the paper's order."""
-    return [name for name in ROWS.values() if any((name, d) not in rows for d in DATASETS)]
+    """Table 1's rows (and ``EXTRA_ROWS``) without results for every dataset, in the paper's order."""
+    return [name for name in [*ROWS.values(), *EXTRA_ROWS] if any((name, d) not in rows for d in DATASETS)]
 
 
 def row_overrides(name: str) -> list[str]:
     """``-S`` assignments of ``dvc exp run`` that make a row from the current params."""
+    if name in EXTRA_ROWS:
+        return [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in EXTRA_ROWS[name].items()]
     (mrl, shared, mkd), = [k for k, v in ROWS.items() if v == name]
     return [f"mrl.enabled={str(mrl).lower()}", f"mrl.shared={str(shared).lower()}", f"mkd.enabled={str(mkd).lower()}"]
 
@@ -307,7 +342,7 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
         lines += [f"## {d.upper()}", "",
                   "| method | experiment | seeds | Acc | w-F1 | paper Acc / w-F1 | Δ Acc vs MGLRA | Δ w-F1 vs MGLRA |",
                   "|---|---|---|---|---|---|---|---|"]
-        for name in ROWS.values():
+        for name in [*ROWS.values(), *EXTRA_ROWS]:
             if (name, d) not in rows:
                 paper = PAPER.get((name, d))
                 lines.append(f"| {name} | not run | | | | {f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else '—'} | | |")
@@ -326,6 +361,14 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                          f"{test['acc']['mean']:.2f} ± {test['acc']['std']:.2f} | "
                          f"{test['weighted_f1']['mean']:.2f} ± {test['weighted_f1']['std']:.2f} | "
                          f"{f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else '—'} | {delta[0]} | {delta[1]} |")
+        reference = next((rows[(n, d)] for n in ["MRL + MKD", *ROWS.values()] if (n, d) in rows), None)
+        for name, key in REFERENCE_ROWS.items():  # trained by train_references on the rows' own features
+            ref = (reference["metrics"].get("references") or {}).get(key) if reference else None
+            if ref:
+                lines.append(f"| {name} | {reference['exp']['name']} | "
+                             f"{len(reference['preds']['seed'].unique()) if key == 'bc_lstm' else 1} | "
+                             f"{ref['test']['acc']['mean']:.2f} ± {ref['test']['acc']['std']:.2f} | "
+                             f"{ref['test']['weighted_f1']['mean']:.2f} ± {ref['test']['weighted_f1']['std']:.2f} | — | | |")
         lines.append("")
     return "\n".join(lines)
 
@@ -371,7 +414,7 @@ def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None
     sleep = sleep or time.sleep
     slugs = set()
     for name in names:
-        slug = "table-" + name.lower().replace(" + ", "-").replace(" ", "-") + (f"-{stamp}" if stamp else "")
+        slug = "table-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + (f"-{stamp}" if stamp else "")
         _dvc(["exp", "run", "--queue", "-n", slug, *[a for o in row_overrides(name) for a in ("-S", o)]], run)
         slugs.add(slug)
     if not names:

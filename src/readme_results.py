@@ -1,0 +1,77 @@
+"""The README's results table from metrics/table1.md: python src/readme_results.py [--check]
+
+One row per method with both datasets side by side (test Acc, w-F1 and Δ w-F1 against our MGLRA), the paper's
+rows first. It replaces what stands between the README's ``<!-- results`` and ``<!-- /results -->`` markers;
+``--check`` exits non-zero when the README's table is not the one metrics/table1.md gives (a test runs it)."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from erc.io import InputError
+from erc.pages import write_or_check
+from erc.params import DATASETS
+
+START, END = "<!-- results", "<!-- /results -->"
+
+
+def table1_rows(text: str) -> dict:
+    """(method, dataset) -> the cells of metrics/table1.md (experiment, seeds, Acc, w-F1, paper, Δ Acc, Δ w-F1)."""
+    rows, dataset = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            dataset = line[3:].strip().lower()
+        elif line.startswith("| ") and dataset and not line.startswith("| method") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[(cells[0], dataset)] = cells[1:]
+    return rows
+
+
+def render(table_text: str) -> str:
+    rows = table1_rows(table_text)
+    methods = list(dict.fromkeys(m for m, _ in rows))
+    head = "| method | " + " | ".join(f"{d.upper()} Acc | {d.upper()} w-F1 | Δ w-F1" for d in DATASETS) + " |"
+    lines = [head, "|---" * (1 + 3 * len(DATASETS)) + "|"]
+    for paper_row in ("MGLRA", "MRL-E + MKD"):
+        cells = []
+        for d in DATASETS:
+            paper = rows.get((paper_row, d), [""] * 7)[4]
+            acc, f1 = (paper.split(" / ") + ["", ""])[:2] if "/" in paper else ("—", "—")
+            cells += [acc, f1, ""]
+        lines.append(f"| *paper: {paper_row}* | " + " | ".join(cells) + " |")
+    for method in methods:
+        cells = []
+        for d in DATASETS:
+            row = rows.get((method, d))
+            if row is None or row[0] == "not run":
+                cells += ["not run", "", ""]
+            else:
+                cells += [row[2], row[3], row[6] if len(row) > 6 else ""]
+        name = f"**{method}** (default)" if method == "MRL + MKD" else method
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def replaced(readme: str, table: str) -> str:
+    if START not in readme or END not in readme:
+        raise InputError(f"README.md: no {START} ... {END} markers")
+    head, rest = readme.split(START, 1)
+    marker_line, rest = rest.split("\n", 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}{marker_line}\n{table}\n{END}{tail}"
+
+
+def main() -> None:
+    readme, table = Path("README.md").read_text(), Path("metrics/table1.md")
+    if not table.is_file():
+        sys.exit("error: metrics/table1.md: not found (python src/table.py first)")
+    try:
+        text = replaced(readme, render(table.read_text()))
+    except InputError as err:
+        sys.exit(f"error: {err}")
+    write_or_check(text, "README.md", "python src/readme_results.py")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The README and docs/ say what the repository does today: generated pages match their sources, every figure in
+the README is one the metrics hold, and the README stays a user's page (short, no commit hashes)."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def run_script(name, *args):
+    return subprocess.run([sys.executable, f"src/{name}", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("script", ["params_doc.py", "results_doc.py", "readme_results.py"])
+def test_generated_pages_are_up_to_date(script):
+    result = run_script(script, "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_params_page_covers_every_schema_key():
+    from erc.params import flat_defaults
+    page = (ROOT / "docs" / "params.md").read_text()
+    documented = set(re.findall(r"^\| `([\w.]+)` \|", page, re.M))
+    for key in flat_defaults():
+        assert key in documented or any(key.startswith(d + ".") for d in documented), key
+
+
+def test_a_stale_params_page_is_caught(tmp_path, monkeypatch):
+    import params_doc
+    monkeypatch.chdir(ROOT)
+    text = params_doc.render()
+    assert "| `mkd.lambda_kd` | float ≥ 0 |" in text and "train" in text.split("`mkd.lambda_kd`")[1].split("\n")[0]
+    # a key whose meaning nobody wrote is refused, so a new key cannot go undocumented
+    monkeypatch.delitem(params_doc.MEANING, "mkd.lambda_kd")
+    with pytest.raises(KeyError, match="mkd.lambda_kd"):
+        params_doc.render()
+
+
+def test_readme_is_short_starts_with_the_two_commands_and_cites_no_commit():
+    lines = README.splitlines()
+    assert len(lines) <= 250
+    head = "\n".join(lines[:10])
+    assert "pip install -r requirements.txt && dvc repro" in head and "python -m pytest -q tests" in head
+    assert not re.search(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}\b", README), "a commit hash"
+
+
+def test_every_figure_in_the_readme_is_in_the_metrics():
+    sources = (ROOT / "metrics" / "table1.md").read_text() + (ROOT / "docs" / "results.md").read_text()
+    prose = re.sub(r"Python \d+\.\d+|torch==[\d.]+", "", README)  # versions are not figures
+    figures = re.findall(r"(?<![\d.])[+-]?\d+\.\d\d(?![\d])", prose)
+    assert len(figures) > 40  # the results table is there
+    missing = sorted({f for f in figures if f.lstrip("+") not in sources and f not in sources})
+    assert not missing, f"README figures in no metrics file: {missing}"
