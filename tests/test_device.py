@@ -102,19 +102,24 @@ def few_dialogues():
     return [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in keep]
 
 
-def test_fine_tuning_and_feature_reading_create_nothing_off_the_encoders_device(few_dialogues):
+def one_epoch_setup(dialogues, context: int):
+    """Inputs, labels, train / valid rows and settings of a one-epoch MiniLM fine-tuning on ``dialogues``."""
     from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft"))
-    inputs = Inputs(tokenizer, few_dialogues, "iemocap", context=1, max_length=48)
-    labels = torch.tensor([y for d in few_dialogues for y in d.labels])
-    split = [d.split for d in few_dialogues for _ in range(len(d))]
+    inputs = Inputs(AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft")), dialogues, "iemocap",
+                    context=context, max_length=48)
+    labels = torch.tensor([y for d in dialogues for y in d.labels])
+    split = [d.split for d in dialogues for _ in range(len(d))]
     train = [r for r, s in enumerate(split) if s == "train"]
     valid = [r for r, s in enumerate(split) if s == "valid"]
     p = validate_params({"features": {"text": "minilm-ft"}, "finetune": {"epochs": {"iemocap": 1, "meld": 1}}})
-    model_dir = base_encoder_dir("minilm-ft")
+    return inputs, labels, train, valid, dict(settings_of(p, "iemocap"), batch_size=16)
+
+
+def test_fine_tuning_and_feature_reading_create_nothing_off_the_encoders_device(few_dialogues):
+    inputs, labels, train, valid, settings = one_epoch_setup(few_dialogues, context=1)
     with default_device_meta():
-        result = finetune(model_dir, inputs, labels, train, valid, CLASSES["iemocap"],
-                          dict(settings_of(p, "iemocap"), batch_size=16), progress=False, device="cpu")
+        result = finetune(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings,
+                          progress=False, device="cpu")
         features = layer_features(result["model"], inputs, valid)
     assert features.shape == (len(valid), 4, 384)
 
@@ -167,18 +172,11 @@ def test_cuda_training_and_evaluation_agree_with_the_cpu():
 
 @CUDA
 def test_cuda_fine_tuning_agrees_with_the_cpu(few_dialogues):
-    from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft"))
-    inputs = Inputs(tokenizer, few_dialogues, "iemocap", context=0, max_length=48)
-    labels = torch.tensor([y for d in few_dialogues for y in d.labels])
-    split = [d.split for d in few_dialogues for _ in range(len(d))]
-    train = [r for r, s in enumerate(split) if s == "train"]
-    valid = [r for r, s in enumerate(split) if s == "valid"]
-    p = validate_params({"features": {"text": "minilm-ft"}, "finetune": {"epochs": {"iemocap": 1, "meld": 1}}})
+    inputs, labels, train, valid, settings = one_epoch_setup(few_dialogues, context=0)
     out = {}
     for device in ("cpu", "cuda"):
-        result = finetune(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"],
-                          dict(settings_of(p, "iemocap"), batch_size=16), progress=False, device=device)
+        result = finetune(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings,
+                          progress=False, device=device)
         out[device] = result["history"][0]["train_loss"]
         assert all(v.device.type == "cpu" for v in result["model"].to("cpu").state_dict().values())
     assert out["cpu"] == pytest.approx(out["cuda"], rel=0.1)  # dropout draws differ between devices' generators
