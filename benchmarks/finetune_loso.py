@@ -26,7 +26,7 @@ from erc.datasets import load_dialogues  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import InputError  # noqa: E402
 from erc.parallel import run_parallel  # noqa: E402
-from erc.params import get, load_params, validate_params  # noqa: E402
+from erc.params import load_params, validate_params  # noqa: E402
 from probing import check_sessions, heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
 from erc.device import stage_device  # noqa: E402
 from probe import override  # noqa: E402
@@ -47,7 +47,7 @@ def main() -> None:
     if len(set(args.run)) != len(args.run):
         raise InputError("--run: the same group twice")
     for group in args.run or [""]:
-        params = load_params()
+        params = load_params().model_dump()
         for token in group.split():
             override(params, token)
         runs.append((group or "defaults", validate_params(params, f"--run {group!r}")))
@@ -56,13 +56,13 @@ def main() -> None:
     for session in args.heldout:
         all_feats = heldout_finetuned(DATASET, session, [p for _, p in runs], args.work)
         for (label, params), feats in zip(runs, all_feats):
-            window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
+            window = (params.graphs.window_past, params.graphs.window_future)
             graphs = build_graphs(feats["lengths"].tolist(), len(feats["features"]), *window)
             teachers = split_teacher_logits(DATASET, feats, graphs, params, args.teacher_cache or None) \
-                if get(params, "mkd.enabled") else None
+                if params.mkd.enabled else None
             jobs = {seed: (DATASET, feats, graphs, copy.deepcopy(params), seed, device, True, False, teachers)
                     for seed in args.seeds}
-            for seed, r in run_parallel(probe_run, jobs, get(params, "workers")).items():
+            for seed, r in run_parallel(probe_run, jobs, params.workers).items():
                 selected[label].append(r["selected"])
                 print(f"[{label}] held-out {session} seed {seed}: selected w-F1 {r['selected']:.2f} (epoch "
                       f"{r['epoch']}/{r['epochs']}), peak {r['best']:.2f}; text encoders {feats['finetune']}",

@@ -4,7 +4,7 @@
 
 Reads ``plots/<dataset>/test_predictions.csv`` of each git revision (every seed's test predictions) and resamples
 the test dialogues jointly and each side's seeds independently, as Table 1's Δ column does
-(``erc.table.paired_bootstrap``). Both runs must have been tested on the same utterances.
+(``erc.experiment_table.paired_bootstrap``). Both runs must have been tested on the same utterances.
 """
 import argparse
 import sys
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from erc.datasets import CLASSES  # noqa: E402
 from erc.io import InputError  # noqa: E402
 from erc.params import check_dataset  # noqa: E402
-from erc.table import git_file, paired_bootstrap, read_predictions, with_dialogues  # noqa: E402
+from erc.experiment_table import git_file, paired_bootstrap, read_predictions, with_dialogues  # noqa: E402
 
 
 def predictions(rev: str, dataset: str) -> pd.DataFrame:

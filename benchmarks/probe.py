@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from erc.features import load_features  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import InputError, load_torch  # noqa: E402
-from erc.params import get, load_params, validate_params  # noqa: E402
+from erc.params import load_params, validate_params  # noqa: E402
 from probing import heldout_split, probe_run, split_teacher_logits  # noqa: E402
 from erc.device import stage_device  # noqa: E402
 
@@ -45,7 +45,7 @@ from erc.device import stage_device  # noqa: E402
 SHORTHANDS = {"model=bclstm": [], "model=mglra": ["mrl.enabled=false", "mkd.enabled=false"]}
 
 
-def override(params: dict, assignment: str) -> dict:
+def override(params, assignment: str) -> dict:
     """``model.hidden=128`` sets params['model']['hidden'] = 128 (YAML-parsed value)."""
     key, _, value = assignment.partition("=")
     node = params
@@ -72,19 +72,19 @@ def main() -> None:
     graphs = load_torch(f"data/graphs/{args.dataset}.pt")
     device = stage_device(load_params())
     for group in args.run or [""]:
-        params, bclstm = load_params(), "model=bclstm" in group.split()
+        params, bclstm = load_params().model_dump(), "model=bclstm" in group.split()
         for token in group.split():
             for assignment in SHORTHANDS.get(token, [token]):
                 override(params, assignment)
         params = validate_params(params, f"--run {group!r}")  # a mistyped override is refused, not ignored
-        window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
+        window = (params.graphs.window_past, params.graphs.window_future)
         group_graphs = graphs if tuple(graphs["window"]) == window else build_graphs(
             all_feats["lengths"].tolist(), len(all_feats["features"]), *window)
         label, bests, selected = group or "defaults", [], []
         for session in args.heldout:
             feats = heldout_split(all_feats, session) if session else all_feats
             teachers = None
-            if get(params, "mkd.enabled") and not bclstm:  # trained on this split only: held-out labels stay out
+            if params.mkd.enabled and not bclstm:  # trained on this split only: held-out labels stay out
                 teachers = split_teacher_logits(args.dataset, feats, group_graphs, params, args.teacher_cache or None)
             for seed in args.seeds:
                 r = probe_run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device,

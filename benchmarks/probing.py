@@ -20,7 +20,6 @@ from erc.features import text_only, utterance_split
 from erc.io import InputError, load_torch, save_torch
 from erc.metrics import classification_metrics
 from erc.model import MGLRA
-from erc.params import get, per_dataset
 from erc.references import bclstm_model, bclstm_settings
 from erc.teachers import train_teachers
 from erc.training import build_objective, fit, model_config, seed_everything, train_settings, validation_score
@@ -40,20 +39,19 @@ def heldout_split(feats: dict, session: str) -> dict:
     return feats
 
 
-def _teacher_key(dataset: str, feats: dict, params: dict) -> str:
+def _teacher_key(dataset: str, feats: dict, params) -> str:
     """What a teacher depends on: the split's features and labels, and the params the teacher stage reads (not the
     seeds or the modality dropout, which only the multimodal model uses)."""
     digest = hashlib.sha256()
     for tensor in [feats["labels"], feats["lengths"], *feats["features"].values()]:
         digest.update(tensor.contiguous().numpy().tobytes())
-    digest.update(json.dumps([dataset, feats["splits"], get(params, "model"), get(params, "teachers"),
-                              {k: v for k, v in get(params, "train").items() if k not in ("seeds", "modality_dropout",
-                                                                                        "modality_dropout_unit")}],
+    digest.update(json.dumps([dataset, feats["splits"], params.model.model_dump(), params.teachers.model_dump(),
+                              params.train.model_dump(exclude={"seeds", "modality_dropout", "modality_dropout_unit"})],
                              sort_keys=True, default=str).encode())
     return digest.hexdigest()[:20]
 
 
-def split_teacher_logits(dataset: str, feats: dict, graphs: dict, params: dict, cache_dir=None) -> dict:
+def split_teacher_logits(dataset: str, feats: dict, graphs: dict, params, cache_dir=None) -> dict:
     """modality -> (N, C) logits of unimodal teachers trained on ``feats``' own training split and selected on
     its validation split (inside a held-out split, the held-out labels never reach them). ``cache_dir`` keeps
     them on disk, keyed by everything they depend on, so that probes of student settings share them."""
@@ -67,7 +65,7 @@ def split_teacher_logits(dataset: str, feats: dict, graphs: dict, params: dict, 
     return logits
 
 
-def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, device, heldout: bool = False,
+def probe_run(dataset: str, feats: dict, graphs: dict, params, seed: int, device, heldout: bool = False,
               bclstm: bool = False, teacher_logits: dict | None = None) -> dict:
     """One training run as the pipeline does it (MRL / MKD as ``params`` say; ``bclstm``: the reference).
     ``heldout``: also score the labelled test-split utterances (the held-out session) after every epoch.
@@ -84,8 +82,8 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params: dict, seed: int, 
             raise ValueError("MKD needs teacher logits")
         objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
         settings, model = train_settings(params, dataset), MGLRA(**config)
-        settings["modality_dropout"] = get(params, "train.modality_dropout")
-        settings["modality_dropout_unit"] = get(params, "train.modality_dropout_unit")
+        settings["modality_dropout"] = params.train.modality_dropout
+        settings["modality_dropout_unit"] = params.train.modality_dropout_unit
         data = DialogueData(feats, graphs["multimodal"])
     heldout_scores, heldout_per_class = [], []
 
@@ -122,7 +120,7 @@ def _digest(value) -> str:
 
 def check_sessions(sessions: list[str], dialogues) -> None:
     """Each of ``sessions`` must be a training session of ``dialogues`` (IEMOCAP's ``Ses01`` .. ``Ses04``)."""
-    from erc.finetune import session_of
+    from erc.finetuning import session_of
     known = {session_of(d.id) for d in dialogues if d.split == "train"}
     unknown = [s for s in sessions if s not in known]
     if unknown:
@@ -142,7 +140,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     the dataset's (default: all of them, from ``data/raw``)."""
     from erc.extraction import extract
     from erc.device import stage_device
-    from erc.finetune import _finetune_job, _prepare, finetune_result, largest_first, save_finetuned, session_of
+    from erc.finetuning import _finetune_job, _prepare, finetune_result, largest_first, save_finetuned, session_of
     from erc.parallel import run_parallel
 
     work_dir = Path(work_dir)
@@ -154,7 +152,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     # what every encoder depends on besides its recipe and rows: the dialogues, their labels, the code that trains it
     code = Path(_finetune_job.__code__.co_filename).parent  # src/erc
     data = _digest([[d.id for d in withheld], [d.labels for d in withheld], [d.sentences for d in withheld],
-                    [(code / f).read_text() for f in ("finetune.py", "finetuned.py", "losses.py", "selection.py")]])
+                    [(code / f).read_text() for f in ("finetuning.py", "utterance_encoder.py", "losses.py", "selection.py")]])
     jobs, plans_of_runs = {}, []
     for params in runs:
         prepared, its_jobs = _prepare(dataset, withheld, params, None, progress, stage_device(params))
@@ -164,7 +162,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
         jobs.update({keys[name]: job for name, job in its_jobs.items()
                      if not (work_dir / "encoders" / f"{keys[name]}.pt").is_file()})
         plans_of_runs.append((params, prepared, keys))
-    workers = get(runs[0], "workers") if runs else 1
+    workers = runs[0].workers if runs else 1
     for key, result in run_parallel(_finetune_job, largest_first(jobs), workers).items():
         save_torch(result, work_dir / "encoders" / f"{key}.pt")
     out = []

@@ -19,7 +19,7 @@ from erc.features import load_features  # noqa: E402
 from erc.graphs import build_graphs  # noqa: E402
 from erc.io import load_torch  # noqa: E402
 from erc.model import MGLRA  # noqa: E402
-from erc.params import load_params  # noqa: E402
+from erc.params import Params, load_params  # noqa: E402
 from erc.training import build_objective, model_config, predict  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def released_dims(feats: dict) -> dict:
     return feats
 
 
-def bench(dataset: str, device: torch.device, params: dict, released: bool, epochs: int) -> None:
+def bench(dataset: str, device: torch.device, params: Params, released: bool, epochs: int) -> None:
     feats = load_features(f"data/features/{dataset}.pt")
     if released:
         feats = released_dims(feats)

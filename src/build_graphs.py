@@ -3,14 +3,14 @@
 from erc.features import load_features
 from erc.graphs import build_graphs
 from erc.io import run_stage, save_torch
-from erc.params import check_dataset, get, load_params
+from erc.params import check_dataset, load_params
 
 
 def main(dataset: str) -> None:
     params = load_params()
     feats = load_features(f"data/features/{check_dataset(dataset)}.pt")
     graphs = build_graphs(feats["lengths"].tolist(), len(feats["features"]),
-                          get(params, "graphs.window_past"), get(params, "graphs.window_future"))
+                          params.graphs.window_past, params.graphs.window_future)
     save_torch(graphs, f"data/graphs/{dataset}.pt")
     edges = sum(g.num_edges for g in graphs["multimodal"])
     print(f"{dataset}: {len(graphs['multimodal'])} dialogue graphs, {edges} multimodal edges")

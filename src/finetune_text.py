@@ -11,20 +11,20 @@ import tempfile
 from pathlib import Path
 
 from erc.datasets import load_dialogues
-from erc.finetune import curves_png, finetune_datasets, save_finetuned
-from erc.finetuned import FINETUNED
+from erc.finetuning import curves_png, finetune_datasets, save_finetuned
+from erc.utterance_encoder import FINETUNED
 from erc.io import run_stage
 from erc.live import live_logger
-from erc.params import DATASETS, check_dataset, get, load_params, per_dataset
+from erc.params import DATASETS, check_dataset, load_params
 
 
 def main(*names: str) -> None:
     params = load_params()
     datasets = [check_dataset(name) for name in names] or list(DATASETS)
-    notes = {d: f"features.text is {per_dataset(params, 'features.text', d)}: nothing to fine-tune\n" for d in datasets
-             if per_dataset(params, "features.text", d) not in FINETUNED}
+    text = {d: params.for_dataset(d).features.text for d in datasets}
+    notes = {d: f"features.text is {text[d]}: nothing to fine-tune\n" for d in datasets if text[d] not in FINETUNED}
     notes.update({d: f"{d} is not in params.yaml's datasets: nothing fine-tuned\n" for d in datasets
-                  if d not in get(params, "datasets")})
+                  if d not in params.datasets})
     tune = {}
     for dataset in datasets:
         if dataset not in notes:

@@ -13,7 +13,7 @@ import annotated_types
 import yaml
 from pydantic import BaseModel
 
-from erc.pages import write_or_check
+from erc.pages import markdown_table, write_or_check
 from erc.params import ByDataset, Params, Section
 
 MEANING = {
@@ -68,7 +68,12 @@ MEANING = {
     "finetune.fold_by": "what a fold deals: dialogues, or IEMOCAP sessions (speaker-disjoint folds)",
     "finetune.eval_from": "validation / test features from the encoder on all training dialogues, or the folds' mean",
     "finetune.loss": "the fine-tuning classifier's loss",
-    "finetune.precision": "fp32, or bf16 autocast of the encoder on CUDA (refused on a CPU)",
+    "finetune.precision": "fp32, or bf16 / fp16 autocast of the encoder on CUDA (fp16 with a gradient scaler; "
+                          "refused on a CPU)",
+    "finetune.encoder": "what `features.text: ft` fine-tunes: minilm, mpnet, a Hugging Face model id or a local folder",
+    "finetune.context_future": "following turns, with speaker tags, after the previous ones (EmoBERTa's context)",
+    "finetune.accumulate": "micro-batches a batch runs as (gradients summed, one step): the same update, less memory",
+    "finetune.checkpointing": "gradient checkpointing of the encoder: less activation memory, more time",
     "mrl.enabled": "Matryoshka heads: nested prefixes of each modality block classify too",
     "mrl.shared": "MRL-E: one classifier whose columns serve every nesting size",
     "mrl.nesting": "prefix sizes per modality block below its full width (always added)",
@@ -170,22 +175,16 @@ def render(params_path="params.yaml", dvc_path="dvc.yaml") -> str:
              "MGLRA's behaviour); *params.yaml* is the committed value. *Read by*: the dvc.yaml stages that list the "
              "key, which a change reruns (`predict.py` reads the model's keys too). Unknown keys, wrong types and "
              "out-of-range values are refused with one `error:` line naming the key.", ""]
-    section = None
+    sections = {}  # section -> its rows, in the schema's order
     for key, field in leaves():
-        top = key.split(".")[0] if "." in key else "top level"
-        if top != section:
-            section = top
-            lines += [f"## {section}", "", "| key | type, range | default | params.yaml | read by | meaning |",
-                      "|---|---|---|---|---|---|"]
         if key not in MEANING:
             raise KeyError(f"src/params_doc.py: no meaning written for '{key}'")
-        stages_of = ", ".join(readers(key, stages)) or "—"
-        lines.append(f"| `{key}` | {describe_type(field.annotation, field.metadata)} | {show(value_of(defaults, key))} | "
-                     f"{show(value_of(current, key))} | {stages_of} | {MEANING[key]} |")
-        nxt = [k for k, _ in leaves()]
-        if nxt.index(key) + 1 == len(nxt) or (nxt[nxt.index(key) + 1].split(".")[0] if "." in nxt[nxt.index(key) + 1]
-                                              else "top level") != section:
-            lines.append("")
+        sections.setdefault(key.split(".")[0] if "." in key else "top level", []).append(
+            [f"`{key}`", describe_type(field.annotation, field.metadata), show(value_of(defaults, key)),
+             show(value_of(current, key)), ", ".join(readers(key, stages)) or "—", MEANING[key]])
+    for section, rows in sections.items():
+        lines += [f"## {section}", "",
+                  markdown_table(["key", "type, range", "default", "params.yaml", "read by", "meaning"], rows), ""]
     unused = set(MEANING) - {k for k, _ in leaves()}
     if unused:
         raise KeyError(f"src/params_doc.py: meaning for keys the schema does not have: {sorted(unused)}")

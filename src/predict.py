@@ -14,8 +14,8 @@ from functools import partial
 from erc.device import stage_device
 from erc.io import InputError, load_torch
 from erc.model import text_only_head
-from erc.params import check_dataset, get, load_params, per_dataset
-from erc.predict import format_table, predict_dialogue, read_dialogue
+from erc.params import check_dataset, load_params
+from erc.inference import format_table, predict_dialogue, read_dialogue
 
 
 def load_text_teacher(dataset: str, text_only: str) -> dict:
@@ -38,9 +38,9 @@ def main() -> None:
         params = load_params()
         checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)",
                                 ("config", "runs", "sources"))
-        window = (get(params, "graphs.window_past"), get(params, "graphs.window_future"))
+        window = (params.graphs.window_past, params.graphs.window_future)
         turns = read_dialogue(args.dialogue)
-        text_only = per_dataset(params, "mkd.text_only", dataset)
+        text_only = params.for_dataset(dataset).mkd.text_only
         # the text teacher, read only when a dialogue without audio needs it
         teacher = partial(load_text_teacher, dataset, text_only) \
             if "teacher" in text_only_head(checkpoint["config"], text_only) else None

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from erc.io import InputError
-from erc.pages import write_or_check
+from erc.pages import markdown_table, write_or_check
 from erc.params import DATASETS
 
 START, END = "<!-- results", "<!-- /results -->"
@@ -22,7 +22,7 @@ def table1_rows(text: str) -> dict:
     for line in text.splitlines():
         if line.startswith("## "):
             dataset = line[3:].strip().lower()
-        elif line.startswith("| ") and dataset and not line.startswith("| method") and not line.startswith("|---"):
+        elif line.startswith("| ") and dataset and not line.startswith("| method "):  # not the header or the rule
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             rows[(cells[0], dataset)] = cells[1:]
     return rows
@@ -31,26 +31,25 @@ def table1_rows(text: str) -> dict:
 def render(table_text: str) -> str:
     rows = table1_rows(table_text)
     methods = list(dict.fromkeys(m for m, _ in rows))
-    head = "| method | " + " | ".join(f"{d.upper()} Acc | {d.upper()} w-F1 | Δ w-F1" for d in DATASETS) + " |"
-    lines = [head, "|---" * (1 + 3 * len(DATASETS)) + "|"]
+    header = ["method", *[f"{d.upper()} {what}" for d in DATASETS for what in ("Acc", "w-F1", "Δ w-F1")]]
+    cells = []
     for paper_row in ("MGLRA", "MRL-E + MKD"):
-        cells = []
+        row = []
         for d in DATASETS:
             paper = rows.get((paper_row, d), [""] * 7)[4]
             acc, f1 = (paper.split(" / ") + ["", ""])[:2] if "/" in paper else ("—", "—")
-            cells += [acc, f1, ""]
-        lines.append(f"| *paper: {paper_row}* | " + " | ".join(cells) + " |")
+            row += [acc, f1, ""]
+        cells.append([f"*paper: {paper_row}*", *row])
     for method in methods:
-        cells = []
+        row = []
         for d in DATASETS:
-            row = rows.get((method, d))
-            if row is None or row[0] == "not run":
-                cells += ["not run", "", ""]
+            found = rows.get((method, d))
+            if found is None or found[0] == "not run":
+                row += ["not run", "", ""]
             else:
-                cells += [row[2], row[3], row[6] if len(row) > 6 else ""]
-        name = f"**{method}** (default)" if method == "MRL + MKD" else method
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+                row += [found[2], found[3], found[6] if len(found) > 6 else ""]
+        cells.append([f"**{method}** (default)" if method == "MRL + MKD" else method, *row])
+    return markdown_table(header, cells)
 
 
 def replaced(readme: str, table: str) -> str:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from erc.datasets import CLASSES
-from erc.pages import write_or_check
+from erc.pages import markdown_table, write_or_check
 from erc.params import DATASETS
 
 
@@ -29,42 +29,39 @@ def dataset_section(d: str) -> list[str]:
            f"Sources {', '.join(f'{k} `{v}`' for k, v in setup['sources'].items())}; MRL {setup['mrl']}, MRL-E "
            f"{setup['mrl_shared']}, MKD {setup['mkd']}; seeds {seeds}; devices "
            f"{', '.join(f'{k} {v}' for k, v in setup.get('device', {}).items())}.", "",
-           "### Headline and nesting sizes (mean ± std over seeds)", "",
-           "| output | dims | valid Acc | valid w-F1 | test Acc | test w-F1 | test macro-F1 |", "|---|---|---|---|---|---|---|"]
+           "### Headline and nesting sizes (mean ± std over seeds)", ""]
     n_blocks = len(setup["sources"]) - list(setup["sources"].values()).count("none")
     widest = max((int(k) for k in m["nesting"]), default=None)
-    for size, row in m["nesting"].items():
-        name = f"**prefix {size} a block (the full vector: headline)**" if int(size) == widest else f"prefix {size} a block"
-        out.append(f"| {name} | {row['dim']} | {pm(row['valid']['acc'])} | {pm(row['valid']['weighted_f1'])} | "
-                   f"{pm(row['test']['acc'])} | {pm(row['test']['weighted_f1'])} | {pm(row['test']['macro_f1'])} |")
-    out += ["", f"({n_blocks} modality blocks; a prefix of s a block gives s × {n_blocks} dims.)", "",
+    rows = [[f"**prefix {size} a block (the full vector: headline)**" if int(size) == widest else f"prefix {size} a block",
+             row["dim"], pm(row["valid"]["acc"]), pm(row["valid"]["weighted_f1"]), pm(row["test"]["acc"]),
+             pm(row["test"]["weighted_f1"]), pm(row["test"]["macro_f1"])] for size, row in m["nesting"].items()]
+    out += [markdown_table(["output", "dims", "valid Acc", "valid w-F1", "test Acc", "test w-F1", "test macro-F1"], rows),
+            "", f"({n_blocks} modality blocks; a prefix of s a block gives s × {n_blocks} dims.)", "",
             "### Teachers, student heads and references (test w-F1; teachers and the logistic regression are one model)",
-            "", "| model | valid w-F1 | test Acc | test w-F1 | kept epoch |", "|---|---|---|---|---|"]
-    for modality, t in teachers.items():
-        out.append(f"| {modality} teacher (frozen, unimodal MGLRA) | {t['valid']['weighted_f1']:.2f} | "
-                   f"{t['test']['acc']:.2f} | {t['test']['weighted_f1']:.2f} | {t['epoch']} |")
-    for modality, s in m["students"].items():
-        out.append(f"| {modality} student head U_{modality} | {pm(s['valid']['weighted_f1'])} | {pm(s['test']['acc'])} | "
-                   f"{pm(s['test']['weighted_f1'])} | model's |")
+            ""]
+    rows = [[f"{modality} teacher (frozen, unimodal MGLRA)", f"{t['valid']['weighted_f1']:.2f}", f"{t['test']['acc']:.2f}",
+             f"{t['test']['weighted_f1']:.2f}", t["epoch"]] for modality, t in teachers.items()]
+    rows += [[f"{modality} student head U_{modality}", pm(s["valid"]["weighted_f1"]), pm(s["test"]["acc"]),
+              pm(s["test"]["weighted_f1"]), "model's"] for modality, s in m["students"].items()]
     refs = m["references"]
-    out.append(f"| logistic regression (C = {refs['logreg']['C']}) | {pm(refs['logreg']['valid']['weighted_f1'])} | "
-               f"{pm(refs['logreg']['test']['acc'])} | {pm(refs['logreg']['test']['weighted_f1'])} | — |")
-    out.append(f"| bc-LSTM | {pm(refs['bc_lstm']['valid']['weighted_f1'])} | {pm(refs['bc_lstm']['test']['acc'])} | "
-               f"{pm(refs['bc_lstm']['test']['weighted_f1'])} | per seed |")
+    rows.append([f"logistic regression (C = {refs['logreg']['C']})", pm(refs["logreg"]["valid"]["weighted_f1"]),
+                 pm(refs["logreg"]["test"]["acc"]), pm(refs["logreg"]["test"]["weighted_f1"]), "—"])
+    rows.append(["bc-LSTM", pm(refs["bc_lstm"]["valid"]["weighted_f1"]), pm(refs["bc_lstm"]["test"]["acc"]),
+                 pm(refs["bc_lstm"]["test"]["weighted_f1"]), "per seed"])
+    out.append(markdown_table(["model", "valid w-F1", "test Acc", "test w-F1", "kept epoch"], rows))
     answers = [k for k in m if k.startswith("text_only_") and k != "text_only_head"]
     if answers:
         out += ["", f"### Dialogues without audio (every utterance's audio marked missing; `mkd.text_only` answers with "
-                    f"`{m.get('text_only_head')}`)", "", "| answer | valid w-F1 | test w-F1 |", "|---|---|---|"]
-        for key in answers:
-            out.append(f"| {key.removeprefix('text_only_')} | {pm(m[key]['valid']['weighted_f1'])} | "
-                       f"{pm(m[key]['test']['weighted_f1'])} |")
+                    f"`{m.get('text_only_head')}`)", "",
+                markdown_table(["answer", "valid w-F1", "test w-F1"],
+                               [[key.removeprefix("text_only_"), pm(m[key]["valid"]["weighted_f1"]),
+                                 pm(m[key]["test"]["weighted_f1"])] for key in answers])]
+    rows = [[run["seed"], run["epoch"], f"{run['valid']['weighted_f1']:.2f}", f"{run['test']['acc']:.2f}",
+             f"{run['test']['weighted_f1']:.2f}", *[f"{run['test']['per_class_f1'][c]:.1f}" for c in CLASSES[d]]]
+            for run in m["per_seed"]]
     out += ["", "### Per seed (the epoch kept on validation)", "",
-            "| seed | epoch | valid w-F1 | test Acc | test w-F1 | " + " | ".join(f"F1 {c}" for c in CLASSES[d]) + " |",
-            "|---" * (5 + len(CLASSES[d])) + "|"]
-    for run in m["per_seed"]:
-        per_class = run["test"]["per_class_f1"]
-        out.append(f"| {run['seed']} | {run['epoch']} | {run['valid']['weighted_f1']:.2f} | {run['test']['acc']:.2f} | "
-                   f"{run['test']['weighted_f1']:.2f} | " + " | ".join(f"{per_class[c]:.1f}" for c in CLASSES[d]) + " |")
+            markdown_table(["seed", "epoch", "valid w-F1", "test Acc", "test w-F1", *[f"F1 {c}" for c in CLASSES[d]]],
+                           rows)]
     return out + [""]
 
 
@@ -75,7 +72,7 @@ def render() -> str:
              "weighted F1, mean ± std over the seeds; test labels are read by `evaluate` only.", "",
              "**Intervals.** Δ figures (Table 1) are a paired cluster bootstrap over *test dialogues*: 1000 resamples "
              "of the dialogues with replacement, the seeds of each row resampled too, the same draw for both rows; "
-             "mean difference and 95 % percentile interval (`erc.table.paired_bootstrap`). Utterances within a "
+             "mean difference and 95 % percentile interval (`erc.experiment_table.paired_bootstrap`). Utterances within a "
              "dialogue are not independent, so resampling utterances would give intervals too narrow.", ""]
     for d in DATASETS:
         if Path(f"metrics/details/{d}.json").is_file():

@@ -4,7 +4,7 @@ MGLRA with MRL / MRL-E and MKD as params.yaml says, one run per seed, each kept 
 from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.live import live_logger
-from erc.params import check_dataset, get, load_params
+from erc.params import check_dataset, load_params
 from erc.multimodal import train_model
 from erc.teachers import load_teacher_logits
 
@@ -14,7 +14,7 @@ def main(dataset: str) -> None:
     feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teacher_logits = None
-    if get(params, "mkd.enabled"):
+    if params.mkd.enabled:
         teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]), len(feats["labels"]))
     checkpoint = train_model(dataset, feats, graphs, params, teacher_logits, live_factory=live_logger)
     save_torch(checkpoint, f"models/{dataset}.pt")

@@ -96,13 +96,13 @@ def test_schema_names_the_bad_key(edit, message):
 
 def test_committed_params_pass_and_defaults_fill_missing_keys():
     params = load_params(ROOT / "params.yaml")
-    assert params["train"]["seeds"] == [0, 1, 2, 3, 4]
+    assert params.train.seeds == [0, 1, 2, 3, 4] and params.for_dataset("meld").train.epochs == 20
     trimmed = copy.deepcopy(PARAMS)
     del trimmed["model"]["speaker"], trimmed["references"]
     filled = validate_params(trimmed)
-    assert filled["model"]["speaker"] == "text"  # a key left out: the released placement (text nodes)
-    assert filled["references"]["bclstm_hidden"] == 128 and filled["references"]["logreg_C"] == [0.01, 0.1, 1.0, 10.0]
-    assert filled["model"]["hidden"] == PARAMS["model"]["hidden"]  # what is given is kept
+    assert filled.model.speaker == "text"  # a key left out: the released placement (text nodes)
+    assert filled.references.bclstm_hidden == 128 and filled.references.logreg_C == [0.01, 0.1, 1.0, 10.0]
+    assert filled.model.hidden.model_dump() == PARAMS["model"]["hidden"]  # what is given is kept
     assert model_config({"features": {"text": torch.zeros(1, 2, 12)}, "n_speakers": 2, "classes": [0, 1, 2]},
                         filled, "iemocap")["speaker"] == "text"
 
@@ -145,7 +145,8 @@ def tiny_checkpoint(path):
     feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
              "classes": list(range(7))}
     params = load_params(ROOT / "params.yaml")
-    params["model"].update(hidden=16, graph_hidden=8)
+    # narrower than the nesting sizes allow: unchecked, nesting_sizes keeps the sizes below the block
+    params = params.model_copy(update={"model": params.model.model_copy(update={"hidden": 16, "graph_hidden": 8})})
     config = model_config(feats, params, "meld")
     torch.manual_seed(0)
     path.parent.mkdir(parents=True, exist_ok=True)

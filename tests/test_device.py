@@ -16,8 +16,8 @@ from erc.batching import DialogueData
 from erc.datasets import CLASSES, load_dialogues
 from erc.device import resolve_device, to_cpu
 from erc.evaluation import evaluate_model
-from erc.finetune import finetune, settings_of
-from erc.finetuned import Inputs, base_encoder_dir, layer_features, UtteranceClassifier
+from erc.finetuning import finetune, settings_of
+from erc.utterance_encoder import Inputs, base_encoder_dir, layer_features, UtteranceClassifier
 from erc.graphs import build_graphs
 from erc.io import InputError
 from erc.losses import task_loss
@@ -134,7 +134,7 @@ def test_kept_states_are_copies_that_training_does_not_move():
 
 
 def test_bf16_on_a_cpu_is_refused_before_any_work(few_dialogues):
-    from erc.finetune import finetune_datasets
+    from erc.finetuning import finetune_datasets
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: bf16 is allowed")
     p = validate_params({"features": {"text": "minilm-ft"}, "device": "cpu", "finetune": {"precision": "bf16"}})
@@ -143,7 +143,7 @@ def test_bf16_on_a_cpu_is_refused_before_any_work(few_dialogues):
 
 
 def test_the_table_keeps_runs_on_another_device_apart():
-    from erc.table import run_device
+    from erc.experiment_table import run_device
     assert run_device({"setup": {"device": {"train": "cpu", "evaluate": "cpu"}}}) == "cpu"
     assert run_device({"setup": {"device": {"train": "cuda", "evaluate": "cpu"}}}) == "cpu+cuda"
     assert run_device({"setup": {"sources": {}}}) == "cpu"  # made before the device was recorded: on the CPU

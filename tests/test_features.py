@@ -1,4 +1,4 @@
-"""Feature sources: MiniLM on a few real dialogues, bad input, atomic writes (feature pickles: test_feature_files)."""
+"""Feature sources: MiniLM on a few real dialogues, bad input, atomic writes (feature pickles: test_feature_pickles)."""
 import pytest
 import torch
 import yaml
@@ -7,6 +7,7 @@ from erc.datasets import load_dialogues
 from erc.extraction import extract
 from erc.features import load_features, save_features
 from erc.io import InputError, atomic_path
+from erc.params import validate_params
 from erc.text import assemble_split_zip
 
 from conftest import RAW, ROOT
@@ -22,7 +23,7 @@ def few_dialogues():
 def params(**features):
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["features"].update(features)
-    return p
+    return validate_params(p)
 
 
 def test_empty_dialogue_is_refused(few_dialogues):

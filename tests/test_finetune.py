@@ -11,8 +11,8 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.datasets import CLASSES, load_dialogues
-from erc.finetune import finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
-from erc.finetuned import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features,
+from erc.finetuning import finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
+from erc.utterance_encoder import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features,
                            layer_features, length_pieces, new_dialogue_features)
 from erc.io import InputError
 from erc.losses import task_loss

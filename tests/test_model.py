@@ -103,15 +103,15 @@ def test_two_eval_passes_agree(toy):
 
 
 def test_each_dataset_reads_its_own_input_dropout(toy):
-    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    params["model"]["input_dropout"] = {"iemocap": 0.125, "meld": 0.375}
-    params = validate_params(params)
+    raw = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump()
+    raw["model"]["input_dropout"] = {"iemocap": 0.125, "meld": 0.375}
+    params = validate_params(raw)
     assert model_config(toy[0], params, "iemocap")["input_dropout"] == 0.125
     assert model_config(toy[0], params, "meld")["input_dropout"] == 0.375
     # and the model built from it drops at that rate
     assert MGLRA(**model_config(toy[0], params, "meld")).input_dropout.p == 0.375
     with pytest.raises(InputError, match="model.input_dropout"):
-        validate_params({**params, "model": {**params["model"], "input_dropout": {"iemocap": 0.1}}})
+        validate_params({**raw, "model": {**raw["model"], "input_dropout": {"iemocap": 0.1}}})
 
 
 def test_input_dropout_acts_only_in_training(toy):
@@ -129,9 +129,9 @@ def test_input_dropout_acts_only_in_training(toy):
 @pytest.mark.parametrize("key, value", [("dropout", 1.5), ("input_dropout", -0.1), ("input_dropout", {"iemocap": 0.1,
                                         "meld": 1.0}), ("mask_ratio", True)])
 def test_nonsense_rates_are_named(toy, key, value):
-    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump()
     params["model"][key] = 0.25
-    assert model_config(toy[0], params, "iemocap")[key] == 0.25
+    assert model_config(toy[0], validate_params(params), "iemocap")[key] == 0.25
     bad = copy.deepcopy(params)
     bad["model"][key] = value
     with pytest.raises(InputError, match=rf"'model.{key}(\.meld)?' should be"):
@@ -242,7 +242,7 @@ def test_speaker_init_std_scales_only_when_asked(toy):
 
 
 def test_model_config_passes_the_new_options(toy):
-    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump()
     params["model"]["speaker_init_std"], params["mkd"]["placement"] = 0.1, "unimodal"
     config = model_config(toy[0], validate_params(params), "iemocap")
     assert config["speaker_init_std"] == 0.1 and config["student_placement"] == "unimodal"

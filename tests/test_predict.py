@@ -5,18 +5,24 @@ import torch
 
 from erc.io import InputError
 from erc.model import MGLRA
-from erc.predict import format_table, predict_dialogue, read_dialogue
+from erc.inference import format_table, predict_dialogue, read_dialogue
+from erc.params import Params, load_params
 from erc.training import model_config
+
+
+def narrow_params() -> Params:
+    """params.yaml with a tiny model, unchecked (narrower than the nesting sizes: ``nesting_sizes`` keeps those
+    below the block)."""
+    from conftest import ROOT
+    params = load_params(ROOT / "params.yaml")
+    return params.model_copy(update={"model": params.model.model_copy(update={"hidden": 16, "graph_hidden": 8})})
 
 
 @pytest.fixture
 def checkpoint():
     feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
              "classes": list(range(7))}
-    import yaml
-    from conftest import ROOT
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["model"].update(hidden={"iemocap": 16, "meld": 16}, graph_hidden=8)
+    params = narrow_params()
     config = model_config(feats, params, "meld")
     torch.manual_seed(0)
     return {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict()}},
@@ -90,7 +96,7 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
     # by hand: the ensemble of one seed is the softmax of the model's text student logits
     from erc.batching import DialogueData
     from erc.graphs import dialogue_graph
-    from erc.predict import dialogue_features
+    from erc.inference import dialogue_features
     feats = {"features": dialogue_features(turns, checkpoint["config"], checkpoint["sources"], "d", "meld", [0, 1]),
              "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
              "labels": torch.full((2,), -1)}
@@ -107,13 +113,10 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
 
 
 def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_when_asked(tmp_path, checkpoint):
-    import yaml
-    from conftest import ROOT
     from erc.batching import DialogueData
     from erc.graphs import dialogue_graph
-    from erc.predict import dialogue_features
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["model"].update(hidden={"iemocap": 16, "meld": 16}, graph_hidden=8)
+    from erc.inference import dialogue_features
+    params = narrow_params()
     feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
              "classes": list(range(7))}
     config = model_config(feats, params, "meld", modalities=["text"], use_mrl=False, use_mkd=False)

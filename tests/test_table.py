@@ -9,9 +9,10 @@ import torch
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
-from erc import table as erc_table
+from erc import experiment_table as erc_table
 from erc.io import InputError
-from erc.table import (acc_f1, build_table, confusions, find_rows, paired_bootstrap, row_name, same_setup,
+from erc.params import validate_params
+from erc.experiment_table import (acc_f1, build_table, confusions, find_rows, paired_bootstrap, row_name, same_setup,
                        run_inputs, with_dialogues)
 
 
@@ -127,6 +128,16 @@ def test_dialogues_from_the_feature_file(tmp_path):
         with_dialogues(old.assign(label=[0, 1, 2]), features, "x.csv")
 
 
+def table_rows(text: str) -> dict:
+    """method -> its cells in a markdown table (the first table that names it)."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and not set(line) <= set("|- ") and cells[0] != "method":
+            rows.setdefault(cells[0], cells[1:])
+    return rows
+
+
 def fake_experiments(monkeypatch, tmp_path, rng):
     """An MGLRA and an MKD experiment in git (IEMOCAP only); MGLRA's CSV predates the dialogue column."""
     labels = rng.integers(0, 6, 60)
@@ -153,9 +164,31 @@ def test_build_table_compares_against_mglra(monkeypatch, tmp_path):
     experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
     text = build_table(experiments, params, n_boot=200, defaults={}, features=str(tmp_path / "{dataset}.pt"))
     assert "paired cluster bootstrap over test dialogues with the seeds resampled too (200 resamples)" in text
-    mkd = next(line for line in text.splitlines() if line.startswith("| MKD | mkd |"))
-    assert mkd.split("|")[-3].strip().startswith("+")  # Δ Acc vs MGLRA
-    assert "| MRL | not run |" in text
+    mkd = table_rows(text)["MKD"]
+    assert mkd[0] == "mkd" and mkd[-2].startswith("+")  # Δ Acc vs MGLRA
+    assert table_rows(text)["MRL"][0] == "not run"
+
+
+def test_a_table_rebuilds_from_its_committed_records_without_the_experiments(monkeypatch, tmp_path):
+    experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
+    features = str(tmp_path / "{dataset}.pt")
+    text = build_table(experiments, params, n_boot=200, defaults={}, features=features)
+    erc_table.save_records(find_rows(experiments, params, {}), features, tmp_path / "records")
+    assert sorted(p.name for p in (tmp_path / "records").glob("*.json")) == ["mglra.json", "mkd.json"]
+    # a clone: no experiment in git, only the records (whose CSVs carry the dialogues, so no feature file either)
+    monkeypatch.setattr(erc_table, "git_file", lambda rev, path: None)
+    (tmp_path / "iemocap.pt").unlink()
+    records = erc_table.load_records(tmp_path / "records")
+    assert build_table(records, params, n_boot=200, defaults={}, features=features) == text
+    with pytest.raises(InputError, match="has metrics"):  # the same experiments, read from git: nothing there
+        build_table(experiments, params, n_boot=200, defaults={}, features=features)
+    # the MGLRA row alone found again: the MKD record, no longer a row, is removed
+    erc_table.save_records({k: v for k, v in find_rows(records, params, {}).items() if k[0] == "MGLRA"},
+                           features, tmp_path / "records")
+    assert [p.name for p in (tmp_path / "records").glob("*.json")] == ["mglra.json"]
+    (tmp_path / "records" / "mglra.json").write_text('{"row": "MGLRA", "datasets": {"iemocap": {}}}')
+    with pytest.raises(InputError, match=r"records/mglra.json: not a Table 1 record \(KeyError"):
+        erc_table.load_records(tmp_path / "records")
 
 
 def test_outputs_of_other_seeds_than_the_params_say_are_skipped(monkeypatch, tmp_path):
@@ -174,7 +207,7 @@ def test_outputs_of_other_seeds_than_the_params_say_are_skipped(monkeypatch, tmp
     monkeypatch.setattr(erc_table, "git_file", with_stale)
     stale = {"rev": "r0", "name": "params-ahead-of-outputs", "params": experiments[0]["params"]}
     text = build_table([stale] + experiments, params, n_boot=50, defaults={}, features=str(tmp_path / "{dataset}.pt"))
-    assert "| MGLRA | mglra | 2 |" in text and "params-ahead-of-outputs" not in text
+    assert table_rows(text)["MGLRA"][:2] == ["mglra", "2"] and "params-ahead-of-outputs" not in text
 
 
 def lock(features_md5: str, lr: float = 0.001, mkd: bool = False) -> str:
@@ -223,12 +256,13 @@ def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):
     import table as script
     experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
     monkeypatch.setattr(script, "experiments_from_dvc", lambda: experiments)
-    monkeypatch.setattr(erc_table.erc_params, "flat_defaults", lambda: {"datasets": ["iemocap"]}, raising=False)
+    experiments = [{**e, "params": {**e["params"], "datasets": ["iemocap"]}} for e in experiments]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("sys.argv", ["table.py"])
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "table1.md").write_text("old table\n")
-    monkeypatch.setattr(script, "load_params", lambda: {**params, "datasets": ["iemocap"], "train": {"lr": 0.01}})
+    monkeypatch.setattr(script, "load_params", lambda: validate_params({**params, "datasets": ["iemocap"],
+                                                                        "train": {"lr": 0.01}}))
     with pytest.raises(SystemExit) as exit_:  # no dvc.lock: no run to compare the rows with
         script.main()
     assert exit_.value.code == "error: dvc.lock: not found (run dvc repro first: Table 1's rows are compared with its run)"
@@ -238,7 +272,7 @@ def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):
     assert exit_.value.code == ("error: no experiment matches the current params.yaml (2 experiments found; "
                                 "the nearest, mglra, differs in train.lr 0.001 vs 0.01)")
     # params as the experiments', but they have no dvc.lock saying they ran on the workspace run's inputs
-    monkeypatch.setattr(script, "load_params", lambda: {**params, "datasets": ["iemocap"]})
+    monkeypatch.setattr(script, "load_params", lambda: validate_params({**params, "datasets": ["iemocap"]}))
     with pytest.raises(SystemExit) as exit_:
         script.main()
     assert "ran on the current inputs" in exit_.value.code
@@ -264,12 +298,12 @@ def fake_dvc(statuses, calls):
 
 
 def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for():
-    from erc.table import missing_rows, run_missing_rows
+    from erc.experiment_table import missing_rows, run_missing_rows
     rows = {(name, d): {} for name in ("MGLRA", "MRL + MKD") for d in ("iemocap", "meld")}
     rows[("MKD", "iemocap")] = {}  # run for one dataset only: still missing
     todo = missing_rows(rows)
     assert todo == ["MRL", "MRL-E", "MKD", "MRL-E + MKD", "MGLRA, frozen MiniLM"]
-    from erc.table import row_overrides
+    from erc.experiment_table import row_overrides
     assert row_overrides("MGLRA, frozen MiniLM") == ["features.text=minilm", "mrl.enabled=false", "mrl.shared=false",
                                                      "mkd.enabled=false"]
     todo = todo[:4]
@@ -291,7 +325,7 @@ def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for
 
 
 def test_queue_workers_that_stop_early_are_started_again():
-    from erc.table import queue_state, run_missing_rows
+    from erc.experiment_table import queue_state, run_missing_rows
     status = ("Task Name Created Status\nab12 table-mrl-e-1 09:36 PM Running\ncd34 table-mkd-1 09:36 PM Queued\n"
               "ef56 table-mrl-0 04:10 PM Failed\n\nWorker status: 1 active, 0 idle\n")
     assert queue_state(status, {"table-mrl-e-1", "table-mkd-1"}) == ({"table-mrl-e-1": "Running",
@@ -305,14 +339,14 @@ def test_queue_workers_that_stop_early_are_started_again():
 
 
 def test_a_failed_queue_task_is_one_line():
-    from erc.table import run_missing_rows
+    from erc.experiment_table import run_missing_rows
     statuses = iter(["Task Name Created Status\n1 table-mrl x Failed\n"])
     with pytest.raises(InputError, match="experiment table-mrl failed"):
         run_missing_rows(["MRL"], 1, run=fake_dvc(statuses, []), sleep=lambda s: None)
 
 
 def test_a_queue_that_cannot_start_is_one_line():
-    from erc.table import start_queue
+    from erc.experiment_table import start_queue
 
     def fake_run(cmd, stdout=None, **kwargs):
         stdout.write("Starting workers\nERROR: no worker could start\n")  # written where a worker would write

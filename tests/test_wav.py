@@ -10,7 +10,7 @@ from scipy.io import wavfile
 
 from erc.audio import PRAAT_COLUMNS, SIGNAL_COLUMNS, apply_scaling, shipped_scaling
 from erc.io import InputError
-from erc.predict import dialogue_features, predict_dialogue, read_dialogue
+from erc.inference import dialogue_features, predict_dialogue, read_dialogue
 from erc.wav import signal_descriptors, wav_descriptors
 
 from test_bad_input import assert_one_line_error, project, run_script, tiny_checkpoint
@@ -149,7 +149,7 @@ def test_praat_wav_extraction_measures_a_wav_folder_and_keeps_its_scaling(tmp_pa
     from erc.datasets import load_dialogues
     from erc.extraction import extract
     from erc.params import validate_params
-    from erc.predict import stored_scaling
+    from erc.inference import stored_scaling
     dialogues = [d for split in ("train", "valid", "test")
                  for d in [x for x in load_dialogues("meld", ROOT / "data" / "raw") if x.split == split][:2]]
     folder = {"train": "train", "valid": "dev", "test": "test"}

@@ -27,9 +27,9 @@ def resolve_device(wanted: str) -> torch.device:
     return torch.device(wanted)
 
 
-def stage_device(params: dict) -> torch.device:
+def stage_device(params) -> torch.device:
     """The resolved ``device`` of a stage's params, with the deterministic settings applied for it."""
-    device = resolve_device(params["device"])
+    device = resolve_device(params.device)  # params: erc.params.Params
     make_deterministic(device)
     return device
 

@@ -11,11 +11,11 @@ from erc import audio as audio_lib
 from erc import text as text_lib
 from erc import wav as wav_lib
 from erc.datasets import CLASSES, N_SPEAKERS, Dialogue, load_dialogues
-from erc.feature_files import read_feature_file
+from erc.feature_pickles import read_feature_file
 from erc.device import stage_device
-from erc.finetuned import FINETUNED, finetune_summary, finetuned_features
+from erc.utterance_encoder import FINETUNED, finetune_summary, finetuned_features
 from erc.io import InputError
-from erc.params import get, per_dataset
+from erc.params import Params
 
 MODALITIES = ("text", "audio", "visual")
 
@@ -56,11 +56,12 @@ def check_finite(name: str, array: np.ndarray, dialogues: list[Dialogue], where)
         raise InputError(f"{where}: {name} features hold NaN or inf (first in dialogue {dialogue.id})")
 
 
-def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialogues=None, progress=True,
+def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dialogues=None, progress=True,
             finetuned_dir: str | Path = "models/finetuned") -> dict:
     """Build the canonical feature dict for ``dataset`` from the sources chosen in ``params['features']``."""
     raw_dir = Path(raw_dir)
-    sources = {m: per_dataset(params, f"features.{m}", dataset) for m in MODALITIES}  # checked by the params schema
+    p = params.for_dataset(dataset)
+    sources = {m: getattr(p.features, m) for m in MODALITIES}  # checked by the params schema
     dialogues = dialogues if dialogues is not None else load_dialogues(dataset, raw_dir)
     for d in dialogues:
         if len(d) == 0:
@@ -72,22 +73,22 @@ def extract(dataset: str, params: dict, raw_dir: str | Path = "data/raw", dialog
         if source == "none":
             continue
         if source == "file":
-            path = get(params, f"features.files.{dataset}.{modality}")  # the schema made sure it is set
+            path = getattr(getattr(p.features.files, dataset), modality)  # the schema made sure it is set
             per_dialogue, file_labels = read_feature_file(path, modality, dataset, [d.id for d in dialogues])
             array = align_file_features(per_dialogue, file_labels, dialogues, path)
             where = path
         elif modality == "text" and source in FINETUNED:
             array = finetuned_features(dataset, dialogues, Path(finetuned_dir) / dataset,
-                                       per_dataset(params, "finetune.eval_from", dataset), progress, device)
+                                       p.finetune.eval_from, progress, device)
             devices["finetune"] = finetune_summary(Path(finetuned_dir) / dataset).get("device", "cpu")
             where = f"{source} text encoder"
         elif modality == "text":
             encoder = text_lib.encoder_for(source, device)
             sentences = [text_lib.repair_cp1252(s) for d in dialogues for s in d.sentences]
-            array = encoder.encode(sentences, get(params, "features.text_batch_size"), progress)
+            array = encoder.encode(sentences, p.features.text_batch_size, progress)
             where = f"{source} text encoder"
         else:
-            wav_dir = get(params, f"features.wav_dirs.{dataset}")
+            wav_dir = getattr(p.features.wav_dirs, dataset)
             if source == "praat":
                 values, missing, columns = audio_lib.shipped_descriptors(dataset, dialogues, raw_dir / "found")
             elif source == "praat-wav":

@@ -8,24 +8,24 @@ from erc.batching import DialogueData
 from erc.device import stage_device
 from erc.model import MGLRA, text_only_head
 from erc.parallel import run_parallel
-from erc.params import get
+from erc.params import Params
 from erc.training import build_objective, fit, live_for, model_config, seed_everything, seeds, train_settings
 
 
-def train_model(dataset: str, feats: dict, graphs: dict, params: dict, teacher_logits=None, live_factory=None,
+def train_model(dataset: str, feats: dict, graphs: dict, params: Params, teacher_logits=None, live_factory=None,
                 progress=True) -> dict:
     """The config, the device, and the kept (CPU) state of each seed."""
     device, settings = stage_device(params), train_settings(params, dataset)
-    settings["modality_dropout"] = get(params, "train.modality_dropout")  # the multimodal model's only
-    settings["modality_dropout_unit"] = get(params, "train.modality_dropout_unit")
+    settings["modality_dropout"] = params.train.modality_dropout  # the multimodal model's only
+    settings["modality_dropout_unit"] = params.train.modality_dropout_unit
     config = model_config(feats, params, dataset)
     data = DialogueData(feats, graphs["multimodal"])
     jobs = {seed: (seed, dataset, feats, data, config, params, teacher_logits, device, settings, live_factory, progress)
             for seed in seeds(params)}
-    runs = run_parallel(_train_seed, jobs, get(params, "workers"))
+    runs = run_parallel(_train_seed, jobs, params.workers)
     return {"config": config, "runs": runs, "sources": feats["sources"], "device": device.type,
-            "mrl": dict(get(params, "mrl")),
-            "mkd": {k: v for k, v in get(params, "mkd").items() if k != "text_only"}}  # not a training setting
+            "mrl": params.mrl.model_dump(),
+            "mkd": params.mkd.model_dump(exclude={"text_only"})}  # not a training setting
 
 
 def _train_seed(seed, dataset, feats, data, config, params, teacher_logits, device, settings, live_factory,

@@ -17,3 +17,10 @@ def write_or_check(text: str, path: str | Path, command: str) -> None:
         return
     save_text(text, path)
     print(f"wrote {path}")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub markdown table (pandas' ``to_markdown``); cells are written as given (no number reformatting)."""
+    import pandas as pd
+    return pd.DataFrame([[str(c) for c in row] for row in rows], columns=header).to_markdown(
+        index=False, tablefmt="github", disable_numparse=True)

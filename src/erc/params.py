@@ -1,8 +1,9 @@
 """``params.yaml`` as a schema: every key, its type, range and default, checked once when the file is read.
 
 An unknown key is refused with the nearest valid key; a key left out takes its default (the behaviour the
-pipeline had before the key existed, mostly the released MGLRA's). ``load_params`` returns plain dicts with
-every key present, so the stages read values with ``get`` and never re-check them.
+pipeline had before the key existed, mostly the released MGLRA's). ``load_params`` returns the typed ``Params``
+with every key present; a stage reads ``params.train.lr``, and ``params.for_dataset(d)`` gives the values of keys set
+once or per dataset (``model.hidden: {iemocap: 128, meld: 256}``) as dataset ``d``'s.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
+    def __reduce__(self):  # pickled as its values: ByDataset[...] classes are made at import and cannot be pickled
+        return type(self).model_validate, (self.model_dump(),)
+
 
 class ByDataset(Section, Generic[T]):
     iemocap: T
@@ -46,7 +50,8 @@ class FileSources(Section):
 
 class Features(Section):
     # once, or per dataset ({iemocap: minilm, meld: minilm-ft}): validation may pick a different source for each
-    text: per_dataset_type(Literal["minilm", "mpnet", "minilm-ft", "mpnet-ft", "file", "none"]) = "minilm"
+    # ft: the encoder finetune.encoder names, fine-tuned (minilm-ft / mpnet-ft: the two offline packages, fine-tuned)
+    text: per_dataset_type(Literal["minilm", "mpnet", "minilm-ft", "mpnet-ft", "ft", "file", "none"]) = "minilm"
     audio: Literal["praat", "praat-wav", "opensmile", "file", "none"] = "praat"
     visual: Literal["file", "none"] = "none"
     text_batch_size: PositiveInt = 64
@@ -117,7 +122,10 @@ class Teachers(Section):
 
 
 class Finetune(Section):
-    """The finetune_text stage (features.text: minilm-ft | mpnet-ft); erc.finetune says what each key does."""
+    """The finetune_text stage (features.text: minilm-ft | mpnet-ft | ft); erc.finetuning says what each key does."""
+    # what features.text: ft fine-tunes: minilm | mpnet (the offline packages) | a Hugging Face model id (from the
+    # local cache, or the hub where reachable) | a local directory in the transformers layout
+    encoder: per_dataset_type(Optional[Annotated[str, Field(min_length=1)]]) = None
     epochs: per_dataset_type(PositiveInt) = Field(default={"iemocap": 4, "meld": 3}, validate_default=True)
     lr: PositiveFloat = 1e-4
     batch_size: PositiveInt = 32
@@ -127,6 +135,7 @@ class Finetune(Section):
     warmup: Rate = 0.1                  # share of the steps with a linear learning-rate warm-up
     # once or per dataset: validation chooses the recipe for each
     context: per_dataset_type(NonNegativeInt) = 0   # previous turns (with speaker tags) as a second segment
+    context_future: per_dataset_type(NonNegativeInt) = 0  # following turns too, after the previous ones (EmoBERTa's)
     folds: per_dataset_type(NonNegativeInt) = 0     # cross-fitting folds over training dialogues (0: none, else >= 2)
     fold_by: per_dataset_type(Literal["dialogue", "session"]) = "dialogue"  # what a fold deals: dialogues, or
                                                                           # IEMOCAP sessions (speaker-disjoint folds)
@@ -134,8 +143,10 @@ class Finetune(Section):
                                                                    # encoder or the folds' mean
     loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
         default={"iemocap": "weighted_nll", "meld": "ce"}, validate_default=True)
-    # fp32 | bf16 (autocast of the encoder's forward on CUDA; refused on CPU, where it would be slower)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # fp32 | bf16 | fp16 (autocast of the encoder's forward on CUDA, fp16 with a gradient scaler; refused on CPU)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    accumulate: PositiveInt = 1        # micro-batches a batch is run as (gradients summed, one step): less memory
+    checkpointing: bool = False        # gradient checkpointing of the encoder's layers: less memory, more time
 
     @model_validator(mode="after")
     def folds_are_none_or_several(self):
@@ -177,6 +188,19 @@ class References(Section):
     bclstm_lr: PositiveFloat = 1e-3
 
 
+def _resolved(section: Section, dataset: str) -> Section:
+    """A copy of ``section`` with each key given per dataset replaced by ``dataset``'s value, section by section."""
+    updates = {}
+    for name, field in type(section).model_fields.items():
+        value = getattr(section, name)
+        structural = isinstance(field.annotation, type) and issubclass(field.annotation, ByDataset)  # files, wav_dirs
+        if isinstance(value, ByDataset) and not structural:
+            updates[name] = getattr(value, dataset)
+        elif isinstance(value, Section) and not isinstance(value, ByDataset):
+            updates[name] = _resolved(value, dataset)
+    return section.model_copy(update=updates)
+
+
 class Params(Section):
     datasets: Annotated[list[Literal["iemocap", "meld"]], Field(min_length=1)] = list(DATASETS)
     workers: PositiveInt = 2   # processes for independent units of work; each runs on one thread (cannot change a number)
@@ -191,8 +215,17 @@ class Params(Section):
     mkd: Mkd = Field(default_factory=Mkd)
     references: References = Field(default_factory=References)
 
+    def for_dataset(self, dataset: str) -> "Params":
+        """These params as ``dataset`` sees them: a key given once or per dataset holds ``dataset``'s value."""
+        return _resolved(self, check_dataset(dataset))
+
     @model_validator(mode="after")
     def sources_have_their_inputs(self):
+        for d in self.datasets:
+            resolved = self.for_dataset(d)
+            if resolved.features.text == "ft" and not resolved.finetune.encoder:
+                raise ValueError(f"'finetune.encoder' must name the encoder to fine-tune ({d}) when features.text is "
+                                 "ft: minilm, mpnet, a Hugging Face model id or a local directory")
         for modality in ("text", "audio", "visual"):
             source = getattr(self.features, modality)
             for d in self.datasets:
@@ -255,18 +288,18 @@ def describe(error: dict, where: str) -> str:
     return f"{where}: '{key}' {message}, got {error['input']!r}"
 
 
-def validate_params(raw: Any, where: str = "params.yaml") -> dict:
-    """Check ``raw`` against the schema; return plain dicts with every key (defaults filled in)."""
+def validate_params(raw: Any, where: str = "params.yaml") -> Params:
+    """Check ``raw`` (nested dicts) against the schema; return the typed params with every key (defaults filled in)."""
     if not isinstance(raw, dict):
         raise InputError(f"{where}: expected a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw).model_dump()
+        return Params.model_validate(raw)
     except ValidationError as err:
         errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
         raise InputError(describe(errors[0], where)) from None
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: params file not found")
@@ -288,26 +321,6 @@ def flatten(nested: dict, prefix: str = "") -> dict:
 def flat_defaults() -> dict:
     """Dotted key -> default value, for every leaf of the schema."""
     return flatten(Params().model_dump())
-
-
-def get(params: dict, dotted: str):
-    """``get(p, "train.lr")``; a missing key raises an InputError naming it."""
-    node = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise InputError(f"params.yaml: missing key '{dotted}'")
-        node = node[part]
-    return node
-
-
-def per_dataset(params: dict, dotted: str, dataset: str):
-    """A value that may be given once or per dataset (``{iemocap: 512, meld: 1024}``)."""
-    value = get(params, dotted)
-    if isinstance(value, dict):
-        if dataset not in value:
-            raise InputError(f"params.yaml: missing key '{dotted}.{dataset}'")
-        return value[dataset]
-    return value
 
 
 def check_dataset(name: str) -> str:

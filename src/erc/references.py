@@ -15,7 +15,7 @@ from erc.batching import DialogueData, to_padded
 from erc.device import stage_device
 from erc.features import utterance_split
 from erc.parallel import run_parallel
-from erc.params import get
+from erc.params import Params
 from erc.training import build_objective, fit, predict_all, seed_everything, seeds, train_settings
 
 
@@ -64,17 +64,17 @@ def bclstm_input_dim(features: dict) -> int:
     return int(utterance_vectors({m: t[:1] for m, t in features.items()}).shape[1])
 
 
-def bclstm_settings(params: dict, dataset: str) -> dict:
+def bclstm_settings(params: Params, dataset: str) -> dict:
     """``fit`` keywords for the bc-LSTM: the model's settings (same epochs, batches and selection rule, so the
     same budget of steps and validation checks) with the reference's own learning rate."""
     settings = train_settings(params, dataset)
-    settings.update(lr=get(params, "references.bclstm_lr"))
+    settings.update(lr=params.references.bclstm_lr)
     return settings
 
 
-def bclstm_model(feats: dict, params: dict) -> BcLSTM:
+def bclstm_model(feats: dict, params: Params) -> BcLSTM:
     return BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
-                  get(params, "references.bclstm_hidden"), get(params, "model.dropout"))
+                  params.references.bclstm_hidden, params.model.dropout)
 
 
 def _bclstm_seed(seed, dataset, feats, data, params, device, settings, progress) -> dict:
@@ -87,11 +87,11 @@ def _bclstm_seed(seed, dataset, feats, data, params, device, settings, progress)
     return {"epoch": result["epoch"], "logits": predict_all(model, data, device)}
 
 
-def train_references(dataset: str, feats: dict, graphs: dict, params: dict, progress=True) -> dict:
+def train_references(dataset: str, feats: dict, graphs: dict, params: Params, progress=True) -> dict:
     """Logits of every utterance from the logistic regression and from one bc-LSTM per seed."""
     device, settings = stage_device(params), bclstm_settings(params, dataset)
-    logreg = logistic_regression(feats, get(params, "references.logreg_C"))
+    logreg = logistic_regression(feats, params.references.logreg_C)
     data = DialogueData(feats, graphs["unimodal"])
     jobs = {seed: (seed, dataset, feats, data, params, device, settings, progress) for seed in seeds(params)}
-    bclstm = run_parallel(_bclstm_seed, jobs, get(params, "workers"))
+    bclstm = run_parallel(_bclstm_seed, jobs, params.workers)
     return {"logreg": logreg, "bc_lstm": bclstm, "device": device.type}

@@ -11,21 +11,21 @@ from erc.device import stage_device
 from erc.io import InputError, load_torch
 from erc.model import MGLRA
 from erc.parallel import run_parallel
-from erc.params import get
+from erc.params import Params
 from erc.training import build_objective, fit, live_for, model_config, predict_all, seed_everything, train_settings
 
 
-def train_teachers(dataset: str, feats: dict, graphs: dict, params: dict, live_factory=None, progress=True) -> dict:
+def train_teachers(dataset: str, feats: dict, graphs: dict, params: Params, live_factory=None, progress=True) -> dict:
     """modality -> its teacher: config, CPU state, selected epoch, curves, device, logits of every utterance."""
     device, settings = stage_device(params), train_settings(params, dataset)
     jobs = {modality: (modality, dataset, feats, graphs, params, device, settings, live_factory, progress)
             for modality in feats["features"]}
-    return run_parallel(_teacher, jobs, get(params, "workers"))
+    return run_parallel(_teacher, jobs, params.workers)
 
 
 def _teacher(modality, dataset, feats, graphs, params, device, settings, live_factory, progress) -> dict:
     """The unimodal teacher of one modality (a unit of ``erc.parallel``)."""
-    seed = get(params, "teachers.seed")
+    seed = params.teachers.seed
     config = model_config(feats, params, dataset, modalities=[modality], use_mrl=False, use_mkd=False)
     data = DialogueData(feats, graphs["unimodal"], [modality])
     seed_everything(seed)

@@ -13,7 +13,7 @@ from erc.device import make_deterministic
 from erc.losses import distillation_loss, task_loss
 from erc.mrl import matryoshka_loss, nesting_sizes
 from erc.metrics import classification_metrics
-from erc.params import get, per_dataset
+from erc.params import Params
 from erc.selection import BestEpoch, log_epoch
 
 
@@ -25,14 +25,14 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def train_settings(params: dict, dataset: str) -> dict:
+def train_settings(params: Params, dataset: str) -> dict:
     """``fit`` keywords that params.yaml's ``train`` section sets (teachers, the model and the references share them)."""
-    return {"epochs": per_dataset(params, "train.epochs", dataset), "lr": get(params, "train.lr"),
-            "weight_decay": get(params, "train.weight_decay"), "batch_size": get(params, "train.batch_size")}
+    train = params.for_dataset(dataset).train
+    return {"epochs": train.epochs, "lr": train.lr, "weight_decay": train.weight_decay, "batch_size": train.batch_size}
 
 
-def seeds(params: dict) -> list[int]:
-    return get(params, "train.seeds")
+def seeds(params: Params) -> list[int]:
+    return params.train.seeds
 
 
 def live_for(directory: str, live_factory=None):
@@ -40,25 +40,25 @@ def live_for(directory: str, live_factory=None):
     return live_factory(directory) if live_factory else None
 
 
-def model_config(feats: dict, params: dict, dataset: str, modalities=None, use_mrl=None, use_mkd=None) -> dict:
+def model_config(feats: dict, params: Params, dataset: str, modalities=None, use_mrl=None, use_mkd=None) -> dict:
     """Keyword arguments of ``MGLRA`` from the feature file and params.yaml (stored in checkpoints)."""
+    p = params.for_dataset(dataset)
     modalities = modalities or list(feats["features"])
-    graph_hidden = get(params, "model.graph_hidden")
-    use_mrl = get(params, "mrl.enabled") if use_mrl is None else use_mrl
-    use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
-    model = get(params, "model")
+    graph_hidden = p.model.graph_hidden
+    use_mrl = p.mrl.enabled if use_mrl is None else use_mrl
+    use_mkd = p.mkd.enabled if use_mkd is None else use_mkd
     return {
         "input_dims": {m: tuple(feats["features"][m].shape[1:]) for m in modalities},
         "n_speakers": int(feats["n_speakers"]),
         "n_classes": len(feats["classes"]),
-        "hidden": per_dataset(params, "model.hidden", dataset),
+        "hidden": p.model.hidden,
         "graph_hidden": graph_hidden,
-        "input_dropout": per_dataset(params, "model.input_dropout", dataset),
-        **{key: model[key] for key in ("graph_layers", "attention_heads", "dropout", "mask_ratio",
-                                       "av_lstm", "speaker", "speaker_init_std", "block_order", "faithful")},
-        "nesting": nesting_sizes(get(params, "mrl.nesting") if use_mrl else [], 2 * graph_hidden),
-        "shared_head": get(params, "mrl.shared") if use_mrl else False,
-        "student_placement": get(params, "mkd.placement") if use_mkd else None,
+        "input_dropout": p.model.input_dropout,
+        **p.model.model_dump(include={"graph_layers", "attention_heads", "dropout", "mask_ratio", "av_lstm", "speaker",
+                                      "speaker_init_std", "block_order", "faithful"}),
+        "nesting": nesting_sizes(p.mrl.nesting if use_mrl else [], 2 * graph_hidden),
+        "shared_head": p.mrl.shared if use_mrl else False,
+        "student_placement": p.mkd.placement if use_mkd else None,
     }
 
 
@@ -91,20 +91,19 @@ class Objective:
         return loss
 
 
-def build_objective(params: dict, dataset: str, feats: dict, n_sizes: int, teacher_logits=None, use_mkd=None):
+def build_objective(params: Params, dataset: str, feats: dict, n_sizes: int, teacher_logits=None, use_mkd=None):
+    p = params.for_dataset(dataset)
     train_labels = feats["labels"][(torch.tensor([s == "train" for s in feats["splits"]])
                                     .repeat_interleave(feats["lengths"]))]
-    task = task_loss(per_dataset(params, "train.loss", dataset), train_labels, len(feats["classes"]),
-                     get(params, "train.focal_gamma"))
+    task = task_loss(p.train.loss, train_labels, len(feats["classes"]), p.train.focal_gamma)
     # MRL's size weights and reduction belong to the nested classifier only: teachers, the bc-LSTM and plain
     # MGLRA have one size (the schema checked one weight per nesting size)
-    weights = get(params, "mrl.weights") if n_sizes > 1 else None
-    reduction = get(params, "mrl.reduction") if n_sizes > 1 else "sum"
-    use_mkd = get(params, "mkd.enabled") if use_mkd is None else use_mkd
+    weights = p.mrl.weights if n_sizes > 1 else None
+    reduction = p.mrl.reduction if n_sizes > 1 else "sum"
+    use_mkd = p.mkd.enabled if use_mkd is None else use_mkd
     if not use_mkd:
         return Objective(task, weights, mrl_reduction=reduction)
-    return Objective(task, weights, teacher_logits, get(params, "mkd.lambda_ce"), get(params, "mkd.lambda_kd"),
-                     get(params, "mkd.temperature"), reduction)
+    return Objective(task, weights, teacher_logits, p.mkd.lambda_ce, p.mkd.lambda_kd, p.mkd.temperature, reduction)
 
 
 @torch.no_grad()

@@ -1,6 +1,9 @@
-"""Reading fine-tuned text encoders (``features.text: minilm-ft | mpnet-ft``): the model inputs (the utterance,
-then its context turns), the classifier the stage fine-tunes, and the (N, 4, width) features every later stage
-reads (the mean of the utterance's tokens in each of the last four layers). ``erc.finetune`` trains them."""
+"""Fine-tuned text encoders (``features.text: minilm-ft | mpnet-ft | ft``): the encoder a source starts from, the
+model inputs (the utterance, then its context turns), the classifier the stage fine-tunes, and the (N, 4, width)
+features every later stage reads: the mean of the utterance's tokens in each of the encoder's last four layers,
+whatever its depth (COSMIC's choice for RoBERTa-large; 3-6 of MiniLM's 6, 9-12 of MPNet's 12, 21-24 of
+RoBERTa-large's 24). Any encoder ``transformers.AutoModel`` loads whose tokenizer has a [CLS]-style first token
+and a separator (BERT, RoBERTa, MPNet, DeBERTa, ...). ``erc.finetuning`` trains them."""
 from __future__ import annotations
 
 import json
@@ -16,14 +19,43 @@ from erc.datasets import Dialogue
 from erc.io import InputError
 from erc.text import N_LAYERS, minilm_dir, mpnet_dir, repair_cp1252
 
-FINETUNED = {"minilm-ft": "minilm", "mpnet-ft": "mpnet"}  # features.text -> the encoder it starts from
+FINETUNED = {"minilm-ft": "minilm", "mpnet-ft": "mpnet", "ft": None}  # features.text -> the encoder it starts from
+                                                                     # (ft: finetune.encoder)
 PIECE_OVERHEAD = 64  # what one more encoder pass costs, in padded tokens (MiniLM, one CPU thread; fitted by
                      # benchmarks/finetune_speed.py; another value cuts other sub-batches: other dropout draws)
 
 
-def base_encoder_dir(source: str) -> Path:
-    """The pretrained encoder a fine-tuned source starts from (an uninstalled optional one: one clear line)."""
-    return minilm_dir() if FINETUNED[source] == "minilm" else mpnet_dir()
+def base_encoder_dir(source: str, encoder: str | None = None) -> Path:
+    """The pretrained encoder a fine-tuned source starts from (``encoder``: ``finetune.encoder``, read for ``ft``);
+    one clear line when it is not available."""
+    return resolve_encoder(FINETUNED[source] or encoder)
+
+
+def resolve_encoder(name: str) -> Path:
+    """The local folder of encoder ``name``: minilm / mpnet (the offline packages), a folder in the transformers
+    layout, or a Hugging Face model id: from the local cache, else downloaded unless ``HF_HUB_OFFLINE`` is set."""
+    if name == "minilm":
+        return minilm_dir()
+    if name == "mpnet":
+        return mpnet_dir()
+    if Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise InputError(f"finetune.encoder {name!r}: the folder has no config.json (not a transformers model)")
+        return Path(name)
+    from huggingface_hub import snapshot_download
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    try:
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception:  # noqa: BLE001  (not in the cache: any of the hub client's errors)
+        pass
+    try:
+        if offline:
+            raise OSError("offline")
+        return Path(snapshot_download(name))
+    except Exception:  # noqa: BLE001  (unreachable, unknown or gated: one line, how to make it available)
+        raise InputError(f"finetune.encoder {name!r}: not a local folder, not in the Hugging Face cache"
+                         f"{'' if offline else ' and not downloadable from here'}; on a machine with the hub run "
+                         f"`hf download {name} --local-dir DIR`, copy DIR here and set finetune.encoder: DIR") from None
 
 
 def check_source(source: str) -> None:
@@ -38,7 +70,8 @@ def speaker_tag(dataset: str, speaker: int) -> str:
 class Inputs:
     """Token ids of every utterance of ``dialogues`` (utterance, then its context), and the utterance's span."""
 
-    def __init__(self, tokenizer, dialogues: list[Dialogue], dataset: str, context: int, max_length: int):
+    def __init__(self, tokenizer, dialogues: list[Dialogue], dataset: str, context: int, max_length: int,
+                 future: int = 0):
         self.ids, self.spans = [], []
         # BERT-style pairs: [CLS] a [SEP] b [SEP]; MPNet / RoBERTa-style: <s> a </s></s> b </s>
         cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -51,9 +84,18 @@ class Inputs:
                 utterance = utterance[:max_length - 4]  # room for the special tokens
                 previous = [tok for j in range(max(0, i - context), i) for tok in tags[j] + encoded[j]]
                 budget = max_length - len(utterance) - 4
+                following = []
+                if future:  # after the previous turns, behind a separator: at most half the room when both overflow
+                    following = [sep] + [tok for j in range(i + 1, min(len(encoded), i + 1 + future))
+                                         for tok in tags[j] + encoded[j]]
+                    if len(previous) + len(following) > budget:
+                        following = following[:max(budget - len(previous), budget // 2, 0)]  # its far end cut
+                    following = following if len(following) > 1 else []
+                budget -= len(following)
                 previous = previous[len(previous) - budget:] if 0 < budget < len(previous) else \
                     (previous if budget > 0 else [])
-                ids = [cls] + utterance + [sep] + (pair_sep + previous + [sep] if previous else [])
+                context_ids = previous + following
+                ids = [cls] + utterance + [sep] + (pair_sep + context_ids + [sep] if context_ids else [])
                 self.ids.append(ids)
                 self.spans.append((1, 1 + len(utterance)))  # both encoders open with one special token
         self.pad = tokenizer.pad_token_id
@@ -75,7 +117,7 @@ class Inputs:
 class UtteranceClassifier(nn.Module):
     """The encoder, the mean of the utterance's last-layer token states, a linear head."""
 
-    def __init__(self, model_dir: Path, n_classes: int, freeze_layers: int = 0):
+    def __init__(self, model_dir: Path, n_classes: int, freeze_layers: int = 0, checkpointing: bool = False):
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel
@@ -83,9 +125,19 @@ class UtteranceClassifier(nn.Module):
         with torch.device("cpu"):  # weights load on the host; the caller moves the module to its device
             self.encoder = AutoModel.from_pretrained(model_dir)
             self.head = nn.Linear(self.encoder.config.hidden_size, n_classes)
+        depth = getattr(self.encoder.config, "num_hidden_layers", None)
+        if depth is not None and depth + 1 < N_LAYERS:  # hidden states: the embeddings' and each layer's
+            raise InputError(f"{model_dir}: {depth} layers; the features read the last {N_LAYERS} hidden states "
+                             f"(an encoder of {N_LAYERS - 1} layers at least)")
         if freeze_layers:  # the embeddings and the lowest layers keep their pretrained weights
-            for module in [self.encoder.embeddings, *self.encoder.encoder.layer[:freeze_layers]]:
+            layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+            if layers is None or not hasattr(self.encoder, "embeddings"):
+                raise InputError(f"params.yaml: 'finetune.freeze_layers' {freeze_layers}: {model_dir} has no "
+                                 "encoder.layer list to freeze (use 0)")
+            for module in [self.encoder.embeddings, *layers[:freeze_layers]]:
                 module.requires_grad_(False)
+        if checkpointing:  # recompute each layer's activations in the backward pass instead of keeping them
+            self.encoder.activation_checkpointing_enable({"use_reentrant": False})
 
     def states(self, batch: dict, layers: int = 1) -> torch.Tensor:
         """(B, layers, width): the utterance's mean token state in each of the last ``layers`` layers."""
@@ -185,7 +237,8 @@ def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: s
     summary_path = finetuned_dir / "finetune.json"
     summary = finetune_summary(finetuned_dir)
     tokenizer = AutoTokenizer.from_pretrained(finetuned_dir / "full")
-    inputs = Inputs(tokenizer, dialogues, dataset, summary["context"], summary["max_length"])
+    inputs = Inputs(tokenizer, dialogues, dataset, summary["context"], summary["max_length"],
+                    summary.get("context_future", 0))
     rows, owner = _rows_by_split(dialogues)
     folds = summary["folds"]
     unknown = [d.id for d in dialogues if d.split == "train" and folds and d.id not in folds]

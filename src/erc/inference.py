@@ -11,7 +11,7 @@ import torch
 from erc.audio import apply_scaling, shipped_scaling
 from erc.batching import DialogueData
 from erc.datasets import CLASSES
-from erc.finetuned import FINETUNED, new_dialogue_features
+from erc.utterance_encoder import FINETUNED, new_dialogue_features
 from erc.graphs import dialogue_graph
 from erc.io import InputError, load_torch
 from erc.model import MGLRA, restore, text_only_head

@@ -17,7 +17,8 @@ import yaml
 from erc import params as erc_params
 from erc.datasets import CLASSES
 from erc.features import utterance_dialogues
-from erc.io import InputError, load_torch
+from erc.io import InputError, load_torch, save_text
+from erc.pages import markdown_table
 from erc.params import DATASETS, flatten
 
 ROWS = {  # (mrl.enabled, mrl.shared, mkd.enabled) -> row name, in the paper's order
@@ -103,6 +104,72 @@ def experiments_from_dvc() -> list[dict]:
 def git_file(rev: str, path: str) -> str | None:
     result = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
     return result.stdout if result.returncode == 0 else None
+
+
+def exp_file(exp: dict, path: str) -> str | None:
+    """A file of an experiment: from git at its revision, or from its record (``load_records``) when it is one."""
+    files = exp.get("files")
+    return files.get(path) if files is not None else git_file(exp["rev"], path)
+
+
+# Each row of the last table built, with what the table read of it: its experiment's params, the train / evaluate
+# stages of its dvc.lock, its metrics and its test predictions. DVC's experiments live in one repository copy's
+# refs (a clone or a CI run has none); the records are committed, so that a clone rebuilds the same table and
+# ``--run`` reruns only what the records do not hold for the current inputs.
+RECORDS = Path("metrics/table1")
+
+
+def record_of(name: str, found: dict) -> dict:
+    """The record of row ``name`` from ``find_rows`` entries (dataset -> entry) of one experiment or several."""
+    datasets = {}
+    for d, entry in found.items():
+        exp, preds = entry["exp"], entry["preds"].sort_values(["seed", "utterance"])
+        stages = (yaml.safe_load(exp_file(exp, "dvc.lock") or "") or {}).get("stages") or {}
+        first = preds[preds["seed"] == preds["seed"].iloc[0]]
+        datasets[d] = {
+            "experiment": exp["name"], "rev": exp["rev"], "params": exp["params"],
+            "lock": {k: stages[k] for k in (f"{stage}@{d}" for stage in RUN_STAGES) if k in stages},
+            "metrics": entry["metrics"],
+            "test": {"utterance": first["utterance"].tolist(), "dialogue": first["dialogue"].astype(str).tolist(),
+                     "label": first["label"].tolist(),
+                     "prediction": {str(seed): group["prediction"].tolist() for seed, group in preds.groupby("seed")}}}
+    return {"row": name, "datasets": datasets}
+
+
+def save_records(rows: dict, features: str = "data/features/{dataset}.pt", folder: Path = RECORDS) -> None:
+    """One JSON per row of ``rows`` (``find_rows``) under ``folder``; records of rows no longer found are removed."""
+    by_row = {}
+    for (name, d), entry in rows.items():
+        preds = with_dialogues(entry["preds"], features.format(dataset=d), f"{entry['exp']['name']}'s predictions")
+        by_row.setdefault(name, {})[d] = {**entry, "preds": preds}
+    folder.mkdir(parents=True, exist_ok=True)
+    keep = set()
+    for name, found in by_row.items():
+        path = folder / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".json")
+        save_text(json.dumps(record_of(name, found), separators=(",", ":")) + "\n", path)
+        keep.add(path)
+    for stale in set(folder.glob("*.json")) - keep:
+        stale.unlink()
+
+
+def load_records(folder: Path = RECORDS) -> list[dict]:
+    """The committed records as experiments (one per row and dataset) whose files are the record's, not git's."""
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+            for d, r in record["datasets"].items():
+                test = r["test"]
+                lines = ["seed,utterance,dialogue,label,prediction"] + [
+                    f"{seed},{u},{dialogue},{label},{p}" for seed, preds in test["prediction"].items()
+                    for u, dialogue, label, p in zip(test["utterance"], test["dialogue"], test["label"], preds)]
+                files = {"dvc.lock": yaml.safe_dump({"stages": r["lock"]}),
+                         f"metrics/details/{d}.json": json.dumps(r["metrics"]),
+                         f"plots/{d}/test_predictions.csv": "\n".join(lines) + "\n"}
+                found.append({"rev": r["rev"], "name": r["experiment"], "params": r["params"], "files": files})
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            raise InputError(f"{path}: not a Table 1 record ({type(err).__name__}: {err})") from None
+    return found
 
 
 @functools.lru_cache(maxsize=None)
@@ -253,7 +320,7 @@ def same_inputs(exp: dict, inputs: dict | None, code_only: bool = False) -> dict
     ``code_only``: the same code and params are enough (an ``EXTRA_ROWS`` row reads other features)."""
     if inputs is None:
         return {d: True for d in DATASETS}
-    lock = git_file(exp["rev"], "dvc.lock")
+    lock = exp_file(exp, "dvc.lock")
     view = code_of if code_only else (lambda x: x)
     try:
         return {d: inputs.get(d) is None or view(run_inputs(lock, d)) == view(inputs[d]) for d in DATASETS}
@@ -289,8 +356,8 @@ def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | 
             if not matching[d]:
                 continue
             # the detail file since the headline split; before it, metrics/<d>.json held everything
-            metrics = git_file(exp["rev"], f"metrics/details/{d}.json") or git_file(exp["rev"], f"metrics/{d}.json")
-            preds = git_file(exp["rev"], f"plots/{d}/test_predictions.csv")
+            metrics = exp_file(exp, f"metrics/details/{d}.json") or exp_file(exp, f"metrics/{d}.json")
+            preds = exp_file(exp, f"plots/{d}/test_predictions.csv")
             if metrics and preds:
                 where = f"{exp['name']} ({exp['rev'][:7]})"
                 try:
@@ -337,19 +404,20 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
              "Paper numbers use RoBERTa-large text and openSMILE audio; ours use the pipeline's features "
              "(params.yaml `features`). Δ vs MGLRA: paired cluster bootstrap over test dialogues with the seeds "
              f"resampled too ({n_boot} resamples), mean difference and 95 % interval.", ""]
+    header = ["method", "experiment", "seeds", "Acc", "w-F1", "paper Acc / w-F1", "Δ Acc vs MGLRA", "Δ w-F1 vs MGLRA"]
+
+    def pm(score: dict) -> str:
+        return f"{score['mean']:.2f} ± {score['std']:.2f}"
+
     for d in DATASETS:
-        n_classes = len(CLASSES[d])
-        lines += [f"## {d.upper()}", "",
-                  "| method | experiment | seeds | Acc | w-F1 | paper Acc / w-F1 | Δ Acc vs MGLRA | Δ w-F1 vs MGLRA |",
-                  "|---|---|---|---|---|---|---|---|"]
+        n_classes, cells = len(CLASSES[d]), []
         for name in [*ROWS.values(), *EXTRA_ROWS]:
+            paper = PAPER.get((name, d))
+            paper = f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "—"
             if (name, d) not in rows:
-                paper = PAPER.get((name, d))
-                lines.append(f"| {name} | not run | | | | {f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else '—'} | | |")
+                cells.append([name, "not run", "", "", "", paper, "", ""])
                 continue
             r = rows[(name, d)]
-            test = r["metrics"]["test"]
-            paper = PAPER.get((name, d))
             delta = ["", ""]
             if name != "MGLRA" and ("MGLRA", d) in rows:
                 row, base = (with_dialogues(x["preds"], features.format(dataset=d),
@@ -357,19 +425,17 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                              for x in (r, rows[("MGLRA", d)]))
                 point, low, high = paired_bootstrap(row, base, n_classes, n_boot)
                 delta = [f"{point[i]:+.2f} [{low[i]:+.2f}, {high[i]:+.2f}]" for i in range(2)]
-            lines.append(f"| {name} | {r['exp']['name']} | {r['preds']['seed'].nunique()} | "
-                         f"{test['acc']['mean']:.2f} ± {test['acc']['std']:.2f} | "
-                         f"{test['weighted_f1']['mean']:.2f} ± {test['weighted_f1']['std']:.2f} | "
-                         f"{f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else '—'} | {delta[0]} | {delta[1]} |")
+            test = r["metrics"]["test"]
+            cells.append([name, r["exp"]["name"], r["preds"]["seed"].nunique(), pm(test["acc"]),
+                          pm(test["weighted_f1"]), paper, *delta])
         reference = next((rows[(n, d)] for n in ["MRL + MKD", *ROWS.values()] if (n, d) in rows), None)
         for name, key in REFERENCE_ROWS.items():  # trained by train_references on the rows' own features
             ref = (reference["metrics"].get("references") or {}).get(key) if reference else None
             if ref:
-                lines.append(f"| {name} | {reference['exp']['name']} | "
-                             f"{len(reference['preds']['seed'].unique()) if key == 'bc_lstm' else 1} | "
-                             f"{ref['test']['acc']['mean']:.2f} ± {ref['test']['acc']['std']:.2f} | "
-                             f"{ref['test']['weighted_f1']['mean']:.2f} ± {ref['test']['weighted_f1']['std']:.2f} | — | | |")
-        lines.append("")
+                seeds = reference["preds"]["seed"].nunique() if key == "bc_lstm" else 1
+                cells.append([name, reference["exp"]["name"], seeds, pm(ref["test"]["acc"]),
+                              pm(ref["test"]["weighted_f1"]), "—", "", ""])
+        lines += [f"## {d.upper()}", "", markdown_table(header, cells), ""]
     return "\n".join(lines)
 
 

@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from erc.datasets import load_dialogues
-from erc.feature_files import detect_layout, load_pickle, read_feature_file
+from erc.feature_pickles import detect_layout, load_pickle, read_feature_file
 from erc.extraction import align_file_features, extract
 from erc.io import InputError
+from erc.params import validate_params
 
 from conftest import RAW, ROOT
 
@@ -101,8 +102,8 @@ def params(dataset, path, **features):
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     p["features"].update(text="none", audio="none", visual="none")
     p["features"].update(features)
-    p["features"]["files"] = {dataset: {m: str(path) for m in ("text", "audio", "visual")}}
-    return p
+    p["features"]["files"] = {"iemocap": {}, "meld": {}, dataset: {m: str(path) for m in ("text", "audio", "visual")}}
+    return validate_params({**p, "datasets": [dataset]})
 
 
 def expected(dialogues, slot):

@@ -1,8 +1,12 @@
-"""Fine-tuning text encoders (``features.text: minilm-ft | mpnet-ft``, stage finetune_text): the sentence encoder
-fine-tuned on the training utterances for emotion classification; ``erc.finetuned`` reads the features out.
+"""Fine-tuning text encoders (``features.text: minilm-ft | mpnet-ft | ft``, stage finetune_text): the encoder
+fine-tuned on the training utterances for emotion classification; ``erc.utterance_encoder`` reads the features out.
 
 * Input: the utterance, and with ``finetune.context`` k > 0 the k previous turns with speaker tags as a second
-  segment, cut from its oldest side so that the utterance itself is never truncated.
+  segment, cut from its oldest side so that the utterance itself is never truncated; with
+  ``finetune.context_future`` f > 0 the f following turns after them (EmoBERTa's past and future).
+* Cost (a large encoder): ``accumulate`` runs a batch as micro-batches (the same gradient, less memory),
+  ``checkpointing`` recomputes layer activations in the backward pass, ``precision`` bf16 / fp16 autocasts on
+  CUDA, ``freeze_layers`` and ``max_length`` cut the work.
 * Training labels fit, validation labels choose the epoch; test labels never reach this module (the stage
   hides them before calling it).
 * Cross-fitting (``finetune.folds`` k ≥ 2): the training dialogues are split into k folds (by dialogue, or with
@@ -25,14 +29,14 @@ from torch import nn
 from tqdm import tqdm
 
 from erc.datasets import CLASSES, Dialogue
-from erc.finetuned import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir, check_source,
-                           in_length_order, layer_features)
+from erc.utterance_encoder import (FINETUNED, Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir,
+                                   check_source, in_length_order, layer_features)
 from erc.device import make_deterministic, stage_device, to_cpu
 from erc.io import InputError, atomic_path
 from erc.losses import task_loss
 from erc.metrics import classification_metrics
 from erc.parallel import run_parallel
-from erc.params import get, per_dataset
+from erc.params import Params
 from erc.selection import BestEpoch, log_epoch
 
 
@@ -60,11 +64,23 @@ def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast of the encoder's forward on CUDA (``finetune.precision: bf16``); fp32: a no-op context."""
-    if precision == "bf16" and device.type != "cuda":
-        raise InputError(f"params.yaml: 'finetune.precision' bf16 runs on CUDA only; the device here is {device.type} "
-                         "(use fp32)")
-    return torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    """bf16 / fp16 autocast of the encoder's forward on CUDA (``finetune.precision``); fp32: a no-op context."""
+    if precision != "fp32" and device.type != "cuda":
+        raise InputError(f"params.yaml: 'finetune.precision' {precision} runs on CUDA only; the device here is "
+                         f"{device.type} (use fp32)")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def micro_batches(chunk: list[int], criterion: nn.Module, labels: torch.Tensor, parts: int):
+    """(rows, share of the batch's loss) of ``parts`` consecutive slices of ``chunk``: the shares weigh each slice's
+    mean loss so that their sum is the whole batch's (class-weighted NLL: by the slices' summed class weights)."""
+    size = math.ceil(len(chunk) / parts)
+    slices = [chunk[k:k + size] for k in range(0, len(chunk), size)]
+    weights = getattr(criterion, "class_weights", None)
+    mass = [float(weights[labels[s]].sum()) if weights is not None else float(len(s)) for s in slices]
+    return [(s, m / sum(mass)) for s, m in zip(slices, mass)]
 
 
 def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: list[int], valid_rows: list[int],
@@ -77,10 +93,12 @@ def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: 
     make_deterministic(device)
     torch.manual_seed(settings["seed"])
     generator = torch.Generator().manual_seed(settings["seed"])  # the batch order: on the host, the same anywhere
-    model = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"]).to(device)
+    model = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"],
+                                settings.get("checkpointing", False)).to(device)
     train_labels = labels[train_rows].to(device)
     criterion = task_loss(settings["loss"], labels[train_rows], len(classes), 0.0).to(device)
-    precision = settings.get("precision", "fp32")
+    precision, parts = settings.get("precision", "fp32"), settings.get("accumulate", 1)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None  # fp16 gradients underflow unscaled
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=settings["lr"], weight_decay=0.01)
     steps = settings["epochs"] * math.ceil(len(train_rows) / settings["batch_size"])
@@ -94,14 +112,22 @@ def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: 
         total = 0.0
         chunks = list(_batches(train_rows, settings["batch_size"], generator))
         for chunk in tqdm(chunks, desc=f"{desc} epoch {epoch}", disable=not progress, unit="batch"):
-            with autocast(device, precision):
-                logits = model.logits(inputs, chunk)
-            loss = criterion(logits.float(), train_labels[[position[r] for r in chunk]])
             optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            loss = 0.0
+            for rows, share in (micro_batches(chunk, criterion, labels, parts) if parts > 1 else [(chunk, 1.0)]):
+                with autocast(device, precision):
+                    logits = model.logits(inputs, rows)
+                part = criterion(logits.float(), train_labels[[position[r] for r in rows]])
+                part = part * share if parts > 1 else part
+                (scaler.scale(part) if scaler else part).backward()
+                loss = loss + part.detach()
+            if scaler:
+                scaler.step(optimiser)
+                scaler.update()
+            else:
+                optimiser.step()
             schedule.step()
-            total += float(loss.detach()) * len(chunk)
+            total += float(loss) * len(chunk)
         with autocast(device, precision):
             valid_logits = in_length_order(model, inputs, valid_rows, model)
         scores = classification_metrics(labels[valid_rows], valid_logits.argmax(-1), classes)
@@ -126,25 +152,24 @@ def _finetune_job(model_dir, inputs, labels, train_rows, valid_rows, classes, se
     return {**result, "state": to_cpu(model.state_dict())}
 
 
-def settings_of(params: dict, dataset: str) -> dict:
-    return {"epochs": per_dataset(params, "finetune.epochs", dataset), "lr": get(params, "finetune.lr"),
-            "batch_size": get(params, "finetune.batch_size"), "seed": get(params, "finetune.seed"),
-            "freeze_layers": get(params, "finetune.freeze_layers"), "warmup": get(params, "finetune.warmup"),
-            "loss": per_dataset(params, "finetune.loss", dataset), "precision": get(params, "finetune.precision")}
+def settings_of(params: Params, dataset: str) -> dict:
+    return params.for_dataset(dataset).finetune.model_dump(
+        include={"epochs", "lr", "batch_size", "seed", "freeze_layers", "warmup", "loss", "precision", "accumulate",
+                 "checkpointing"})
 
 
-def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: dict, live_factory=None,
+def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: Params, live_factory=None,
                       progress: bool = True) -> dict[str, dict]:
     """The encoders of each dataset: "full" on every training dialogue and, with folds ≥ 2, one per fold without it
     (reading the labels of training and validation dialogues only); all datasets' encoders in one pool of ``workers`` processes (MELD's single
     encoder alone would leave a worker idle); the largest jobs start first. Each encoder is the same bits whatever
     the pool holds: a job runs alone on one thread."""
     jobs, prepared, device = {}, {}, stage_device(params)
-    autocast(device, get(params, "finetune.precision"))  # bf16 on a CPU: refused before any work
+    autocast(device, params.finetune.precision)  # bf16 on a CPU: refused before any work
     for dataset, its_dialogues in dialogues.items():
         prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress, device)
         jobs.update({(dataset, name): job for name, job in its_jobs.items()})
-    done = run_parallel(_finetune_job, largest_first(jobs), get(params, "workers"))
+    done = run_parallel(_finetune_job, largest_first(jobs), params.workers)
     return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, **prepared[dataset])
             for dataset in dialogues}
 
@@ -155,17 +180,18 @@ def largest_first(jobs: dict) -> dict:
     return {key: jobs[key] for key in sorted(jobs, key=lambda key: -cost[key])}
 
 
-def _prepare(dataset: str, dialogues: list[Dialogue], params: dict, live_factory, progress,
+def _prepare(dataset: str, dialogues: list[Dialogue], params: Params, live_factory, progress,
              device=torch.device("cpu")) -> tuple[dict, dict]:
     """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``_finetune_job`` arguments)."""
     from transformers import AutoTokenizer
-    source, classes = per_dataset(params, "features.text", dataset), CLASSES[dataset]
+    p = params.for_dataset(dataset)
+    source, classes = p.features.text, CLASSES[dataset]
     check_source(source)
-    model_dir = base_encoder_dir(source)
+    model_dir = base_encoder_dir(source, p.finetune.encoder)
     # local_files_only given, not left to HF_HUB_OFFLINE: the saved tokenizer config records it
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    context, max_length = per_dataset(params, "finetune.context", dataset), get(params, "finetune.max_length")
-    inputs = Inputs(tokenizer, dialogues, dataset, context, max_length)
+    context, max_length, future = p.finetune.context, p.finetune.max_length, p.finetune.context_future
+    inputs = Inputs(tokenizer, dialogues, dataset, context, max_length, future)
     labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
     rows, _ = _rows_by_split(dialogues)
     settings = settings_of(params, dataset)
@@ -175,16 +201,17 @@ def _prepare(dataset: str, dialogues: list[Dialogue], params: dict, live_factory
             for name, train_rows in plans.items()}
     return dict(model_dir=model_dir, classes=classes, tokenizer=tokenizer, assignment=assignment, inputs=inputs,
                 rows=rows, settings=settings, source=source, context=context, max_length=max_length,
-                device=device), jobs
+                device=device, encoder=FINETUNED[source] or p.finetune.encoder, future=future), jobs
 
 
-def encoder_plans(dialogues: list[Dialogue], params: dict, dataset: str) -> tuple[dict, dict]:
+def encoder_plans(dialogues: list[Dialogue], params: Params, dataset: str) -> tuple[dict, dict]:
     """(training dialogue -> fold, encoder name -> its training rows): "full" on every training dialogue and, with
     ``finetune.folds`` k ≥ 2, "fold<f>" on all but fold f."""
     rows, owner = _rows_by_split(dialogues)
-    k, by = per_dataset(params, "finetune.folds", dataset), per_dataset(params, "finetune.fold_by", dataset)
+    finetune = params.for_dataset(dataset).finetune
+    k, by = finetune.folds, finetune.fold_by
     train_ids = [d.id for d in dialogues if d.split == "train"]
-    assignment = folds_of(train_ids, k, get(params, "finetune.seed"), by) if k >= 2 else {}
+    assignment = folds_of(train_ids, k, finetune.seed, by) if k >= 2 else {}
     plans = {"full": rows["train"]}
     for f in range(k if k >= 2 else 0):
         plans[f"fold{f}"] = [r for r in rows["train"] if assignment[owner[r]] != f]
@@ -193,15 +220,16 @@ def encoder_plans(dialogues: list[Dialogue], params: dict, dataset: str) -> tupl
 
 def finetune_result(encoders: dict, model_dir: Path, classes: list[str], tokenizer, assignment: dict, inputs: Inputs,
                     rows: dict, settings: dict, source: str, context: int, max_length: int,
-                    device=torch.device("cpu")) -> dict:
+                    device=torch.device("cpu"), encoder: str | None = None, future: int = 0) -> dict:
     """What ``save_finetuned`` writes, from the fine-tuning jobs' results (weights as CPU state dicts; the models
     stay on the CPU for saving, the drift is measured on ``device``)."""
     for e in encoders.values():
-        e["model"] = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"])
+        e["model"] = UtteranceClassifier(model_dir, len(classes))  # for saving and reading: nothing frozen
         e["model"].load_state_dict(e.pop("state"))
         e["model"].eval()
     return {"encoders": encoders, "tokenizer": tokenizer, "folds": assignment, "inputs": inputs, "rows": rows,
             "settings": settings, "context": context, "max_length": max_length, "source": source,
+            "encoder": encoder, "context_future": future,
             "device": torch.device(device).type,
             "drift": fold_drift(encoders, inputs, rows["valid"], device) if len(encoders) > 2 else None}
 
@@ -225,7 +253,8 @@ def save_finetuned(result: dict, out_dir: Path) -> None:
     for name, e in result["encoders"].items():
         e["model"].encoder.save_pretrained(out_dir / name)
         result["tokenizer"].save_pretrained(out_dir / name)
-    summary = {"source": result["source"], "device": result["device"], "context": result["context"],
+    summary = {"source": result["source"], "encoder": result.get("encoder"), "device": result["device"],
+               "context": result["context"], "context_future": result.get("context_future", 0),
                "max_length": result["max_length"],
                "settings": result["settings"], "folds": result["folds"], "drift": result["drift"],
                "encoders": {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"],

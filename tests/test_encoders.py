@@ -1,0 +1,188 @@
+"""Any Hugging Face encoder (``features.text: ft``, ``finetune.encoder``): tiny randomly initialised BERT, RoBERTa and
+MPNet models, built here from their configs with their own tokenizer families (no download), each through
+fine-tuning, extraction, training and ``predict.py``; an encoder that is not available is one line."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from transformers import (AutoModel, BertConfig, BertTokenizerFast, MPNetConfig, MPNetTokenizerFast, RobertaConfig,
+                          RobertaTokenizerFast)
+
+from erc.datasets import load_dialogues
+from erc.extraction import extract
+from erc.finetuning import finetune_datasets, micro_batches, save_finetuned
+from erc.graphs import build_graphs
+from erc.io import InputError, save_torch
+from erc.losses import task_loss
+from erc.multimodal import train_model
+from erc.params import validate_params
+from erc.text import minilm_dir
+from erc.utterance_encoder import Inputs, UtteranceClassifier, resolve_encoder
+
+from conftest import RAW, ROOT
+
+IDS = {"train": ["Ses03M_script03_1", "Ses04M_script01_3"], "valid": ["Ses03F_impro01"], "test": ["Ses05M_script01_2"]}
+SIZE = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64)
+
+
+def wordpiece_vocab():
+    """MiniLM's BERT WordPiece vocabulary (a file of the offline package): real subwords, no download."""
+    return str(minilm_dir() / "vocab.txt")
+
+
+def bytelevel_bpe(tmp_path, sentences):
+    """A RoBERTa byte-level BPE vocabulary trained here on the transcripts."""
+    from tokenizers import ByteLevelBPETokenizer
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(sentences, vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    folder = tmp_path / "bpe"
+    folder.mkdir()
+    bpe.save_model(str(folder))
+    return str(folder / "vocab.json"), str(folder / "merges.txt")
+
+
+def tiny_encoder(family, tmp_path, sentences):
+    """A folder in the transformers layout: a random ``family`` encoder and its tokenizer."""
+    if family == "bert":
+        tokenizer = BertTokenizerFast(wordpiece_vocab())
+        config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, **SIZE)
+    elif family == "roberta":
+        tokenizer = RobertaTokenizerFast(*bytelevel_bpe(tmp_path, sentences))
+        config = RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=130, pad_token_id=1, **SIZE)
+    else:
+        tokenizer = MPNetTokenizerFast(wordpiece_vocab())
+        config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=130,
+                             pad_token_id=tokenizer.pad_token_id, **SIZE)
+    torch.manual_seed(0)
+    folder = tmp_path / f"tiny-{family}"
+    AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dialogues():
+    wanted = {i for ids in IDS.values() for i in ids}
+    return [d for d in load_dialogues("iemocap", RAW) if d.id in wanted]
+
+
+def tiny_params(encoder):
+    return {"datasets": ["iemocap"], "workers": 1, "device": "cpu",
+            "features": {"text": "ft", "audio": "praat"},
+            "finetune": {"encoder": str(encoder), "epochs": 1, "batch_size": 8, "max_length": 48, "folds": 0,
+                         "context": 1, "context_future": 1},
+            "model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
+            "train": {"epochs": 2, "seeds": [0]}, "mrl": {"nesting": [4]}, "mkd": {"enabled": False}}
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "mpnet"])
+def test_a_tiny_encoder_of_each_family_goes_through_the_whole_pipeline(family, tmp_path, dialogues):
+    encoder = tiny_encoder(family, tmp_path, [s for d in dialogues for s in d.sentences])
+    raw = tiny_params(encoder)
+    params = validate_params(raw)
+    hidden = [d if d.split != "test" else dataclasses.replace(d, labels=[-1] * len(d))
+              for d in dialogues]  # the stage never holds a test label
+    result = finetune_datasets({"iemocap": hidden}, params, progress=False)["iemocap"]
+    assert result["encoder"] == str(encoder) and result["context_future"] == 1
+    save_finetuned(result, tmp_path / "models" / "finetuned" / "iemocap")
+    summary = json.loads((tmp_path / "models" / "finetuned" / "iemocap" / "finetune.json").read_text())
+    assert summary["encoder"] == str(encoder) and list(summary["encoders"]) == ["full"]
+
+    feats = extract("iemocap", params, RAW, dialogues=dialogues, progress=False,
+                    finetuned_dir=tmp_path / "models" / "finetuned")
+    text = feats["features"]["text"]
+    assert text.shape == (sum(len(d) for d in dialogues), 4, SIZE["hidden_size"]) and torch.isfinite(text).all()
+    assert not torch.equal(text[:, -1], text[:, -2])  # four distinct layers, not one repeated
+
+    lengths = feats["lengths"].tolist()
+    graphs = build_graphs(lengths, len(feats["features"]))
+    checkpoint = train_model("iemocap", {**feats, "labels": feats["labels"].masked_fill(
+        torch.tensor([s == "test" for s in feats["splits"]]).repeat_interleave(feats["lengths"]), -1)},
+        graphs, params, progress=False)
+    save_torch(checkpoint, tmp_path / "models" / "iemocap.pt")
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "d.json").write_text(json.dumps([{"speaker": "F", "text": "I can't believe you did that."},
+                                                 {"speaker": "M", "text": "Well, I did.",
+                                                  "audio": [0.0] * (feats["features"]["audio"].shape[1] - 1)}]))
+    result = subprocess.run([sys.executable, str(ROOT / "src" / "predict.py"), "d.json", "--dataset", "iemocap"],
+                            cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    assert result.returncode == 0, result.stderr
+    turns = json.loads(result.stdout)
+    assert len(turns) == 2 and all(t["emotion"] in feats["classes"] for t in turns)
+
+
+def test_context_future_adds_the_following_turns_behind_a_separator(dialogues):
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
+    d = dialogues[0]
+    past = Inputs(tokenizer, [d], "iemocap", context=1, max_length=160)
+    both = Inputs(tokenizer, [d], "iemocap", context=1, max_length=160, future=1)
+    sep = tokenizer.sep_token_id
+    following = tokenizer(f"{'MF'[d.speakers[1]]}:", add_special_tokens=False)["input_ids"] + \
+        tokenizer(d.sentences[1], add_special_tokens=False)["input_ids"]
+    assert both.ids[0][-len(following) - 2:] == [sep] + following + [sep]  # turn 0: no past, turn 1 after a [SEP]
+    assert both.ids[0][:len(past.ids[0])] == past.ids[0]
+    assert both.ids[-1] == past.ids[-1]  # the last turn has no following turn
+    assert both.spans == past.spans  # the utterance itself never moves
+    short = Inputs(tokenizer, [d], "iemocap", context=3, max_length=40, future=3)
+    assert max(len(ids) for ids in short.ids) <= 40
+
+
+def test_micro_batches_sum_to_the_batch_loss():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(10, 3), torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 0])
+    for name in ("weighted_nll", "ce", "focal"):
+        criterion = task_loss(name, labels, 3, 2.0)
+        whole = criterion(logits, labels)
+        parts = micro_batches(list(range(10)), criterion, labels, 3)
+        assert [len(rows) for rows, _ in parts] == [4, 4, 2]
+        summed = sum(criterion(logits[rows], labels[rows]) * share for rows, share in parts)
+        assert torch.allclose(summed, whole, atol=1e-6), name
+
+
+def test_accumulated_fine_tuning_takes_the_same_steps(tmp_path, dialogues):
+    from erc.finetuning import finetune
+    encoder = tiny_encoder("bert", tmp_path, [])
+    from transformers import AutoTokenizer
+    inputs = Inputs(AutoTokenizer.from_pretrained(encoder), dialogues, "iemocap", 0, 48)
+    labels = torch.tensor([y for d in dialogues for y in d.labels])
+    rows = [r for r in range(len(labels))]
+    settings = {"epochs": 1, "lr": 1e-3, "batch_size": 8, "seed": 0, "freeze_layers": 0, "warmup": 0.1,
+                "loss": "weighted_nll", "precision": "fp32"}
+    one = finetune(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), settings, progress=False)
+    four = finetune(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), {**settings, "accumulate": 4},
+                    progress=False)
+    # dropout draws differ between the two ways of cutting a batch: the same loss scale, not the same bits
+    assert one["history"][0]["train_loss"] == pytest.approx(four["history"][0]["train_loss"], rel=0.2)
+    checkpointed = finetune(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)),
+                            {**settings, "checkpointing": True}, progress=False)
+    assert checkpointed["history"][0]["train_loss"] == pytest.approx(one["history"][0]["train_loss"], rel=1e-4)
+
+
+def test_an_encoder_too_shallow_or_not_available_is_one_line(tmp_path, monkeypatch):
+    config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=8)
+    AutoModel.from_config(config).save_pretrained(tmp_path / "shallow")
+    with pytest.raises(InputError, match="2 layers; the features read the last 4 hidden states"):
+        UtteranceClassifier(tmp_path / "shallow", 3)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="'.*empty': the folder has no config.json"):
+        resolve_encoder(str(tmp_path / "empty"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: the cache is looked in, then one line
+    with pytest.raises(InputError, match=r"finetune.encoder 'no-such-org/no-such-model': not a local folder, not in "
+                                         r"the Hugging Face cache.*hf download no-such-org/no-such-model"):
+        resolve_encoder("no-such-org/no-such-model")
+
+
+def test_ft_without_an_encoder_is_refused_by_the_schema():
+    with pytest.raises(InputError, match="'finetune.encoder' must name the encoder to fine-tune"):
+        validate_params({"features": {"text": "ft"}})
+    assert validate_params({"features": {"text": "ft"}, "finetune": {"encoder": "roberta-large"}}).finetune.encoder \
+        == "roberta-large"
