@@ -37,6 +37,9 @@ class CrossEntropy(nn.Module):
 
 
 def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """n / (K · count_c): scikit-learn's compute_class_weight("balanced"), kept here because that one computes in
+    float64 numpy (other roundings, so other numbers than the committed runs') and refuses a class absent from the
+    training labels, which gets weight 0 here."""
     counts = torch.bincount(labels, minlength=n_classes).float()
     return counts.sum() / counts.clamp(min=1) / n_classes * (counts > 0)
 
