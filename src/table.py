@@ -1,11 +1,12 @@
-"""The paper's Table 1 from DVC experiments: python src/table.py [--run [-j N]] -> metrics/table1.md
+"""The paper's Table 1 from DVC experiments: python src/table.py [--run [-j N | --backend slurm]] -> metrics/table1.md
 
 Rows are experiments whose params equal params.yaml but for mrl.enabled / mrl.shared / mkd.enabled (the
 committed run is one of them) and whose train and evaluate stages read the same files and params as the
 workspace's dvc.lock records (equal params on a re-fine-tuned encoder are another run), on the same device as the
 workspace's run (its metrics' setup: a CUDA run of equal params is another run). ``--run`` first
 queues the missing rows as DVC experiments, runs DVC's queue with N workers and waits; rows already run that way
-are reused. Each row of the table is also recorded in metrics/table1/<row>.json (what the table read of its
+are reused; ``--backend slurm`` runs them as one SLURM job array instead (erc.slurm, docs/cluster.md). Each row
+of the table is also recorded in metrics/table1/<row>.json (what the table read of its
 experiment), committed with the table: DVC's experiments stay in the repository copy that ran them, so a clone
 rebuilds the table from the records and ``--run`` reruns only rows no record holds for the current inputs.
 Without a matching experiment it says why and leaves metrics/table1.md as it was."""
@@ -18,7 +19,8 @@ from pathlib import Path
 from erc.io import InputError, save_text
 from erc.params import Params, load_params
 from erc.experiment_table import (DATASETS, build_table, experiments_from_dvc, find_rows, load_records, missing_rows,
-                                  run_device, run_inputs, run_missing_rows, save_records)
+                                  row_overrides, row_slug, run_device, run_inputs, run_missing_rows, save_records)
+from erc.slurm import run_on_slurm
 
 
 def reference_inputs(params: Params) -> dict:
@@ -50,6 +52,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", action="store_true", help="queue and run the rows that have no results yet")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="DVC queue workers (each trains both datasets)")
+    parser.add_argument("--backend", choices=["local", "slurm"], default="local",
+                        help="local: DVC's queue here; slurm: one SLURM array task per row (docs/cluster.md)")
+    parser.add_argument("--partition", help="SLURM partition (slurm backend)")
+    parser.add_argument("--max-parallel", type=int, help="array tasks running at once (slurm backend)")
+    parser.add_argument("--git-remote", default="origin", help="what the workers clone and push to (slurm backend)")
+    parser.add_argument("--dvc-remote", default="cluster",
+                        help="the DVC remote every node reaches, in .dvc/config (slurm backend)")
+    parser.add_argument("--work", default=".dvc/tmp/slurm",
+                        help="a folder every node reaches: task list, clones, logs (slurm backend)")
     args = parser.parse_args()
     try:
         params = load_params()
@@ -63,9 +74,14 @@ def main() -> None:
         if args.run:
             todo = missing_rows(find_rows(experiments(), reference, inputs=inputs, devices=devices))
             print(f"rows to run: {', '.join(todo) or 'none (all reused)'}", flush=True)
-            start = time.time()
-            run_missing_rows(todo, args.jobs, stamp=time.strftime("%m%d%H%M"))
-            print(f"queue done in {(time.time() - start) / 60:.1f} min", flush=True)
+            start, stamp = time.time(), time.strftime("%m%d%H%M%S")
+            if args.backend == "slurm" and todo:
+                tasks = {row_slug(name, f"{stamp}-{k}"): row_overrides(name) for k, name in enumerate(todo)}
+                run_on_slurm(tasks, Path(args.work) / stamp, args.git_remote, args.dvc_remote, args.partition,
+                             args.max_parallel)
+            else:
+                run_missing_rows(todo, args.jobs, stamp=stamp)
+            print(f"{args.backend} run done in {(time.time() - start) / 60:.1f} min", flush=True)
         found = experiments()
         text = build_table(found, reference, inputs=inputs, devices=devices)
         save_records(find_rows(found, reference, inputs=inputs, devices=devices))

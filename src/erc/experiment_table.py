@@ -475,6 +475,11 @@ def start_queue(jobs: int, run=subprocess.run) -> None:
             raise InputError(f"dvc queue start failed: {lines[-1] if lines else f'exit {result.returncode}'}")
 
 
+def row_slug(name: str, stamp: str = "") -> str:
+    """The experiment name of a row's run: ``table-<row>-<stamp>``."""
+    return "table-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + (f"-{stamp}" if stamp else "")
+
+
 def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None, stamp: str = "") -> None:
     """Queue one DVC experiment per missing row (the current params with the row's switches), start DVC's queue
     with ``jobs`` workers and wait until this run's tasks are done; one of them failing is one InputError line
@@ -483,7 +488,7 @@ def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None
     sleep = sleep or time.sleep
     slugs = set()
     for name in names:
-        slug = "table-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + (f"-{stamp}" if stamp else "")
+        slug = row_slug(name, stamp)
         _dvc(["exp", "run", "--queue", "-n", slug, *[a for o in row_overrides(name) for a in ("-S", o)]], run)
         slugs.add(slug)
     if not names:
