@@ -281,6 +281,32 @@ def test_no_matching_experiment_leaves_the_table_alone(monkeypatch, tmp_path):
         build_table([], params, defaults={})
 
 
+def test_the_slurm_backend_sends_one_task_per_missing_row(monkeypatch, tmp_path):
+    """table.py's wiring only (the array itself runs on a real cluster in test_slurm.py)."""
+    import table as script
+    _, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
+    monkeypatch.setattr(script, "experiments_from_dvc", lambda: [])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dvc.lock").write_text(lock("new"))
+    monkeypatch.setattr(script, "load_params", lambda: validate_params({**params, "datasets": ["iemocap"]}))
+    sent = {}
+
+    def run_on_slurm(tasks, work, git_remote, dvc_remote, partition, max_parallel):
+        sent.update(tasks=tasks, remotes=(git_remote, dvc_remote), partition=partition, max_parallel=max_parallel)
+        raise InputError("SLURM: stop here")
+    monkeypatch.setattr(script, "run_on_slurm", run_on_slurm)
+    monkeypatch.setattr("sys.argv", ["table.py", "--run", "--backend", "slurm", "--partition", "cpu",
+                                     "--max-parallel", "3"])
+    with pytest.raises(SystemExit) as exit_:
+        script.main()
+    assert exit_.value.code == "error: SLURM: stop here"
+    rows = [*erc_table.ROWS.values(), *erc_table.EXTRA_ROWS]
+    assert len(sent["tasks"]) == len(rows) and len(set(sent["tasks"])) == len(rows)
+    for (name, overrides), row in zip(sent["tasks"].items(), rows):
+        assert name.startswith(erc_table.row_slug(row) + "-") and overrides == erc_table.row_overrides(row)
+    assert sent["remotes"] == ("origin", "cluster") and sent["partition"] == "cpu" and sent["max_parallel"] == 3
+
+
 def test_dvc_exp_show_failure_is_one_line(monkeypatch):
     failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: unexpected error\nERROR: not a git repo\n")
     monkeypatch.setattr(erc_table.subprocess, "run", lambda *a, **k: failed)
