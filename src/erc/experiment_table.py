@@ -149,7 +149,7 @@ def save_records(rows: dict, features: str = "data/features/{dataset}.pt", folde
     keep = set()
     for name, found in by_row.items():
         path = folder / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".json")
-        save_text(json.dumps(record_of(name, found), separators=(",", ":")) + "\n", path)
+        save_text(json.dumps(record_of(name, found), separators=(",", ":"), sort_keys=True) + "\n", path)  # stable bytes
         keep.add(path)
     for stale in set(folder.glob("*.json")) - keep:
         stale.unlink()
