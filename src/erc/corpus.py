@@ -211,6 +211,12 @@ def check_cross_fitting(corpus: Corpus, folds: int) -> None:
 
 def write_corpus(dialogues: list[Dialogue], classes: list[str], speaker_names, path: str | Path) -> None:
     """``dialogues`` as a corpus CSV (with its split column); ``speaker_names(dialogue, index)`` names a speaker."""
+    _write_rows([[d.id, speaker_names(d, s), text, classes[y] if y >= 0 else "", d.split]
+                 for d in dialogues for s, y, text in zip(d.speakers, d.labels, d.sentences)], path)
+
+
+def _write_rows(rows: list[list], path: str | Path) -> None:
+    """Corpus rows (dialogue, speaker, text, label, split) as a CSV, written atomically."""
     from erc.io import atomic_path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,15 +224,12 @@ def write_corpus(dialogues: list[Dialogue], classes: list[str], speaker_names, p
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["dialogue", "speaker", "text", "label", "split"])
-            for d in dialogues:
-                for s, y, text in zip(d.speakers, d.labels, d.sentences):
-                    writer.writerow([d.id, speaker_names(d, s), text, classes[y] if y >= 0 else "", d.split])
+            writer.writerows(rows)
 
 
 def import_compm(files: dict[str, str | Path], out: str | Path) -> None:
     """CoMPM's TSVs (one file per split: ``Speaker\\tUtterance\\tEmotion[\\tSentiment]``, an optional header, a blank
     line between dialogues) as one corpus CSV; dialogues are named ``<split>-<n>``."""
-    from erc.io import atomic_path
     rows = []
     for split, file in files.items():
         file = Path(file)
@@ -245,12 +248,7 @@ def import_compm(files: dict[str, str | Path], out: str | Path) -> None:
                                  "Speaker, Utterance, Emotion[, Sentiment]")
             rows.append([f"{split}-{n}", cells[0], cells[1], cells[2], split])
             started = True
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["dialogue", "speaker", "text", "label", "split"])
-            writer.writerows(rows)
+    _write_rows(rows, out)
 
 
 def import_meld_csv(files: dict[str, str | Path], out: str | Path) -> None:
