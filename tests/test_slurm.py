@@ -4,103 +4,30 @@ here on localhost (skipped where SLURM is not installed; .ci/run installs it), a
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import textwrap
-import time
 
 import pytest
 
 from erc.io import InputError
 from erc.slurm import run_on_slurm
+import localhost_slurm
 
 pytestmark = pytest.mark.skipif(not all(shutil.which(p) for p in ("slurmctld", "slurmd", "munged", "sbatch")),
                                 reason="SLURM (slurmctld, slurmd, munge) is not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A two-node SLURM cluster on localhost; every daemon it starts is stopped at the end."""
+    """A two-node SLURM cluster on localhost (benchmarks/localhost_slurm.py); every daemon it starts is stopped."""
     d = tmp_path_factory.mktemp("slurm")
-    for sub in ("munge", "state", "spool/n1", "spool/n2", "log"):
-        (d / sub).mkdir(parents=True)
-    (d / "munge" / "munge.key").write_bytes(os.urandom(1024))
-    (d / "munge" / "munge.key").chmod(0o400)
-    pids = []
-    munge = d / "munge"
-    subprocess.run(["munged", f"--key-file={munge / 'munge.key'}", f"--socket={munge / 'sock'}", "-f",
-                    f"--pid-file={munge / 'pid'}", f"--log-file={munge / 'log'}", f"--seed-file={munge / 'seed'}"],
-                   check=True)
-    wait_for(lambda: (munge / "pid").is_file(), "munged")
-    pids.append(int((munge / "pid").read_text()))
-    ports = [free_port() for _ in range(4)]
-    conf = d / "slurm.conf"
-    conf.write_text(textwrap.dedent(f"""\
-        ClusterName=erctest
-        SlurmctldHost=localhost
-        SlurmctldPort={ports[0]}
-        SlurmdPort={ports[1]}
-        AuthType=auth/munge
-        AuthInfo=socket={munge / 'sock'}
-        CredType=cred/munge
-        SlurmUser=root
-        SlurmdUser=root
-        StateSaveLocation={d / 'state'}
-        SlurmdSpoolDir={d / 'spool'}/%n
-        SlurmctldPidFile={d / 'slurmctld.pid'}
-        SlurmdPidFile={d}/slurmd-%n.pid
-        SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-        SlurmdLogFile={d / 'log'}/slurmd-%n.log
-        ProctrackType=proctrack/linuxproc
-        TaskPlugin=task/none
-        SchedulerType=sched/backfill
-        SelectType=select/cons_tres
-        SelectTypeParameters=CR_Core
-        ReturnToService=2
-        MpiDefault=none
-        JobAcctGatherType=jobacct_gather/none
-        AccountingStorageType=accounting_storage/none
-        NodeName=n1 NodeHostname=localhost Port={ports[2]} CPUs=1 RealMemory=1000 State=UNKNOWN
-        NodeName=n2 NodeHostname=localhost Port={ports[3]} CPUs=1 RealMemory=1000 State=UNKNOWN
-        PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
-        """))
-    env = dict(os.environ, SLURM_CONF=str(conf))
+    conf = localhost_slurm.start(d, n_nodes=2)
     try:
-        subprocess.run(["slurmctld", "-f", str(conf)], check=True, env=env)
-        wait_for(lambda: (d / "slurmctld.pid").is_file(), "slurmctld")
-        pids.append(int((d / "slurmctld.pid").read_text()))
-        for node in ("n1", "n2"):
-            subprocess.run(["slurmd", "-f", str(conf), "-N", node], check=True, env=env)
-            wait_for(lambda: (d / f"slurmd-{node}.pid").is_file(), f"slurmd {node}")
-            pids.append(int((d / f"slurmd-{node}.pid").read_text()))
-        wait_for(lambda: subprocess.run(["sinfo", "-h", "-o", "%T"], env=env, capture_output=True, text=True)
-                 .stdout.split() == ["idle"], "two idle nodes")
         with pytest.MonkeyPatch.context() as patch:  # sbatch and the launcher find the cluster by SLURM_CONF
             patch.setenv("SLURM_CONF", str(conf))
             yield d
     finally:
-        for pid in reversed(pids):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        localhost_slurm.stop(d)
 
 
 SCORE = """\
@@ -225,13 +152,13 @@ def s3(tmp_path):
     pytest.importorskip("dvc_s3", reason="dvc-s3 is not installed")
     if not shutil.which("moto_server"):
         pytest.skip("moto_server is not installed")
-    port = free_port()
+    port = localhost_slurm.free_port()
     server = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
         import boto3
-        wait_for(lambda: _up(url), "moto_server")
+        localhost_slurm.wait_for(lambda: _up(url), "moto_server")
         boto3.client("s3", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
                      region_name="us-east-1").create_bucket(Bucket="erc")
         yield url
