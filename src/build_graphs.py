@@ -8,7 +8,8 @@ from erc.params import check_dataset, load_params
 
 def main(dataset: str) -> None:
     params = load_params()
-    feats = load_features(f"data/features/{check_dataset(dataset)}.pt")
+    check_dataset(dataset, params)
+    feats = load_features(f"data/features/{dataset}.pt")
     graphs = build_graphs(feats["lengths"].tolist(), len(feats["features"]),
                           params.graphs.window_past, params.graphs.window_future)
     save_torch(graphs, f"data/graphs/{dataset}.pt")

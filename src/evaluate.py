@@ -13,7 +13,7 @@ from erc.params import check_dataset, load_params
 
 def main(dataset: str) -> None:
     params = load_params()
-    text_only, device = params.for_dataset(check_dataset(dataset)).mkd.text_only, stage_device(params)
+    text_only, device = params.for_dataset(check_dataset(dataset, params)).mkd.text_only, stage_device(params)
     feats = load_features(f"data/features/{dataset}.pt", hide_test_labels=False)
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint", CHECKPOINT_KEYS)

@@ -10,7 +10,7 @@ from erc.params import check_dataset, load_params
 def main(dataset: str) -> None:
     params = load_params()
     start = time.time()
-    feats = extract(check_dataset(dataset), params)
+    feats = extract(check_dataset(dataset, params), params)
     save_features(feats, f"data/features/{dataset}.pt")
     shapes = {m: tuple(t.shape) for m, t in feats["features"].items()}
     print(f"{dataset}: {len(feats['dialogue_ids'])} dialogues, {len(feats['labels'])} utterances, "

@@ -10,31 +10,33 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from erc.datasets import load_dialogues
+from erc.corpus import check_cross_fitting, load_corpus
 from erc.finetuning import curves_png, finetune_datasets, save_finetuned
 from erc.utterance_encoder import FINETUNED
 from erc.io import run_stage
 from erc.live import live_logger
-from erc.params import DATASETS, check_dataset, load_params
+from erc.params import check_dataset, load_params
 
 
 def main(*names: str) -> None:
     params = load_params()
-    datasets = [check_dataset(name) for name in names] or list(DATASETS)
+    datasets = [check_dataset(name, params) for name in names] or list(params.datasets)
     text = {d: params.for_dataset(d).features.text for d in datasets}
     notes = {d: f"features.text is {text[d]}: nothing to fine-tune\n" for d in datasets if text[d] not in FINETUNED}
     notes.update({d: f"{d} is not in params.yaml's datasets: nothing fine-tuned\n" for d in datasets
                   if d not in params.datasets})
-    tune = {}
+    tune, classes = {}, {}
     for dataset in datasets:
         if dataset not in notes:
-            tune[dataset] = load_dialogues(dataset)
+            corpus = load_corpus(dataset, params)
+            check_cross_fitting(corpus, params.for_dataset(dataset).finetune.folds)
+            tune[dataset], classes[dataset] = corpus.dialogues, corpus.classes
             for d in tune[dataset]:  # the stage never holds a test label
                 if d.split == "test":
                     d.labels = [-1] * len(d)
     for dataset in datasets:  # no curves of an earlier run left beside this one's
         shutil.rmtree(f"plots/finetune/{dataset}", ignore_errors=True)
-    results = finetune_datasets(tune, params, live_logger) if tune else {}
+    results = finetune_datasets(tune, params, live_logger, classes=classes) if tune else {}
     for dataset in datasets:
         out, curves = Path(f"models/finetuned/{dataset}"), Path(f"plots/finetune/{dataset}")
         out.parent.mkdir(parents=True, exist_ok=True)

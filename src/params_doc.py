@@ -17,7 +17,10 @@ from erc.pages import markdown_table, write_or_check
 from erc.params import ByDataset, Params, Section
 
 MEANING = {
-    "datasets": "the datasets every stage runs on",
+    "datasets": "the datasets every stage runs on: iemocap, meld and the corpora registered under `corpora`",
+    "corpora": "your own conversations by name: the file under data/corpora/, its label list (class index = "
+               "position), speaker encoding, the split rule for a file without a split column, and which built-in's "
+               "per-dataset values it takes (docs/corpora.md)",
     "workers": "processes for independent units (encoders, seeds, teachers); each runs on one thread, so it changes "
                "the wall time, never a number; no stage lists it",
     "device": "where every computing stage runs: auto = cuda where PyTorch sees a GPU, else cpu; recorded in metrics "
@@ -128,6 +131,8 @@ def describe_type(kind, metadata=()) -> str:
         return ", ".join(f"`{a}`" for a in args)
     if origin is list:
         return f"list of {describe_type(args[0])}{suffix}"
+    if origin is dict and isinstance(args[1], type) and issubclass(args[1], Section):  # corpora: name -> entry
+        return "name -> {" + ", ".join(args[1].model_fields) + "}"
     if isinstance(kind, type):
         return kind.__name__ + suffix
     return str(kind) + suffix

@@ -1,4 +1,4 @@
-"""Emotion of each turn of a dialogue: python src/predict.py dialogue.json [--dataset iemocap|meld] [--seed S]
+"""Emotion of each turn of a dialogue: python src/predict.py dialogue.json [--dataset iemocap|meld|<corpus>] [--seed S]
 [--format json|table]
 
 dialogue.json: [{"speaker": "M", "text": "..."}, ...]; optional "wav": the path of the turn's recording (its
@@ -12,6 +12,7 @@ import sys
 from functools import partial
 
 from erc.device import stage_device
+from erc.corpus import speaker_coding
 from erc.io import InputError, load_torch
 from erc.model import text_only_head
 from erc.params import check_dataset, load_params
@@ -34,8 +35,9 @@ def main() -> None:
     parser.add_argument("--format", choices=["json", "table"], default="json")
     args = parser.parse_args()
     try:
-        dataset = check_dataset(args.dataset)
         params = load_params()
+        dataset = check_dataset(args.dataset, params)
+        coding = speaker_coding(dataset, params)
         checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)",
                                 ("config", "runs", "sources"))
         window = (params.graphs.window_past, params.graphs.window_future)
@@ -45,7 +47,7 @@ def main() -> None:
         teacher = partial(load_text_teacher, dataset, text_only) \
             if "teacher" in text_only_head(checkpoint["config"], text_only) else None
         predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue, text_only, teacher,
-                                       stage_device(params))
+                                       stage_device(params), coding)
         if args.format == "table":
             print(format_table(predictions))
         else:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from erc.io import InputError, save_text
 from erc.params import Params, load_params
-from erc.experiment_table import (DATASETS, build_table, experiments_from_dvc, find_rows, load_records, missing_rows,
+from erc.experiment_table import (build_table, experiments_from_dvc, find_rows, load_records, missing_rows,
                                   row_overrides, row_slug, run_device, run_inputs, run_missing_rows, save_records)
 from erc.slurm import run_on_slurm
 
@@ -28,7 +28,7 @@ def reference_inputs(params: Params) -> dict:
     if not Path("dvc.lock").is_file():
         raise InputError("dvc.lock: not found (run dvc repro first: Table 1's rows are compared with its run)")
     lock = Path("dvc.lock").read_text()
-    inputs = {d: run_inputs(lock, d) if d in params.datasets else None for d in DATASETS}
+    inputs = {d: run_inputs(lock, d) for d in params.datasets}
     missing = [d for d in params.datasets if inputs[d] is None]
     if missing:
         raise InputError(f"dvc.lock: no complete train@{missing[0]} / evaluate@{missing[0]} (run dvc repro first)")
@@ -72,7 +72,7 @@ def main() -> None:
             return experiments_from_dvc() + load_records()
 
         if args.run:
-            todo = missing_rows(find_rows(experiments(), reference, inputs=inputs, devices=devices))
+            todo = missing_rows(find_rows(experiments(), reference, inputs=inputs, devices=devices), params.datasets)
             print(f"rows to run: {', '.join(todo) or 'none (all reused)'}", flush=True)
             start, stamp = time.time(), time.strftime("%m%d%H%M%S")
             if args.backend == "slurm" and todo:

@@ -11,7 +11,8 @@ from erc.teachers import load_teacher_logits
 
 def main(dataset: str) -> None:
     params = load_params()
-    feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
+    check_dataset(dataset, params)
+    feats = load_features(f"data/features/{dataset}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teacher_logits = None
     if params.mkd.enabled:

@@ -9,7 +9,8 @@ from erc.references import train_references
 
 def main(dataset: str) -> None:
     params = load_params()
-    feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
+    check_dataset(dataset, params)
+    feats = load_features(f"data/features/{dataset}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     save_torch(train_references(dataset, feats, graphs, params), f"models/references/{dataset}.pt")
 

@@ -10,7 +10,8 @@ from erc.teachers import train_teachers
 
 def main(dataset: str) -> None:
     params = load_params()
-    feats = load_features(f"data/features/{check_dataset(dataset)}.pt")  # test labels hidden
+    check_dataset(dataset, params)
+    feats = load_features(f"data/features/{dataset}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teachers = train_teachers(dataset, feats, graphs, params, live_factory=live_logger)
     save_torch(teachers, f"models/teachers/{dataset}.pt")

@@ -72,7 +72,8 @@ def test_stage_deps_cover_every_file_its_script_reads(stage):
     read = files_read(script)
     if "foreach" not in STAGES[stage]:  # one stage for every dataset: each dataset's path, written out
         read = {path.replace("${item}", dataset) for path in read for dataset in ("iemocap", "meld")}
-    missing = sorted(read - declared)
+    # a path inside a declared folder is covered by it (models/finetuned/<dataset> of the models/finetuned out)
+    missing = sorted(r for r in read if not any(r == d or r.startswith(d.rstrip("/") + "/") for d in declared))
     assert not missing, f"dvc.yaml stage {stage} reads {missing} without listing them"
 
 

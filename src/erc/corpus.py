@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from erc.datasets import SPLITS, Dialogue
+from erc.datasets import SPLITS, Dialogue, load_dialogues
 from erc.io import InputError
+from erc.params import BUILTIN, Params, check_dataset
 
 REQUIRED = ("dialogue", "speaker", "text", "label")
 OPTIONAL = ("split", "wav", "start", "end")
@@ -35,6 +36,7 @@ class Card:
     speaker_names: list[str] | None = None       # the global vocabulary, in index order (None: first appearance)
     split_seed: int = 0
     split_fractions: tuple = (0.8, 0.1, 0.1)     # train / valid / test, when the file has no split column
+    n_speakers: int | None = None                # the model's speaker slots (None: as many as the file needs)
 
     def __post_init__(self):
         if not self.labels or len(set(self.labels)) != len(self.labels):
@@ -54,6 +56,7 @@ class Corpus:
     dialogues: list[Dialogue]
     split_source: str                                   # "column" or "seed <s>, fractions [..]"
     audio: dict = field(default_factory=dict)           # dialogue id -> per utterance (wav path | None, start, end)
+    speaker_vocabulary: list[str] | None = None         # global speakers: index -> name
 
     @property
     def classes(self) -> list[str]:
@@ -61,7 +64,10 @@ class Corpus:
 
     @property
     def n_speakers(self) -> int:
-        return max((max(d.speakers) for d in self.dialogues), default=-1) + 1
+        if self.card.n_speakers is not None:
+            return self.card.n_speakers
+        used = max((max(d.speakers) for d in self.dialogues), default=-1) + 1
+        return max(used, len(self.speaker_vocabulary or []))
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -184,16 +190,59 @@ def read_corpus(path: str | Path, card: Card, check_wav: bool = True) -> Corpus:
         if not labelled:
             raise InputError(f"{path}: no labelled dialogue in the {split} split "
                              f"({sum(d.split == split for d in dialogues)} dialogues there; splits from {source})")
-    return Corpus(card, dialogues, source, audio)
+    return Corpus(card, dialogues, source, audio, list(vocabulary) if card.speakers == "global" else None)
 
 
 def builtin_card(dataset: str) -> Card:
     """The card under which a built-in dataset, exported (``src/export_corpus.py``), reads back as itself: IEMOCAP's
-    speakers are one vocabulary (M = 0, F = 1), MELD's are indexed by first appearance in each dialogue."""
-    from erc.datasets import CLASSES
+    speakers are one vocabulary (M = 0, F = 1), MELD's are indexed by first appearance in each dialogue (9 slots)."""
+    from erc.datasets import CLASSES, N_SPEAKERS
     if dataset == "iemocap":
-        return Card("iemocap", CLASSES["iemocap"], "global", ["M", "F"])
-    return Card("meld", CLASSES["meld"], "per_dialogue")
+        return Card("iemocap", CLASSES["iemocap"], "global", ["M", "F"], n_speakers=N_SPEAKERS["iemocap"])
+    return Card("meld", CLASSES["meld"], "per_dialogue", n_speakers=N_SPEAKERS["meld"])
+
+
+def card_of(name: str, params: Params) -> Card:
+    """The card of a dataset: a built-in's, or a corpus's from its ``corpora`` entry in params.yaml."""
+    if name in BUILTIN:
+        return builtin_card(name)
+    entry = params.corpora[name]
+    return Card(name, list(entry.labels), entry.speakers, entry.speaker_names, entry.split_seed,
+                tuple(entry.split_fractions))
+
+
+def load_corpus(name: str, params: Params, raw_dir: str | Path = "data/raw", check_wav: bool = True) -> Corpus:
+    """Dataset ``name`` as a corpus: the built-ins from their standard metadata and splits (``erc.datasets``), a
+    registered corpus from its file. Every stage reads its dialogues here."""
+    check_dataset(name, params)
+    if name in BUILTIN:
+        card = builtin_card(name)
+        return Corpus(card, load_dialogues(name, raw_dir), "standard", {}, card.speaker_names)
+    return read_corpus(params.corpora[name].path, card_of(name, params), check_wav)
+
+
+def speaker_coding(name: str, params: Params) -> tuple[Card, list[str] | None]:
+    """(card, global speaker vocabulary or None): how a new dialogue's speakers are encoded for dataset ``name``
+    (a corpus's vocabulary by first appearance is read back from its file)."""
+    card = card_of(check_dataset(name, params), params)
+    if card.speakers != "global" or card.speaker_names is not None:
+        return card, card.speaker_names
+    return card, read_corpus(params.corpora[name].path, card, check_wav=False).speaker_vocabulary
+
+
+def speaker_indices(names: list, card: Card, vocabulary: list[str] | None, n_slots: int, where) -> list[int]:
+    """A new dialogue's speakers (names, in turn order) as training encoded them: by the global vocabulary, or by
+    first appearance in the dialogue; one line when the model cannot take them."""
+    names = [str(n) for n in names]
+    if card.speakers == "global":
+        bad = [n for n in names if n not in (vocabulary or [])]
+        if bad:
+            raise InputError(f"{where}: speaker {bad[0]!r} is unknown to {card.name}, whose speakers are {vocabulary}")
+        return [vocabulary.index(n) for n in names]
+    order = list(dict.fromkeys(names))
+    if len(order) > n_slots:
+        raise InputError(f"{where}: {len(order)} distinct speakers, the model knows at most {n_slots}")
+    return [order.index(n) for n in names]
 
 
 def builtin_speaker_name(dataset: str):

@@ -82,8 +82,10 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
             per_size[m].append(scores(outputs, lambda o: o["logits"][i]))
         for modality in outputs["test"]["student_logits"]:
             students.setdefault(modality, []).append(scores(outputs, lambda o: o["student_logits"][modality]))
-        test_predictions[seed] = (outputs["test"]["labels"].cpu(), outputs["test"]["logits"][-1].argmax(-1).cpu(),
-                                  outputs["test"]["utterances"].cpu())
+        keep = outputs["test"]["labels"] >= 0  # a corpus's unlabelled test turns are not scored
+        test_predictions[seed] = (outputs["test"]["labels"][keep].cpu(),
+                                  outputs["test"]["logits"][-1].argmax(-1)[keep].cpu(),
+                                  outputs["test"]["utterances"][keep].cpu())
     n_blocks = len(config["input_dims"])
     metrics = {
         **summary(per_seed),

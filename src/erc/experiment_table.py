@@ -21,6 +21,19 @@ from erc.io import InputError, load_torch, save_text
 from erc.pages import markdown_table
 from erc.params import DATASETS, flatten
 
+
+def datasets_of(params: dict) -> list[str]:
+    """The datasets a run's params (a dict) train: the built-ins and registered corpora it lists."""
+    return list(params.get("datasets") or DATASETS)
+
+
+def n_classes_of(dataset: str, features: str) -> int:
+    """A dataset's number of classes: a built-in's, or a corpus's label list in its feature file."""
+    if dataset in CLASSES:
+        return len(CLASSES[dataset])
+    from erc.features import load_features
+    return len(load_features(features, hide_test_labels=True)["classes"])
+
 ROWS = {  # (mrl.enabled, mrl.shared, mkd.enabled) -> row name, in the paper's order
     (False, False, False): "MGLRA", (True, False, False): "MRL", (True, True, False): "MRL-E",
     (False, False, True): "MKD", (True, False, True): "MRL + MKD", (True, True, True): "MRL-E + MKD",
@@ -267,7 +280,7 @@ def no_rows_reason(experiments: list[dict], reference_params: dict, defaults: di
         return "no experiment matches the current params.yaml (0 experiments found; run the rows first, README \"Table 1\")"
     diffs = [(differences(e["params"], reference_params, defaults), e["name"]) for e in experiments]
     nearest, name = min(diffs, key=lambda d: len(d[0]))
-    checked = [d for d in DATASETS if inputs and inputs.get(d) is not None]
+    checked = [d for d in (inputs or {}) if inputs.get(d) is not None]
     candidates = [e for e in experiments if same_setup(e["params"], reference_params, defaults)]
     if not nearest and checked and not any(any(same_inputs(e, inputs)[d] for d in checked) for e in candidates):
         return (f"no experiment matching the current params.yaml ran on the current inputs (the deps and params "
@@ -317,18 +330,18 @@ def code_of(inputs: dict | None) -> dict | None:
     return {"deps": {k: v for k, v in inputs["deps"].items() if k.startswith("src/")}, "params": inputs["params"]}
 
 
-def same_inputs(exp: dict, inputs: dict | None, code_only: bool = False) -> dict:
+def same_inputs(exp: dict, inputs: dict | None, code_only: bool = False, datasets=DATASETS) -> dict:
     """dataset -> whether ``exp`` made its outputs from ``inputs[dataset]`` (``run_inputs`` of the reference run;
     a dataset whose reference is None always counts); an experiment with an unreadable lock counts for none.
     ``code_only``: the same code and params are enough (an ``EXTRA_ROWS`` row reads other features)."""
     if inputs is None:
-        return {d: True for d in DATASETS}
+        return {d: True for d in datasets}
     lock = exp_file(exp, "dvc.lock")
     view = code_of if code_only else (lambda x: x)
     try:
-        return {d: inputs.get(d) is None or view(run_inputs(lock, d)) == view(inputs[d]) for d in DATASETS}
+        return {d: inputs.get(d) is None or view(run_inputs(lock, d)) == view(inputs[d]) for d in datasets}
     except InputError:
-        return {d: inputs.get(d) is None for d in DATASETS}
+        return {d: inputs.get(d) is None for d in datasets}
 
 
 def run_device(metrics: dict) -> str:
@@ -354,8 +367,8 @@ def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | 
                               for k, v in EXTRA_ROWS[name].items() if k in SWITCHES)), None)
         if extra is None and not same_setup(exp["params"], reference_params, defaults):
             continue
-        matching = same_inputs(exp, inputs, code_only=extra is not None)
-        for d in DATASETS:
+        matching = same_inputs(exp, inputs, code_only=extra is not None, datasets=datasets_of(reference_params))
+        for d in datasets_of(reference_params):
             if not matching[d]:
                 continue
             # the detail file since the headline split; before it, metrics/<d>.json held everything
@@ -380,9 +393,9 @@ def find_rows(experiments: list[dict], reference_params: dict, defaults: dict | 
     return rows
 
 
-def missing_rows(rows: dict) -> list[str]:
+def missing_rows(rows: dict, datasets=DATASETS) -> list[str]:
     """Table 1's rows (and ``EXTRA_ROWS``) without results for every dataset, in the paper's order."""
-    return [name for name in [*ROWS.values(), *EXTRA_ROWS] if any((name, d) not in rows for d in DATASETS)]
+    return [name for name in [*ROWS.values(), *EXTRA_ROWS] if any((name, d) not in rows for d in datasets)]
 
 
 def row_overrides(name: str) -> list[str]:
@@ -412,8 +425,8 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
     def pm(score: dict) -> str:
         return f"{score['mean']:.2f} ± {score['std']:.2f}"
 
-    for d in DATASETS:
-        n_classes, cells = len(CLASSES[d]), []
+    for d in datasets_of(reference_params):
+        n_classes, cells = None, []
         for name in [*ROWS.values(), *EXTRA_ROWS]:
             paper = PAPER.get((name, d))
             paper = f"{paper[0]:.2f} / {paper[1]:.2f}" if paper else "—"
@@ -426,6 +439,7 @@ def build_table(experiments: list[dict], reference_params: dict, n_boot: int = 1
                 row, base = (with_dialogues(x["preds"], features.format(dataset=d),
                                             f"{x['exp']['name']}'s plots/{d}/test_predictions.csv")
                              for x in (r, rows[("MGLRA", d)]))
+                n_classes = n_classes or n_classes_of(d, features.format(dataset=d))
                 point, low, high = paired_bootstrap(row, base, n_classes, n_boot)
                 delta = [f"{point[i]:+.2f} [{low[i]:+.2f}, {high[i]:+.2f}]" for i in range(2)]
             test = r["metrics"]["test"]

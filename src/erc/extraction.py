@@ -10,7 +10,8 @@ import torch
 from erc import audio as audio_lib
 from erc import text as text_lib
 from erc import wav as wav_lib
-from erc.datasets import CLASSES, N_SPEAKERS, Dialogue, load_dialogues
+from erc.corpus import Corpus, builtin_card, load_corpus
+from erc.datasets import Dialogue
 from erc.feature_pickles import read_feature_file
 from erc.device import stage_device
 from erc.utterance_encoder import FINETUNED, finetune_summary, finetuned_features
@@ -58,11 +59,20 @@ def check_finite(name: str, array: np.ndarray, dialogues: list[Dialogue], where)
 
 def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dialogues=None, progress=True,
             finetuned_dir: str | Path = "models/finetuned") -> dict:
-    """Build the canonical feature dict for ``dataset`` from the sources chosen in ``params['features']``."""
+    """Build the canonical feature dict for ``dataset`` (a built-in or a registered corpus) from the sources chosen
+    in ``params['features']``; ``dialogues`` replace a built-in's (tests). A corpus's audio is measured from its
+    wav column (Praat), or is absent."""
     raw_dir = Path(raw_dir)
     p = params.for_dataset(dataset)
     sources = {m: getattr(p.features, m) for m in MODALITIES}  # checked by the params schema
-    dialogues = dialogues if dialogues is not None else load_dialogues(dataset, raw_dir)
+    corpus = load_corpus(dataset, params, raw_dir) if dialogues is None else \
+        Corpus(builtin_card(dataset), dialogues, "given", {})
+    dialogues, own = corpus.dialogues, dataset not in ("iemocap", "meld")
+    if own:  # a corpus: audio from its wavs when it has any, else none; no visual
+        sources["audio"] = "praat-wav" if corpus.audio and sources["audio"] != "none" else "none"
+        sources["visual"] = "none"
+        if all(s == "none" for s in sources.values()):
+            raise InputError(f"corpus {dataset}: no modality to extract (features.text is none and it has no wav)")
     for d in dialogues:
         if len(d) == 0:
             raise InputError(f"{dataset}: dialogue {d.id} has no utterances")
@@ -88,8 +98,10 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
             array = encoder.encode(sentences, p.features.text_batch_size, progress)
             where = f"{source} text encoder"
         else:
-            wav_dir = getattr(p.features.wav_dirs, dataset)
-            if source == "praat":
+            wav_dir = getattr(p.features.wav_dirs, dataset) if not own else None
+            if own:
+                values, missing, columns = wav_lib.corpus_wav_descriptors(corpus, progress)
+            elif source == "praat":
                 values, missing, columns = audio_lib.shipped_descriptors(dataset, dialogues, raw_dir / "found")
             elif source == "praat-wav":
                 values, missing, columns = wav_lib.wav_folder_descriptors(dataset, dialogues, wav_dir, progress)
@@ -107,8 +119,8 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
         features[modality] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     return {
         "dataset": dataset,
-        "classes": CLASSES[dataset],
-        "n_speakers": N_SPEAKERS[dataset],
+        "classes": corpus.classes,
+        "n_speakers": corpus.n_speakers,
         "sources": sources,
         "dialogue_ids": [d.id for d in dialogues],
         "splits": [d.split for d in dialogues],
@@ -119,4 +131,13 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
         "features": features,
         "devices": devices,  # where the text encoders ran (fine-tuning, extraction): recorded in the metrics
         **extra,
+        **({"corpus": corpus_record(corpus, params)} if own else {}),
     }
+
+
+def corpus_record(corpus: Corpus, params: Params) -> dict:
+    """What a corpus's feature file keeps of its card and split (the built-ins' files hold none of it)."""
+    entry = params.corpora[corpus.card.name]
+    return {"path": entry.path, "labels": corpus.classes, "speakers": corpus.card.speakers,
+            "speaker_vocabulary": corpus.speaker_vocabulary, "like": entry.like, "split": corpus.split_source,
+            "n_dialogues": {s: sum(d.split == s for d in corpus.dialogues) for s in ("train", "valid", "test")}}

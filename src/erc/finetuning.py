@@ -159,15 +159,18 @@ def settings_of(params: Params, dataset: str) -> dict:
 
 
 def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: Params, live_factory=None,
-                      progress: bool = True) -> dict[str, dict]:
+                      progress: bool = True, classes: dict[str, list[str]] | None = None) -> dict[str, dict]:
     """The encoders of each dataset: "full" on every training dialogue and, with folds ≥ 2, one per fold without it
-    (reading the labels of training and validation dialogues only); all datasets' encoders in one pool of ``workers`` processes (MELD's single
+    (reading the labels of training and validation dialogues only; ``classes``: each dataset's label list, default
+    the built-ins'); all datasets' encoders in one pool of ``workers`` processes (MELD's single
     encoder alone would leave a worker idle); the largest jobs start first. Each encoder is the same bits whatever
     the pool holds: a job runs alone on one thread."""
     jobs, prepared, device = {}, {}, stage_device(params)
     autocast(device, params.finetune.precision)  # bf16 on a CPU: refused before any work
     for dataset, its_dialogues in dialogues.items():
-        prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress, device)
+        its_classes = (classes or {}).get(dataset) or CLASSES[dataset]
+        prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress, device,
+                                               its_classes)
         jobs.update({(dataset, name): job for name, job in its_jobs.items()})
     done = run_parallel(_finetune_job, largest_first(jobs), params.workers)
     return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, **prepared[dataset])
@@ -181,11 +184,12 @@ def largest_first(jobs: dict) -> dict:
 
 
 def _prepare(dataset: str, dialogues: list[Dialogue], params: Params, live_factory, progress,
-             device=torch.device("cpu")) -> tuple[dict, dict]:
-    """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``_finetune_job`` arguments)."""
+             device=torch.device("cpu"), classes: list[str] | None = None) -> tuple[dict, dict]:
+    """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``_finetune_job`` arguments).
+    Unlabelled utterances (label -1) are inputs and context, never a training or selection row."""
     from transformers import AutoTokenizer
     p = params.for_dataset(dataset)
-    source, classes = p.features.text, CLASSES[dataset]
+    source, classes = p.features.text, classes or CLASSES[dataset]
     check_source(source)
     model_dir = base_encoder_dir(source, p.finetune.encoder)
     # local_files_only given, not left to HF_HUB_OFFLINE: the saved tokenizer config records it
@@ -194,8 +198,10 @@ def _prepare(dataset: str, dialogues: list[Dialogue], params: Params, live_facto
     inputs = Inputs(tokenizer, dialogues, dataset, context, max_length, future)
     labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
     rows, _ = _rows_by_split(dialogues)
+    rows["valid"] = [r for r in rows["valid"] if labels[r] >= 0]
     settings = settings_of(params, dataset)
     assignment, plans = encoder_plans(dialogues, params, dataset)
+    plans = {name: [r for r in train_rows if labels[r] >= 0] for name, train_rows in plans.items()}
     jobs = {name: (model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live_factory,
                    f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress, device)
             for name, train_rows in plans.items()}

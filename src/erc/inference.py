@@ -10,7 +10,7 @@ import torch
 
 from erc.audio import apply_scaling, shipped_scaling
 from erc.batching import DialogueData
-from erc.datasets import CLASSES
+from erc.corpus import builtin_card, speaker_indices
 from erc.utterance_encoder import FINETUNED, new_dialogue_features
 from erc.graphs import dialogue_graph
 from erc.io import InputError, load_torch
@@ -43,19 +43,6 @@ def read_dialogue(path: str | Path) -> list[dict]:
             turn["wav"] = str(path.parent / turn["wav"])  # relative to the dialogue file
     return turns
 
-
-def speaker_indices(turns: list[dict], dataset: str, n_speakers: int, where) -> list[int]:
-    """IEMOCAP: M -> 0, F -> 1. MELD: index in order of first appearance, as in training."""
-    if dataset == "iemocap":
-        codes = {"M": 0, "F": 1}
-        bad = [t["speaker"] for t in turns if t["speaker"] not in codes]
-        if bad:
-            raise InputError(f"{where}: IEMOCAP speakers must be 'M' or 'F', got {bad[0]!r}")
-        return [codes[t["speaker"]] for t in turns]
-    order = list(dict.fromkeys(str(t["speaker"]) for t in turns))
-    if len(order) > n_speakers:
-        raise InputError(f"{where}: {len(order)} distinct speakers, the model knows at most {n_speakers}")
-    return [order.index(str(t["speaker"])) for t in turns]
 
 
 def wav_audio(path: str, dataset: str, source: str, scaling: dict, where: str) -> list[float]:
@@ -126,19 +113,22 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
 
 @torch.no_grad()
 def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None,
-                     where="dialogue", text_only: str = "fused", teacher=None, device="cpu") -> list[dict]:
+                     where="dialogue", text_only: str = "fused", teacher=None, device="cpu",
+                     coding: tuple | None = None) -> list[dict]:
     """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
     holds (an ensemble), or of one ``seed``. A dialogue with no audio on any turn is answered by what
     ``text_only`` (``mkd.text_only``) names, where the checkpoint can give it (``text_only_head``): the text
     student head, the frozen text ``teacher`` (``{"config", "state"}`` of the teacher file's text entry, or a
     function that loads it: called only when a text-only dialogue needs it), or the mean of the two. The models run
-    on ``device``."""
+    on ``device``. ``coding``: (card, speaker vocabulary) of ``dataset`` (``erc.corpus.speaker_coding``; default:
+    a built-in's)."""
     config, runs = checkpoint["config"], checkpoint["runs"]
     if seed is not None and seed not in runs:
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
     seeds = [seed] if seed is not None else list(runs)
     n = len(turns)
-    speakers = speaker_indices(turns, dataset, config["n_speakers"], where)
+    card, vocabulary = coding or (builtin_card(dataset), builtin_card(dataset).speaker_names)
+    speakers = speaker_indices([t["speaker"] for t in turns], card, vocabulary, config["n_speakers"], where)
     feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset, speakers, device),
              "lengths": torch.tensor([n]), "splits": ["test"],
              "speakers": torch.tensor(speakers),
@@ -170,7 +160,7 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
         probabilities += (p if answer != "student+teacher" else (p + teacher_p) / 2) / len(seeds)
     if answer == "teacher":
         probabilities = teacher_p
-    classes = CLASSES[dataset]
+    classes = card.labels
     return [{"speaker": t["speaker"], "text": t["text"], "emotion": classes[int(p.argmax())],
              "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}} for t, p in zip(turns, probabilities)]
 

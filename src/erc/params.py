@@ -4,12 +4,17 @@ An unknown key is refused with the nearest valid key; a key left out takes its d
 pipeline had before the key existed, mostly the released MGLRA's). ``load_params`` returns the typed ``Params``
 with every key present; a stage reads ``params.train.lr``, and ``params.for_dataset(d)`` gives the values of keys set
 once or per dataset (``model.hidden: {iemocap: 128, meld: 256}``) as dataset ``d``'s.
+
+Datasets are the two built-ins and the corpora registered under ``corpora`` (docs/corpora.md). A key given per
+dataset names ``iemocap`` and ``meld`` and may name a corpus too; a corpus it does not name takes the value of the
+built-in its entry is ``like``.
 """
 from __future__ import annotations
 
 import difflib
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, Optional, TypeVar, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, PositiveInt, Tag, ValidationError,
@@ -17,8 +22,8 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeIn
 
 from erc.io import InputError
 
-DATASETS = ("iemocap", "meld")
-T = TypeVar("T")
+BUILTIN = ("iemocap", "meld")
+DATASETS = BUILTIN   # the built-in datasets (a corpus is registered in params.yaml)
 Rate = Annotated[float, Field(ge=0, lt=1)]  # dropout rates, mask ratios: a probability below 1
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -31,14 +36,30 @@ class Section(BaseModel):
         return type(self).model_validate, (self.model_dump(),)
 
 
-class ByDataset(Section, Generic[T]):
-    iemocap: T
-    meld: T
+class ByDataset(Section):
+    """A value per dataset: both built-ins, and any registered corpus (an extra key, checked by ``Params``)."""
+    model_config = ConfigDict(extra="allow")
+
+    def value(self, dataset: str, like: str):
+        """``dataset``'s value; a corpus not named here takes the built-in's it is ``like``."""
+        values = dict(self)
+        return values[dataset] if dataset in values else values[like]
+
+
+@cache
+def by_dataset(kind):
+    """The ``ByDataset`` of values of type ``kind``: ``iemocap`` and ``meld`` required, corpora's keys optional."""
+    class Of(ByDataset):
+        __pydantic_extra__: dict[str, kind]
+        iemocap: kind
+        meld: kind
+    Of.__name__ = Of.__qualname__ = f"ByDataset[{getattr(kind, '__name__', kind)}]"
+    return Of
 
 
 def per_dataset_type(kind):
-    """``kind`` once for both datasets, or ``{iemocap: kind, meld: kind}``."""
-    return Annotated[Union[Annotated[kind, Tag("one")], Annotated[ByDataset[kind], Tag("each")]],
+    """``kind`` once for every dataset, or ``{iemocap: kind, meld: kind[, <corpus>: kind]}``."""
+    return Annotated[Union[Annotated[kind, Tag("one")], Annotated[by_dataset(kind), Tag("each")]],
                      Discriminator(lambda v: "each" if isinstance(v, (dict, ByDataset)) else "one")]
 
 
@@ -55,12 +76,12 @@ class Features(Section):
     audio: Literal["praat", "praat-wav", "opensmile", "file", "none"] = "praat"
     visual: Literal["file", "none"] = "none"
     text_batch_size: PositiveInt = 64
-    files: ByDataset[FileSources] = Field(default={"iemocap": {}, "meld": {}}, validate_default=True)
-    wav_dirs: ByDataset[Optional[str]] = Field(default={"iemocap": None, "meld": None}, validate_default=True)
+    files: by_dataset(FileSources) = Field(default={"iemocap": {}, "meld": {}}, validate_default=True)
+    wav_dirs: by_dataset(Optional[str]) = Field(default={"iemocap": None, "meld": None}, validate_default=True)
 
     @model_validator(mode="after")
     def some_modality(self):
-        texts = [self.text.iemocap, self.text.meld] if isinstance(self.text, ByDataset) else [self.text]
+        texts = list(dict(self.text).values()) if isinstance(self.text, ByDataset) else [self.text]
         if "none" in texts and self.audio == self.visual == "none":
             raise ValueError("selects no modality (text, audio and visual are all none)")
         return self
@@ -87,7 +108,7 @@ class Model(Section):
 
     @model_validator(mode="after")
     def widths_fit(self):
-        widths = [self.hidden] if isinstance(self.hidden, int) else [self.hidden.iemocap, self.hidden.meld]
+        widths = [self.hidden] if isinstance(self.hidden, int) else list(dict(self.hidden).values())
         for width in widths:
             if width % 2 or width % self.attention_heads:
                 raise ValueError(f"hidden {width} must be even (BiLSTM directions) and divisible by "
@@ -150,7 +171,7 @@ class Finetune(Section):
 
     @model_validator(mode="after")
     def folds_are_none_or_several(self):
-        for name, k in (vars(self.folds).items() if isinstance(self.folds, ByDataset) else [("", self.folds)]):
+        for name, k in (dict(self.folds).items() if isinstance(self.folds, ByDataset) else [("", self.folds)]):
             if k == 1:
                 raise ValueError(f"folds{'.' + name if name else ''} must be 0 (no cross-fitting) or at least 2, got 1")
         meld = self.fold_by.meld if isinstance(self.fold_by, ByDataset) else self.fold_by
@@ -188,21 +209,61 @@ class References(Section):
     bclstm_lr: PositiveFloat = 1e-3
 
 
-def _resolved(section: Section, dataset: str) -> Section:
-    """A copy of ``section`` with each key given per dataset replaced by ``dataset``'s value, section by section."""
+def _resolved(section: Section, dataset: str, like: str) -> Section:
+    """A copy of ``section`` with each key given per dataset replaced by ``dataset``'s value (a corpus not named:
+    the value of the built-in it is ``like``), section by section."""
     updates = {}
     for name, field in type(section).model_fields.items():
         value = getattr(section, name)
         structural = isinstance(field.annotation, type) and issubclass(field.annotation, ByDataset)  # files, wav_dirs
         if isinstance(value, ByDataset) and not structural:
-            updates[name] = getattr(value, dataset)
+            updates[name] = value.value(dataset, like)
         elif isinstance(value, Section) and not isinstance(value, ByDataset):
-            updates[name] = _resolved(value, dataset)
+            updates[name] = _resolved(value, dataset, like)
     return section.model_copy(update=updates)
 
 
+def _per_dataset_values(section: Section, prefix: str = ""):
+    """(dotted key, ByDataset) of every value given per dataset, sections and leaves alike."""
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if isinstance(value, ByDataset):
+            yield prefix + name, value
+        elif isinstance(value, Section):
+            yield from _per_dataset_values(value, f"{prefix}{name}.")
+
+
+class CorpusEntry(Section):
+    """A corpus of your own (docs/corpora.md): the file and its card."""
+    path: str   # data/corpora/<file>.csv | .jsonl: the stages' dvc.yaml dep is that folder
+    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)]  # class index = position
+    speakers: Literal["per_dialogue", "global"] = "per_dialogue"
+    speaker_names: Optional[Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]] = None
+    split_seed: NonNegativeInt = 0     # without a split column: dialogues dealt by this seed and these fractions
+    split_fractions: Annotated[list[NonNegativeFloat], Field(min_length=3, max_length=3)] = [0.8, 0.1, 0.1]
+    like: Literal["iemocap", "meld"] = "meld"  # whose values the keys given per dataset give it, unless they name it
+
+    @model_validator(mode="after")
+    def card_is_sound(self):
+        if not self.path.startswith("data/corpora/") or Path(self.path).suffix not in (".csv", ".jsonl") \
+                or ".." in Path(self.path).parts:
+            raise ValueError(f"path must be a .csv or .jsonl file under data/corpora/ (the folder the stages "
+                             f"depend on), got {self.path!r}")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must list each class once, got {self.labels}")
+        if self.speaker_names is not None and self.speakers != "global":
+            raise ValueError("speaker_names is the global vocabulary: set speakers: global, or leave it out")
+        if self.speaker_names is not None and len(set(self.speaker_names)) != len(self.speaker_names):
+            raise ValueError(f"speaker_names must list each speaker once, got {self.speaker_names}")
+        if abs(sum(self.split_fractions) - 1) > 1e-6 or not self.split_fractions[0]:
+            raise ValueError(f"split_fractions must be three shares (train, valid, test) summing to 1 with "
+                             f"train > 0, got {self.split_fractions}")
+        return self
+
+
 class Params(Section):
-    datasets: Annotated[list[Literal["iemocap", "meld"]], Field(min_length=1)] = list(DATASETS)
+    datasets: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = list(BUILTIN)
+    corpora: dict[str, CorpusEntry] = {}   # your own conversations, by name (docs/corpora.md)
     workers: PositiveInt = 2   # processes for independent units of work; each runs on one thread (cannot change a number)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda where PyTorch sees a GPU, else cpu (erc.device)
     features: Features = Field(default_factory=Features)
@@ -215,12 +276,51 @@ class Params(Section):
     mkd: Mkd = Field(default_factory=Mkd)
     references: References = Field(default_factory=References)
 
+    def like(self, dataset: str) -> str:
+        """The built-in whose per-dataset values ``dataset`` takes where a key does not name it."""
+        return dataset if dataset in BUILTIN else self.corpora[dataset].like
+
     def for_dataset(self, dataset: str) -> "Params":
         """These params as ``dataset`` sees them: a key given once or per dataset holds ``dataset``'s value."""
-        return _resolved(self, check_dataset(dataset))
+        return _resolved(self, check_dataset(dataset, self), self.like(dataset))
+
+    @model_validator(mode="after")
+    def datasets_are_known(self):
+        clash = [name for name in self.corpora if name in BUILTIN]
+        if clash:
+            raise ValueError(f"'corpora.{clash[0]}' clashes with the built-in dataset {clash[0]}: name it otherwise")
+        bad = [name for name in self.corpora if not name.replace("_", "").replace("-", "").isalnum()]
+        if bad:
+            raise ValueError(f"'corpora.{bad[0]}': a corpus name is letters, digits, '-' and '_' (it names files)")
+        known = [*BUILTIN, *self.corpora]
+        for d in self.datasets:
+            if d not in known:
+                near = difflib.get_close_matches(d, known, n=1, cutoff=0.6)
+                raise ValueError(f"'datasets' lists {d!r}, neither a built-in dataset nor a corpus under 'corpora' "
+                                 f"({', '.join(known)})" + (f"; did you mean {near[0]!r}?" if near else ""))
+        for key, value in _per_dataset_values(self):
+            for name in value.model_extra or {}:
+                if name not in self.corpora:
+                    near = difflib.get_close_matches(f"{key}.{name}", [f"{key}.{k}" for k in known], n=1, cutoff=0.6)
+                    raise ValueError(f"unknown key '{key}.{name}'" + (f" (did you mean '{near[0]}'?)" if near else
+                                                                      " (not a dataset: iemocap, meld or a corpus)"))
+        return self
 
     @model_validator(mode="after")
     def sources_have_their_inputs(self):
+        for d in self.datasets:
+            if d in self.corpora:
+                resolved = self.for_dataset(d)
+                for modality in ("text", "audio", "visual"):
+                    if getattr(resolved.features, modality) == "file":
+                        raise ValueError(f"'features.{modality}' is file, the built-ins' public feature pickles; "
+                                         f"corpus {d} makes its features from its file (give it another source)")
+                if resolved.features.audio == "opensmile":
+                    raise ValueError(f"'features.audio' is opensmile; corpus {d} measures its wavs with Praat "
+                                     "(praat or praat-wav) or has no audio (none)")
+                if resolved.finetune.fold_by == "session":
+                    raise ValueError(f"'finetune.fold_by' is session for corpus {d}, which has no sessions; fold by "
+                                     "dialogue")
         for d in self.datasets:
             resolved = self.for_dataset(d)
             if resolved.features.text == "ft" and not resolved.finetune.encoder:
@@ -229,12 +329,14 @@ class Params(Section):
         for modality in ("text", "audio", "visual"):
             source = getattr(self.features, modality)
             for d in self.datasets:
-                if (getattr(source, d) if isinstance(source, ByDataset) else source) == "file":
+                if d in self.corpora:
+                    continue
+                if (source.value(d, d) if isinstance(source, ByDataset) else source) == "file":
                     if not getattr(getattr(self.features.files, d), modality):
                         raise ValueError(f"'features.files.{d}.{modality}' must name a feature file when "
                                          f"features.{modality} is file")
         if self.features.audio in ("opensmile", "praat-wav"):
-            for d in self.datasets:
+            for d in [d for d in self.datasets if d in BUILTIN]:  # a corpus's wavs are in its file
                 if not getattr(self.features.wav_dirs, d):
                     raise ValueError(f"'features.wav_dirs.{d}' must name the wav folder when features.audio is "
                                      f"{self.features.audio}")
@@ -296,7 +398,16 @@ def validate_params(raw: Any, where: str = "params.yaml") -> Params:
         return Params.model_validate(raw)
     except ValidationError as err:
         errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo explains a "missing"
-        raise InputError(describe(errors[0], where)) from None
+        first = errors[0]
+        if first["type"] == "missing" and first["loc"][-1] in BUILTIN and isinstance(first["input"], dict):
+            # a per-dataset value without iemocap or meld: a stray key that is no corpus is the likelier typo
+            corpora = raw.get("corpora") if isinstance(raw.get("corpora"), dict) else {}
+            stray = [k for k in first["input"] if k not in BUILTIN and k not in corpora]
+            if stray:
+                key = describe(first, where).split("'")[1]
+                raise InputError(f"{where}: unknown key '{key.rsplit('.', 1)[0]}.{stray[0]}' (did you mean "
+                                 f"'{key}'?)") from None
+        raise InputError(describe(first, where)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -323,7 +434,10 @@ def flat_defaults() -> dict:
     return flatten(Params().model_dump())
 
 
-def check_dataset(name: str) -> str:
-    if name not in DATASETS:
-        raise InputError(f"unknown dataset {name!r}; expected one of {list(DATASETS)}")
+def check_dataset(name: str, params: Params | None = None) -> str:
+    """``name`` if it is a built-in dataset or a corpus registered in ``params``, else one line."""
+    known = [*BUILTIN, *(params.corpora if params is not None else {})]
+    if name not in known:
+        raise InputError(f"unknown dataset {name!r}; expected one of {known}"
+                         + ("" if params is not None else " (or a corpus registered under 'corpora' in params.yaml)"))
     return name

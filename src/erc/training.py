@@ -95,6 +95,7 @@ def build_objective(params: Params, dataset: str, feats: dict, n_sizes: int, tea
     p = params.for_dataset(dataset)
     train_labels = feats["labels"][(torch.tensor([s == "train" for s in feats["splits"]])
                                     .repeat_interleave(feats["lengths"]))]
+    train_labels = train_labels[train_labels >= 0]  # a corpus's unlabelled turns weigh nothing
     task = task_loss(p.train.loss, train_labels, len(feats["classes"]), p.train.focal_gamma)
     # MRL's size weights and reduction belong to the nested classifier only: teachers, the bc-LSTM and plain
     # MGLRA have one size (the schema checked one weight per nesting size)

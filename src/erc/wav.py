@@ -179,3 +179,28 @@ def wav_folder_descriptors(dataset: str, dialogues: list[Dialogue], wav_dir: str
     for row in tqdm(np.flatnonzero(~missing), desc=f"{dataset} wav descriptors", disable=not progress, unit="wav"):
         values[row] = wav_descriptors(paths[row], dataset, str(paths[row]), strict=False)
     return values, missing, columns
+
+
+def corpus_wav_descriptors(corpus, progress: bool = True):
+    """A corpus's audio (its ``wav`` column): the 8 Praat descriptors of each utterance's wav, or of its
+    ``start``-``end`` span of it; an utterance without a wav gives a NaN row flagged missing. Each file is read once."""
+    rows = [(d, i, spec) for d in corpus.dialogues for i, spec in enumerate(corpus.audio.get(d.id, [(None,) * 3] * len(d)))]
+    values = np.full((len(rows), len(PRAAT_COLUMNS)), np.nan)
+    missing = np.array([spec[0] is None for _, _, spec in rows])
+    sounds = {}
+    for row in tqdm(np.flatnonzero(~missing), desc=f"{corpus.card.name} wav descriptors", disable=not progress,
+                    unit="wav"):
+        dialogue, i, (path, start, end) = rows[row]
+        where = f"corpus {corpus.card.name}: dialogue {dialogue.id} utterance {i}"
+        if path not in sounds:
+            sounds = {path: load_sound(path, where)}  # spans of one file are consecutive rows, mostly
+        sound = sounds[path]
+        if start is not None or end is not None:
+            start, end = start or 0.0, end if end is not None else sound.xmax
+            if end > sound.xmax + 1e-6:
+                raise InputError(f"{where}: end {end} s is past the end of {path} ({sound.xmax:.3f} s)")
+            sound = sound.extract_part(from_time=start, to_time=end, preserve_times=False)
+            if sound.n_samples < 2:
+                raise InputError(f"{where}: the span {start}-{end} s of {path} holds no audio samples")
+        values[row] = praat_descriptors(sound)
+    return values, missing, list(PRAAT_COLUMNS)
