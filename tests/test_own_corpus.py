@@ -212,10 +212,50 @@ def test_the_built_in_path_and_the_corpus_path_give_the_same_features(tmp_path, 
     ({"speaker_names": ["A"]}, "speaker_names is the global vocabulary"),
     ({"split_fractions": [0.5, 0.5, 0.5]}, "split_fractions must be three shares"),
     ({"like": "cmu"}, "'corpora.mine.like'"),
+    ({"name": "meld"}, "'corpora.meld' clashes with the built-in dataset meld"),
+    ({"name": "other"}, "'datasets' lists 'mine', neither a built-in dataset nor a corpus"),
 ])
 def test_a_bad_corpus_entry_is_one_line(entry, message):
     from erc.io import InputError
-    raw = {"datasets": ["mine"], "corpora": {"mine": {"path": "data/corpora/mine.csv", "labels": LABELS, **entry}}}
+    name = entry.pop("name", "mine")
+    raw = {"datasets": ["mine"], "corpora": {name: {"path": "data/corpora/mine.csv", "labels": LABELS, **entry}}}
     with pytest.raises(InputError) as err:
         validate_params(raw)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+# every bad row is named by the reader (tests/test_corpus.py); here the stage's view: one line, nothing written
+@pytest.mark.parametrize("damage, fragments", [
+    (lambda rows: rows[3].update(label="bored"), ["mine.csv: row 5", "label 'bored' is not in the card's labels"]),
+    (lambda rows: rows[0].update(wav="wav/noise.wav", start="", end=""), ["dialogue d0 utterance 0",
+                                                                         "is not readable audio"]),
+])
+def test_a_bad_corpus_stops_the_stage_in_one_line_with_nothing_written(tmp_path, damage, fragments):
+    from test_bad_input import assert_one_line_error, run_script
+    corpora = tmp_path / "data" / "corpora"
+    corpora.mkdir(parents=True)
+    rows = make_corpus(corpora, n_dialogues=12)
+    (corpora / "wav" / "noise.wav").write_bytes(b"RIFF not really a wav")
+    damage(rows)
+    write_rows(corpora / "mine.csv", rows, ["dialogue", "speaker", "text", "label", "split", "wav", "start", "end"])
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p.update(datasets=["mine"], corpora={"mine": {"path": "data/corpora/mine.csv", "labels": LABELS}})
+    p["features"]["text"] = "minilm"  # frozen: the corpus's rows are read before any encoder
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    assert_one_line_error(run_script("extract_features.py", "mine", cwd=tmp_path), *fragments)
+    assert not (tmp_path / "data" / "features").exists()
+
+
+def test_a_corpus_too_small_to_cross_fit_is_refused_before_fine_tuning(tmp_path):
+    from test_bad_input import assert_one_line_error, run_script
+    corpora = tmp_path / "data" / "corpora"
+    corpora.mkdir(parents=True)
+    write_rows(corpora / "mine.csv", make_corpus(corpora, n_dialogues=6, audio=False),
+               ["dialogue", "speaker", "text", "label", "split"])
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p.update(datasets=["mine"], corpora={"mine": {"path": "data/corpora/mine.csv", "labels": LABELS}})
+    p["finetune"]["folds"] = {"iemocap": 2, "meld": 0, "mine": 5}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    assert_one_line_error(run_script("finetune_text.py", cwd=tmp_path), "corpus mine: 4 training dialogues cannot "
+                                                                          "make 5 cross-fitting folds")
+    assert not (tmp_path / "models").exists()
