@@ -213,6 +213,7 @@ def test_the_built_in_path_and_the_corpus_path_give_the_same_features(tmp_path, 
     ({"split_fractions": [0.5, 0.5, 0.5]}, "split_fractions must be three shares"),
     ({"like": "cmu"}, "'corpora.mine.like'"),
     ({"name": "meld"}, "'corpora.meld' clashes with the built-in dataset meld"),
+    ({"name": "train"}, "'corpora.train': train names a folder of the pipeline's outputs"),
     ({"name": "other"}, "'datasets' lists 'mine', neither a built-in dataset nor a corpus"),
 ])
 def test_a_bad_corpus_entry_is_one_line(entry, message):
@@ -259,3 +260,31 @@ def test_a_corpus_too_small_to_cross_fit_is_refused_before_fine_tuning(tmp_path)
     assert_one_line_error(run_script("finetune_text.py", cwd=tmp_path), "corpus mine: 4 training dialogues cannot "
                                                                           "make 5 cross-fitting folds")
     assert not (tmp_path / "models").exists()
+
+
+def test_wav_spans_that_cannot_be_measured_and_wavs_outside_the_folder_are_one_line(tmp_path, monkeypatch):
+    from erc.corpus import Card, read_corpus
+    from erc.io import InputError
+    from erc.wav import corpus_wav_descriptors
+    corpora = tmp_path / "data" / "corpora"
+    corpora.mkdir(parents=True)
+    rows = make_corpus(corpora, n_dialogues=12)
+    columns = ["dialogue", "speaker", "text", "label", "split", "wav", "start", "end"]
+    for change, message in (({"start": 0.0, "end": 0.05}, "shorter than 0.1 s"),
+                            ({"start": 99.0, "end": ""}, "past the end of"),
+                            ({"start": -1.0, "end": ""}, "not negative")):
+        changed = [dict(r) for r in rows]
+        changed[0].update(change)
+        write_rows(corpora / "mine.csv", changed, columns)
+        with pytest.raises(InputError, match=message) as err:
+            corpus_wav_descriptors(read_corpus(corpora / "mine.csv", Card("mine", LABELS)), progress=False)
+        assert "\n" not in str(err.value) and "mine" in str(err.value)
+    outside = [dict(r) for r in rows]
+    outside[0].update(wav="../elsewhere.wav", start="", end="")
+    (tmp_path / "data" / "elsewhere.wav").write_bytes((corpora / "wav" / "own.wav").read_bytes())
+    write_rows(corpora / "mine.csv", outside, columns)
+    monkeypatch.chdir(tmp_path)
+    params = validate_params({"datasets": ["mine"], "corpora": {"mine": {"path": "data/corpora/mine.csv",
+                                                                         "labels": LABELS}}})
+    with pytest.raises(InputError, match="lies outside"):
+        load_corpus("mine", params)

@@ -94,10 +94,13 @@ def read_rows(path: Path) -> list[dict]:
     if path.suffix != ".csv":
         raise InputError(f"{path}: a corpus is a .csv or a .jsonl file")
     reader = csv.DictReader(io.StringIO(text, newline=""))  # not splitlines: a text may hold U+0085 or U+2028
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}' (a corpus has {', '.join(REQUIRED)})")
-    return [{"_row": number, **row} for number, row in enumerate(reader, start=2)]  # row 1: the header
+    try:
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: missing column '{missing[0]}' (a corpus has {', '.join(REQUIRED)})")
+        return [{"_row": number, **row} for number, row in enumerate(reader, start=2)]  # row 1: the header
+    except csv.Error as err:
+        raise InputError(f"{path}: not a readable CSV near line {reader.line_num} ({err})") from None
 
 
 def _split_by_seed(ids: list[str], card: Card) -> dict[str, str]:
@@ -109,8 +112,9 @@ def _split_by_seed(ids: list[str], card: Card) -> dict[str, str]:
     return {ids[i]: names[rank] for rank, i in enumerate(order)}
 
 
-def read_corpus(path: str | Path, card: Card, check_wav: bool = True) -> Corpus:
-    """The dialogues of a corpus file, in file order, checked row by row."""
+def read_corpus(path: str | Path, card: Card, check_wav: bool = True, within: Path | None = None) -> Corpus:
+    """The dialogues of a corpus file, in file order, checked row by row; ``within``: the folder every wav must
+    lie in."""
     path = Path(path)
     rows = read_rows(path)
     if not rows:
@@ -124,7 +128,7 @@ def read_corpus(path: str | Path, card: Card, check_wav: bool = True) -> Corpus:
         for column in REQUIRED:
             if column not in row:
                 raise InputError(f"{at(row)}: missing column '{column}'")
-        dialogue = str(row["dialogue"]).strip()
+        dialogue = str(row["dialogue"] if row["dialogue"] is not None else "").strip()
         if not dialogue:
             raise InputError(f"{at(row)}: empty dialogue id")
         if order and dialogue != order[-1]:
@@ -151,13 +155,17 @@ def read_corpus(path: str | Path, card: Card, check_wav: bool = True) -> Corpus:
             raise InputError(f"{at(row)}: dialogue {dialogue!r} is split across {turns[dialogue][0]['split']} and "
                              f"{split}")
         wav = str(row.get("wav") or "").strip() or None
+        if wav is not None and within is not None and not (path.parent / wav).resolve().is_relative_to(within):
+            raise InputError(f"{at(row)}: wav {wav!r} lies outside {within} (the folder the stages depend on)")
         if wav is not None and check_wav and not (path.parent / wav).is_file():
             raise InputError(f"{at(row)}: wav {wav!r} not found (relative to {path.parent})")
         try:
             start = float(row["start"]) if str(row.get("start") or "").strip() else None
             end = float(row["end"]) if str(row.get("end") or "").strip() else None
-        except ValueError:
+        except (TypeError, ValueError):
             raise InputError(f"{at(row)}: start / end must be seconds") from None
+        if (start is not None and not 0 <= start < float("inf")) or (end is not None and not 0 < end < float("inf")):
+            raise InputError(f"{at(row)}: start / end must be finite seconds, not negative")
         if (start is not None or end is not None) and wav is None:
             raise InputError(f"{at(row)}: start / end without a wav")
         if start is not None and end is not None and not 0 <= start < end:
@@ -218,16 +226,21 @@ def load_corpus(name: str, params: Params, raw_dir: str | Path = "data/raw", che
     if name in BUILTIN:
         card = builtin_card(name)
         return Corpus(card, load_dialogues(name, raw_dir), "standard", {}, card.speaker_names)
-    return read_corpus(params.corpora[name].path, card_of(name, params), check_wav)
+    return read_corpus(params.corpora[name].path, card_of(name, params), check_wav, Path("data/corpora").resolve())
 
 
 def speaker_coding(name: str, params: Params) -> tuple[Card, list[str] | None]:
     """(card, global speaker vocabulary or None): how a new dialogue's speakers are encoded for dataset ``name``
-    (a corpus's vocabulary by first appearance is read back from its file)."""
+    (a corpus's vocabulary by first appearance is the one training used, kept in its feature file)."""
     card = card_of(check_dataset(name, params), params)
     if card.speakers != "global" or card.speaker_names is not None:
         return card, card.speaker_names
-    return card, read_corpus(params.corpora[name].path, card, check_wav=False).speaker_vocabulary
+    from erc.io import load_torch
+    path = f"data/features/{name}.pt"
+    record = load_torch(path, "feature file (run dvc repro first)").get("corpus") or {}
+    if not record.get("speaker_vocabulary"):
+        raise InputError(f"{path}: holds no speaker vocabulary of corpus {name}; rerun dvc repro")
+    return card, record["speaker_vocabulary"]
 
 
 def speaker_indices(names: list, card: Card, vocabulary: list[str] | None, n_slots: int, where) -> list[int]:
@@ -235,10 +248,12 @@ def speaker_indices(names: list, card: Card, vocabulary: list[str] | None, n_slo
     first appearance in the dialogue; one line when the model cannot take them."""
     names = [str(n) for n in names]
     if card.speakers == "global":
-        bad = [n for n in names if n not in (vocabulary or [])]
+        known = {n: k for k, n in enumerate((vocabulary or [])[:n_slots])}
+        bad = [n for n in names if n not in known]
         if bad:
-            raise InputError(f"{where}: speaker {bad[0]!r} is unknown to {card.name}, whose speakers are {vocabulary}")
-        return [vocabulary.index(n) for n in names]
+            shown = ", ".join(list(known)[:10]) + (", ..." if len(known) > 10 else "")
+            raise InputError(f"{where}: speaker {bad[0]!r} is unknown to {card.name} (its speakers: {shown})")
+        return [known[n] for n in names]
     order = list(dict.fromkeys(names))
     if len(order) > n_slots:
         raise InputError(f"{where}: {len(order)} distinct speakers, the model knows at most {n_slots}")

@@ -16,7 +16,7 @@ from erc.feature_pickles import read_feature_file
 from erc.device import stage_device
 from erc.utterance_encoder import FINETUNED, finetune_summary, finetuned_features
 from erc.io import InputError
-from erc.params import Params
+from erc.params import BUILTIN, Params
 
 MODALITIES = ("text", "audio", "visual")
 
@@ -65,9 +65,12 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
     raw_dir = Path(raw_dir)
     p = params.for_dataset(dataset)
     sources = {m: getattr(p.features, m) for m in MODALITIES}  # checked by the params schema
+    own = dataset not in BUILTIN
+    if dialogues is not None and own:
+        raise InputError(f"{dataset}: dialogues can replace a built-in dataset's only; a corpus is read from its file")
     corpus = load_corpus(dataset, params, raw_dir) if dialogues is None else \
         Corpus(builtin_card(dataset), dialogues, "given", {})
-    dialogues, own = corpus.dialogues, dataset not in ("iemocap", "meld")
+    dialogues = corpus.dialogues
     if own:  # a corpus: audio from its wavs when it has any, else none; no visual
         sources["audio"] = "praat-wav" if corpus.audio and sources["audio"] != "none" else "none"
         sources["visual"] = "none"
@@ -101,6 +104,9 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
             wav_dir = getattr(p.features.wav_dirs, dataset) if not own else None
             if own:
                 values, missing, columns = wav_lib.corpus_wav_descriptors(corpus, progress)
+                if missing[train_rows].all():
+                    raise InputError(f"corpus {dataset}: no training utterance has a wav, so its audio cannot be "
+                                     "scaled (give training dialogues wavs, or set features.audio: none)")
             elif source == "praat":
                 values, missing, columns = audio_lib.shipped_descriptors(dataset, dialogues, raw_dir / "found")
             elif source == "praat-wav":

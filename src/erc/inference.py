@@ -11,6 +11,7 @@ import torch
 from erc.audio import apply_scaling, shipped_scaling
 from erc.batching import DialogueData
 from erc.corpus import builtin_card, speaker_indices
+from erc.params import BUILTIN
 from erc.utterance_encoder import FINETUNED, new_dialogue_features
 from erc.graphs import dialogue_graph
 from erc.io import InputError, load_torch
@@ -127,6 +128,8 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
     seeds = [seed] if seed is not None else list(runs)
     n = len(turns)
+    if coding is None and dataset not in BUILTIN:
+        raise InputError(f"{dataset}: a corpus's speaker coding must be given (erc.corpus.speaker_coding)")
     card, vocabulary = coding or (builtin_card(dataset), builtin_card(dataset).speaker_names)
     speakers = speaker_indices([t["speaker"] for t in turns], card, vocabulary, config["n_speakers"], where)
     feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset, speakers, device),
@@ -135,7 +138,9 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
              "labels": torch.full((n,), -1)}
     modalities = [m for m in ("text", "audio", "visual") if m in config["input_dims"]]
     batch = DialogueData(feats, [dialogue_graph(n, len(modalities), *window)], modalities).make_batch([0]).to(device)
-    no_audio = "audio" not in feats["features"] or bool((feats["features"]["audio"][:, -1] == 1).all())
+    # a model without audio input is its own text-only answer (what evaluate scored); one with audio answers a
+    # dialogue without any as mkd.text_only says
+    no_audio = "audio" in feats["features"] and bool((feats["features"]["audio"][:, -1] == 1).all())
     answer = text_only_head(config, text_only) if no_audio else "fused"
     teacher_p = None
     if "teacher" in answer:

@@ -24,6 +24,8 @@ from erc.io import InputError
 
 BUILTIN = ("iemocap", "meld")
 DATASETS = BUILTIN   # the built-in datasets (a corpus is registered in params.yaml)
+# output folders beside the per-dataset ones (plots/<dataset>, metrics/<dataset>.json): no corpus may take their name
+RESERVED = ("finetune", "finetuned", "train", "teachers", "references", "details", "table1")
 Rate = Annotated[float, Field(ge=0, lt=1)]  # dropout rates, mask ratios: a probability below 1
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -255,9 +257,9 @@ class CorpusEntry(Section):
             raise ValueError("speaker_names is the global vocabulary: set speakers: global, or leave it out")
         if self.speaker_names is not None and len(set(self.speaker_names)) != len(self.speaker_names):
             raise ValueError(f"speaker_names must list each speaker once, got {self.speaker_names}")
-        if abs(sum(self.split_fractions) - 1) > 1e-6 or not self.split_fractions[0]:
-            raise ValueError(f"split_fractions must be three shares (train, valid, test) summing to 1 with "
-                             f"train > 0, got {self.split_fractions}")
+        if abs(sum(self.split_fractions) - 1) > 1e-6 or not all(self.split_fractions):
+            raise ValueError(f"split_fractions must be three shares (train, valid, test), each above 0, summing "
+                             f"to 1, got {self.split_fractions}")
         return self
 
 
@@ -289,6 +291,10 @@ class Params(Section):
         clash = [name for name in self.corpora if name in BUILTIN]
         if clash:
             raise ValueError(f"'corpora.{clash[0]}' clashes with the built-in dataset {clash[0]}: name it otherwise")
+        taken = [name for name in self.corpora if name in RESERVED]
+        if taken:
+            raise ValueError(f"'corpora.{taken[0]}': {taken[0]} names a folder of the pipeline's outputs "
+                             f"(plots/{taken[0]}, ...): name the corpus otherwise")
         bad = [name for name in self.corpora if not name.replace("_", "").replace("-", "").isalnum()]
         if bad:
             raise ValueError(f"'corpora.{bad[0]}': a corpus name is letters, digits, '-' and '_' (it names files)")

@@ -26,6 +26,7 @@ from erc.io import InputError
 
 SIGNAL_RATE = 44100              # the signal descriptors' loading rate
 FRAME, HOP = 2048, 512           # their RMS / STFT frames (librosa's defaults)
+MIN_SPAN = 0.1                   # seconds: the shortest corpus span measured (Praat's pitch window at 75 Hz is 40 ms)
 
 
 def _parselmouth():
@@ -197,10 +198,14 @@ def corpus_wav_descriptors(corpus, progress: bool = True):
         sound = sounds[path]
         if start is not None or end is not None:
             start, end = start or 0.0, end if end is not None else sound.xmax
-            if end > sound.xmax + 1e-6:
-                raise InputError(f"{where}: end {end} s is past the end of {path} ({sound.xmax:.3f} s)")
+            if end > sound.xmax + 1e-6 or start >= sound.xmax:
+                raise InputError(f"{where}: the span {start}-{end} s is past the end of {path} ({sound.xmax:.3f} s)")
+            if end - start < MIN_SPAN:
+                raise InputError(f"{where}: the span {start}-{end} s of {path} is shorter than {MIN_SPAN} s, too "
+                                 "short to measure a pitch")
             sound = sound.extract_part(from_time=start, to_time=end, preserve_times=False)
-            if sound.n_samples < 2:
-                raise InputError(f"{where}: the span {start}-{end} s of {path} holds no audio samples")
-        values[row] = praat_descriptors(sound)
+        try:
+            values[row] = praat_descriptors(sound)
+        except Exception as err:  # noqa: BLE001 -- Praat reports anything it cannot measure as a PraatError
+            raise InputError(f"{where}: Praat cannot measure {path} ({str(err).strip().splitlines()[0]})") from None
     return values, missing, list(PRAAT_COLUMNS)
