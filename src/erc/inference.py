@@ -45,7 +45,6 @@ def read_dialogue(path: str | Path) -> list[dict]:
     return turns
 
 
-
 def wav_audio(path: str, dataset: str, source: str, scaling: dict, where: str) -> list[float]:
     """A turn's wav measured as the model's training audio was, scaled with its training statistics
     (``scaling``: a dict filled on first use, so that a dialogue without wavs never reads them)."""
@@ -128,9 +127,11 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
     seeds = [seed] if seed is not None else list(runs)
     n = len(turns)
-    if coding is None and dataset not in BUILTIN:
-        raise InputError(f"{dataset}: a corpus's speaker coding must be given (erc.corpus.speaker_coding)")
-    card, vocabulary = coding or (builtin_card(dataset), builtin_card(dataset).speaker_names)
+    if coding is None:
+        if dataset not in BUILTIN:
+            raise InputError(f"{dataset}: a corpus's speaker coding must be given (erc.corpus.speaker_coding)")
+        coding = builtin_card(dataset), builtin_card(dataset).speaker_names
+    card, vocabulary = coding
     speakers = speaker_indices([t["speaker"] for t in turns], card, vocabulary, config["n_speakers"], where)
     feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset, speakers, device),
              "lengths": torch.tensor([n]), "splits": ["test"],
