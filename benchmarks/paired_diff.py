@@ -1,8 +1,10 @@
 """The test difference between two committed runs, with a dialogue-level 95 % bootstrap interval.
 
     python benchmarks/paired_diff.py meld 5b38837 HEAD    # HEAD's run minus 5b38837's, on MELD test
+    python benchmarks/paired_diff.py iemocap metrics/table1/mglra.json REV   # a Table 1 row as a side
 
-Reads ``plots/<dataset>/test_predictions.csv`` of each git revision (every seed's test predictions) and resamples
+Reads ``plots/<dataset>/test_predictions.csv`` of each git revision (every seed's test predictions), or the test
+predictions a Table 1 record (``metrics/table1/<row>.json``, a file) keeps for the dataset, and resamples
 the test dialogues jointly and each side's seeds independently, as Table 1's Δ column does
 (``erc.experiment_table.paired_bootstrap``). Both runs must have been tested on the same utterances.
 """
@@ -16,15 +18,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from erc.datasets import CLASSES  # noqa: E402
 from erc.io import InputError  # noqa: E402
 from erc.params import check_dataset  # noqa: E402
-from erc.experiment_table import git_file, paired_bootstrap, read_predictions, with_dialogues  # noqa: E402
+from erc.experiment_table import (git_file, load_record, paired_bootstrap, read_predictions,  # noqa: E402
+                                  with_dialogues)
 
 
-def predictions(rev: str, dataset: str) -> pd.DataFrame:
+def predictions(side: str, dataset: str) -> pd.DataFrame:
+    """Every seed's test predictions of ``side``: a git revision, or a Table 1 record file."""
     path = f"plots/{dataset}/test_predictions.csv"
-    text = git_file(rev, path)
-    if text is None:
-        raise InputError(f"{rev}:{path} not found (an unknown revision, or a run before predictions were kept)")
-    return with_dialogues(read_predictions(text, rev, dataset), f"data/features/{dataset}.pt", f"{rev}:{path}")
+    if side.endswith(".json") and Path(side).is_file():
+        text = next((exp["files"][path] for exp in load_record(Path(side)) if path in exp["files"]), None)
+        where = side
+        if text is None:
+            raise InputError(f"{side}: the record holds no {dataset} row")
+    else:
+        text, where = git_file(side, path), f"{side}:{path}"
+        if text is None:
+            raise InputError(f"{where} not found (an unknown revision, or a run before predictions were kept)")
+    return with_dialogues(read_predictions(text, where, dataset), f"data/features/{dataset}.pt", where)
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """docs/results.md from the committed run's metrics: python src/results_doc.py [--check]
 
 Every table of the current run (headline, nesting sizes, teachers and student heads, text-only answers, references,
-per seed, validation beside test), read from metrics/details/<dataset>.json, metrics/teachers/<dataset>.json and
-metrics/table1.md. ``--check`` exits non-zero when docs/results.md is not what the metrics give (a test runs it)."""
+per seed, validation beside test), read from metrics/details/<dataset>.json, metrics/teachers/<dataset>.json,
+metrics/table1.md and metrics/encoders.md (the text encoders compared, benchmarks/encoder_compare.py). ``--check`` exits non-zero when docs/results.md is not what the metrics give (a test runs it)."""
 from __future__ import annotations
 
 import json
@@ -77,11 +77,10 @@ def render() -> str:
     for d in DATASETS:
         if Path(f"metrics/details/{d}.json").is_file():
             lines += dataset_section(d)
-    table = Path("metrics/table1.md")
-    if table.is_file():
-        body = table.read_text().split("\n")
-        lines += ["## Table 1 (metrics/table1.md)", ""] + ["#" + line if line.startswith("## ") else line
-                                                             for line in body[1:]]
+    for path, title in (("metrics/table1.md", "Table 1"), ("metrics/encoders.md", "Text encoders")):
+        if Path(path).is_file():  # written by src/table.py / benchmarks/encoder_compare.py
+            body = Path(path).read_text().split("\n")
+            lines += [f"## {title} ({path})", ""] + ["#" + line if line.startswith("## ") else line for line in body[1:]]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -170,21 +170,25 @@ def save_records(rows: dict, features: str = "data/features/{dataset}.pt", folde
 
 def load_records(folder: Path = RECORDS) -> list[dict]:
     """The committed records as experiments (one per row and dataset) whose files are the record's, not git's."""
+    return [exp for path in sorted(folder.glob("*.json")) for exp in load_record(path)]
+
+
+def load_record(path: Path) -> list[dict]:
+    """One record file as experiments, one per dataset it holds (``load_records``)."""
     found = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-            for d, r in record["datasets"].items():
-                test = r["test"]
-                lines = ["seed,utterance,dialogue,label,prediction"] + [
-                    f"{seed},{u},{dialogue},{label},{p}" for seed, preds in test["prediction"].items()
-                    for u, dialogue, label, p in zip(test["utterance"], test["dialogue"], test["label"], preds)]
-                files = {"dvc.lock": yaml.safe_dump({"stages": r["lock"]}),
-                         f"metrics/details/{d}.json": json.dumps(r["metrics"]),
-                         f"plots/{d}/test_predictions.csv": "\n".join(lines) + "\n"}
-                found.append({"rev": r["rev"], "name": r["experiment"], "params": r["params"], "files": files})
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
-            raise InputError(f"{path}: not a Table 1 record ({type(err).__name__}: {err})") from None
+    try:
+        record = json.loads(Path(path).read_text())
+        for d, r in record["datasets"].items():
+            test = r["test"]
+            lines = ["seed,utterance,dialogue,label,prediction"] + [
+                f"{seed},{u},{dialogue},{label},{p}" for seed, preds in test["prediction"].items()
+                for u, dialogue, label, p in zip(test["utterance"], test["dialogue"], test["label"], preds)]
+            files = {"dvc.lock": yaml.safe_dump({"stages": r["lock"]}),
+                     f"metrics/details/{d}.json": json.dumps(r["metrics"]),
+                     f"plots/{d}/test_predictions.csv": "\n".join(lines) + "\n"}
+            found.append({"rev": r["rev"], "name": r["experiment"], "params": r["params"], "files": files})
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(f"{path}: not a Table 1 record ({type(err).__name__}: {err})") from None
     return found
 
 

@@ -1,0 +1,144 @@
+"""Two text encoders compared on the same pipeline: validation and test of every model built on their features.
+
+    # in the repository copy that ran it: keep a committed run as a record (metrics, test predictions, the
+    # fine-tuned classifier's validation score, params and lock), as Table 1 keeps its rows
+    python benchmarks/encoder_compare.py record REV metrics/encoders/mrl-mkd-mpnet-ft.json --row "MRL + MKD, MPNet-ft"
+    # the comparison, per dataset, written as markdown (docs/results.md includes metrics/encoders.md)
+    python benchmarks/encoder_compare.py table --out metrics/encoders.md --names MiniLM-ft MPNet-ft \\
+        --pair MGLRA metrics/table1/mglra.json metrics/encoders/mglra-mpnet-ft.json \\
+        --pair "MRL + MKD" metrics/table1/mrl-mkd.json metrics/encoders/mrl-mkd-mpnet-ft.json
+
+Rows of the table: the fine-tuned classifier itself (its own head, validation only: test labels are read by
+``evaluate`` alone and it does not score that head), the frozen text teacher (one model), the bc-LSTM reference
+(its seeds), then each ``--pair`` (its seeds): validation and test w-F1 of each side, mean ± std, and for the pairs
+the paired dialogue-level bootstrap Δ of test w-F1 (``erc.experiment_table.paired_bootstrap``, as Table 1's Δ).
+The teacher and the bc-LSTM are read from the first pair's records. Chooses nothing: a report of finished runs.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from erc.datasets import CLASSES  # noqa: E402
+from erc.experiment_table import (git_file, load_record, paired_bootstrap, read_predictions, record_of,  # noqa: E402
+                                  with_dialogues)
+from erc.io import InputError, save_text  # noqa: E402
+from erc.pages import markdown_table  # noqa: E402
+
+
+def make_record(rev: str, out: Path, row: str) -> None:
+    """The record of the run committed at ``rev`` (this repository), for every dataset its params run."""
+    params = yaml.safe_load(git_file(rev, "params.yaml") or "null")
+    if not isinstance(params, dict):
+        raise InputError(f"{rev}:params.yaml not found")
+    found, finetune = {}, {}
+    for d in params.get("datasets") or list(CLASSES):
+        metrics, preds = (git_file(rev, f"metrics/details/{d}.json"), git_file(rev, f"plots/{d}/test_predictions.csv"))
+        if metrics is None or preds is None:
+            raise InputError(f"{rev}: metrics/details/{d}.json or plots/{d}/test_predictions.csv not found")
+        preds = with_dialogues(read_predictions(preds, rev, d), f"data/features/{d}.pt", rev)
+        found[d] = {"exp": {"name": rev[:7], "rev": rev, "params": params}, "metrics": json.loads(metrics),
+                    "preds": preds}
+        head = git_file(rev, f"plots/finetune/{d}/full/metrics.json")
+        finetune[d] = json.loads(head) if head else None
+    record = {**record_of(row, found), "finetune": finetune}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_text(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n", out)
+    print(f"{out}: {row} at {rev[:7]} ({', '.join(found)})")
+
+
+def pm(summary: dict | None, one_model: bool = False) -> str:
+    if summary is None:
+        return "—"
+    return f"{summary['mean']:.2f}" if one_model else f"{summary['mean']:.2f} ± {summary['std']:.2f}"
+
+
+def side(record: dict, d: str, what: str) -> tuple[dict | None, dict | None]:
+    """(valid, test) w-F1 summaries of one model in a record's metrics for dataset ``d``."""
+    m = record["datasets"][d]["metrics"]
+    if what == "classifier":
+        head = (record.get("finetune") or {}).get(d)
+        return ({"mean": head["valid_weighted_f1"], "std": 0.0} if head else None), None
+    found = {"teacher": m.get("text_only_teacher"), "bc_lstm": (m.get("references") or {}).get("bc_lstm"),
+             "model": m}[what]
+    if found is None:
+        return None, None
+    return found["valid"]["weighted_f1"], found["test"]["weighted_f1"]
+
+
+def predictions(path: str, d: str):
+    exp = next((e for e in load_record(Path(path)) if f"plots/{d}/test_predictions.csv" in e["files"]), None)
+    if exp is None:
+        raise InputError(f"{path}: the record holds no {d} row")
+    return read_predictions(exp["files"][f"plots/{d}/test_predictions.csv"], path, d)
+
+
+def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, heads_from: str | None = None) -> str:
+    records = [(label, json.loads(Path(a).read_text()), json.loads(Path(b).read_text()), a, b)
+               for label, a, b in pairs]
+    first = records[0]
+    if heads_from and not first[1].get("finetune"):  # a Table 1 record: the classifier's score from a commit
+        first[1]["finetune"] = {d: json.loads(git_file(heads_from, f"plots/finetune/{d}/full/metrics.json") or "null")
+                                for d in first[1]["datasets"]}
+    datasets = [d for d in first[1]["datasets"] if all(d in r[1]["datasets"] and d in r[2]["datasets"]
+                                                       for r in records)]
+    header = ["model", f"{names[0]} valid", f"{names[0]} test", f"{names[1]} valid", f"{names[1]} test",
+              "Δ test w-F1 [95 %]"]
+    out = [f"# Text encoders: {names[0]} vs {names[1]} (w-F1 %, mean ± std over seeds)", "",
+           "Written by `python benchmarks/encoder_compare.py table` from the records in `metrics/table1/` and "
+           "`metrics/encoders/`. Δ: the second minus the first, paired bootstrap over test dialogues with the seeds "
+           f"resampled ({n_boot} resamples), as Table 1's. The classifier is the fine-tuned encoder's own head "
+           "(validation only); the teacher is one model; the teacher and the bc-LSTM are read from "
+           f"the '{first[0]}' runs" + (f"; the first encoder's classifier from commit {heads_from}'s run"
+                                          if heads_from else "") + ".", ""]
+    for d in datasets:
+        rows = []
+        for label, what in (("fine-tuned classifier (its head)", "classifier"), ("text teacher", "teacher"),
+                            ("bc-LSTM", "bc_lstm")):
+            (va, ta), (vb, tb) = side(first[1], d, what), side(first[2], d, what)
+            delta = "" if ta is None or tb is None else f"{tb['mean'] - ta['mean']:+.2f} (means)"
+            one = what != "bc_lstm"
+            rows.append([label, pm(va, one), pm(ta, one), pm(vb, one), pm(tb, one), delta])
+        for label, a, b, path_a, path_b in records:
+            (va, ta), (vb, tb) = side(a, d, "model"), side(b, d, "model")
+            point, low, high = paired_bootstrap(predictions(path_b, d), predictions(path_a, d), len(CLASSES[d]),
+                                                n_boot=n_boot)
+            rows.append([label, pm(va), pm(ta), pm(vb), pm(tb), f"{point[1]:+.2f} [{low[1]:+.2f}, {high[1]:+.2f}]"])
+        out += [f"## {d.upper()}", "", markdown_table(header, rows), ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="keep the run committed at REV as a record")
+    rec.add_argument("rev")
+    rec.add_argument("out", type=Path)
+    rec.add_argument("--row", required=True, help="the row's name")
+    tab = sub.add_parser("table", help="the comparison as markdown")
+    tab.add_argument("--pair", nargs=3, action="append", required=True, metavar=("LABEL", "FIRST", "SECOND"))
+    tab.add_argument("--names", nargs=2, default=["first", "second"])
+    tab.add_argument("--out", type=Path)
+    tab.add_argument("--heads-from", metavar="REV",
+                     help="the first side's classifier scores from this commit's plots/finetune (a Table 1 record lacks them)")
+    tab.add_argument("--n-boot", type=int, default=1000)
+    args = parser.parse_args()
+    try:
+        if args.command == "record":
+            make_record(args.rev, args.out, args.row)
+            return
+        text = table(args.pair, args.names, args.n_boot, args.heads_from)
+    except (InputError, OSError, json.JSONDecodeError, KeyError) as err:
+        sys.exit(f"error: {err}")
+    if args.out:
+        save_text(text + "\n", args.out)
+    print(text)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,98 @@
+"""benchmarks/encoder_compare.py and benchmarks/paired_diff.py on runs committed in a real git repository."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from conftest import ROOT
+
+SCRIPT = ROOT / "benchmarks" / "encoder_compare.py"
+CLASSES = 6  # IEMOCAP's
+
+
+def summary(mean, std=0.0):
+    return {"mean": mean, "std": std}
+
+
+def commit_run(repo, labels, dialogue, accuracy, head_f1, seed):
+    """A run's committed outputs, IEMOCAP only: params, lock, metrics and every seed's test predictions."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(3):
+        right = rng.random(len(labels)) < accuracy
+        wrong = (labels + rng.integers(1, CLASSES, len(labels))) % CLASSES
+        rows.append(pd.DataFrame({"seed": s, "utterance": np.arange(len(labels)), "dialogue": dialogue,
+                                  "label": labels, "prediction": np.where(right, labels, wrong)}))
+    (repo / "plots" / "iemocap").mkdir(parents=True, exist_ok=True)
+    pd.concat(rows).to_csv(repo / "plots" / "iemocap" / "test_predictions.csv", index=False)
+    (repo / "plots" / "finetune" / "iemocap" / "full").mkdir(parents=True, exist_ok=True)
+    (repo / "plots" / "finetune" / "iemocap" / "full" / "metrics.json").write_text(
+        json.dumps({"valid_weighted_f1": head_f1, "valid_acc": head_f1, "step": 3}))
+    (repo / "metrics" / "details").mkdir(parents=True, exist_ok=True)
+    scores = {"valid": {"weighted_f1": summary(100 * accuracy, 1.0)}, "test": {"weighted_f1": summary(100 * accuracy)}}
+    (repo / "metrics" / "details" / "iemocap.json").write_text(json.dumps({
+        **scores, "text_only_teacher": {"valid": {"weighted_f1": summary(50.0)}, "test": {"weighted_f1": summary(51.0)}},
+        "references": {"bc_lstm": {"valid": {"weighted_f1": summary(55.0, 0.5)},
+                                   "test": {"weighted_f1": summary(56.0, 0.5)}}},
+        "setup": {"mrl": False, "mrl_shared": False, "mkd": False}}))
+    (repo / "params.yaml").write_text(yaml.safe_dump({"datasets": ["iemocap"], "features": {"text": f"enc{seed}"}}))
+    (repo / "dvc.lock").write_text(yaml.safe_dump({"stages": {"train@iemocap": {"cmd": "python src/train.py"}}}))
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", f"run {seed}"], cwd=repo,
+                   check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def run(args, cwd):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_records_of_two_encoders_give_the_comparison_and_its_interval(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    rng = np.random.default_rng(0)
+    dialogue = np.repeat([f"d{i}" for i in range(30)], 10)
+    labels = rng.integers(0, CLASSES, len(dialogue))
+    weak = commit_run(repo, labels, dialogue, 0.4, 45.5, seed=1)
+    strong = commit_run(repo, labels, dialogue, 0.9, 60.25, seed=2)
+    for rev, name in ((weak, "weak.json"), (strong, "strong.json")):
+        done = run(["record", rev, str(tmp_path / name), "--row", "MGLRA"], repo)
+        assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "strong.json").read_text())
+    assert record["row"] == "MGLRA" and record["finetune"]["iemocap"]["valid_weighted_f1"] == 60.25
+    assert record["datasets"]["iemocap"]["params"]["features"]["text"] == "enc2"
+    assert sorted(record["datasets"]["iemocap"]["test"]["prediction"]) == ["0", "1", "2"]
+
+    out = tmp_path / "encoders.md"
+    done = run(["table", "--names", "weak", "strong", "--out", str(out), "--n-boot", "200",
+                "--pair", "MGLRA", str(tmp_path / "weak.json"), str(tmp_path / "strong.json")], tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")[1:]]
+            for line in out.read_text().splitlines() if line.startswith("| ") and "valid" not in line}
+    assert rows["fine-tuned classifier (its head)"][:4] == ["45.50", "—", "60.25", "—"]
+    assert rows["text teacher"][:4] == ["50.00", "51.00", "50.00", "51.00"]
+    assert rows["bc-LSTM"][0] == "55.00 ± 0.50"
+    point, low, high = (float(x) for x in rows["MGLRA"][4].replace("[", "").replace("]", "").replace(",", "").split())
+    assert 30 < low < point < high  # 0.9 against 0.4 accuracy: a gain far outside the interval's width
+
+    # paired_diff reads a record as one side and a git revision as the other: the same difference
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paired_diff.py"), "iemocap",
+                           str(tmp_path / "weak.json"), strong, "--n-boot", "200"], cwd=repo, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"w-F1: {strong} - {tmp_path / 'weak.json'} = {point:+.2f}" in done.stdout
+
+
+def test_a_missing_revision_or_record_is_one_line(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    done = run(["record", "nosuchrev", str(tmp_path / "r.json"), "--row", "x"], tmp_path)
+    assert done.returncode == 1 and done.stderr == "error: nosuchrev:params.yaml not found\n"
+    assert not (tmp_path / "r.json").exists()
+    done = run(["table", "--pair", "x", str(tmp_path / "a.json"), str(tmp_path / "b.json")], tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("error: ") and "a.json" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
