@@ -1,5 +1,5 @@
-"""Any Hugging Face encoder (``features.text: ft``, ``finetune.encoder``): tiny randomly initialised BERT, RoBERTa and
-MPNet models, built here from their configs with their own tokenizer families (no download), each through
+"""Any Hugging Face encoder (``features.text: ft``, ``finetune.encoder``): tiny randomly initialised BERT, RoBERTa,
+MPNet and DeBERTa models, built here from their configs with their own tokenizer families (no download), each through
 fine-tuning, extraction, training and ``predict.py``; an encoder that is not available is one line."""
 import dataclasses
 import json
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from transformers import (AutoModel, BertConfig, BertTokenizerFast, MPNetConfig, MPNetTokenizerFast, RobertaConfig,
-                          RobertaTokenizerFast)
+from transformers import (AutoModel, BertConfig, BertTokenizerFast, DebertaConfig, DebertaTokenizerFast, MPNetConfig,
+                          MPNetTokenizerFast, RobertaConfig, RobertaTokenizerFast)
 
 from erc.datasets import load_dialogues
 from erc.extraction import extract
@@ -36,12 +36,15 @@ def wordpiece_vocab():
     return str(minilm_dir() / "vocab.txt")
 
 
-def bytelevel_bpe(tmp_path, sentences):
-    """A RoBERTa byte-level BPE vocabulary trained here on the transcripts."""
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+DEBERTA_SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]  # GPT-2 byte-level BPE with BERT's specials
+
+
+def bytelevel_bpe(tmp_path, sentences, specials=ROBERTA_SPECIALS):
+    """A byte-level BPE vocabulary (RoBERTa's and DeBERTa's kind) trained here on the transcripts."""
     from tokenizers import ByteLevelBPETokenizer
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(sentences, vocab_size=400, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(sentences, vocab_size=400, min_frequency=1, special_tokens=specials)
     folder = tmp_path / "bpe"
     folder.mkdir()
     bpe.save_model(str(folder))
@@ -56,6 +59,10 @@ def tiny_encoder(family, tmp_path, sentences):
     elif family == "roberta":
         tokenizer = RobertaTokenizerFast(*bytelevel_bpe(tmp_path, sentences))
         config = RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=130, pad_token_id=1, **SIZE)
+    elif family == "deberta":
+        tokenizer = DebertaTokenizerFast(*bytelevel_bpe(tmp_path, sentences, DEBERTA_SPECIALS))
+        config = DebertaConfig(vocab_size=len(tokenizer), max_position_embeddings=128,
+                               pad_token_id=tokenizer.pad_token_id, **SIZE)
     else:
         tokenizer = MPNetTokenizerFast(wordpiece_vocab())
         config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=130,
@@ -82,7 +89,7 @@ def tiny_params(encoder):
             "train": {"epochs": 2, "seeds": [0]}, "mrl": {"nesting": [4]}, "mkd": {"enabled": False}}
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "mpnet"])
+@pytest.mark.parametrize("family", ["bert", "roberta", "mpnet", "deberta"])
 def test_a_tiny_encoder_of_each_family_goes_through_the_whole_pipeline(family, tmp_path, dialogues):
     encoder = tiny_encoder(family, tmp_path, [s for d in dialogues for s in d.sentences])
     raw = tiny_params(encoder)
@@ -186,3 +193,32 @@ def test_ft_without_an_encoder_is_refused_by_the_schema():
         validate_params({"features": {"text": "ft"}})
     assert validate_params({"features": {"text": "ft"}, "finetune": {"encoder": "roberta-large"}}).finetune.encoder \
         == "roberta-large"
+
+
+# each family's documented layout of a pair of texts (transformers 5's DeBERTa tokenizer doubles the middle [SEP])
+LAYOUTS = {"bert": ("[CLS]", ["[SEP]"], ["[SEP]"]), "mpnet": ("<s>", ["</s>", "</s>"], ["</s>"]),
+           "roberta": ("<s>", ["</s>", "</s>"], ["</s>"]), "deberta": ("[CLS]", ["[SEP]", "[SEP]"], ["[SEP]"])}
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "mpnet", "deberta"])
+def test_utterance_and_context_take_each_familys_own_pair_layout(family, tmp_path, dialogues):
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder(family, tmp_path, [s for d in dialogues for s in d.sentences]))
+    opening, between, closing = (tokenizer.convert_tokens_to_ids(t) for t in LAYOUTS[family])
+    d = dialogues[0]
+    inputs = Inputs(tokenizer, [d], "iemocap", context=1, max_length=160)
+    words = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in d.sentences[:2]]
+    tag = tokenizer(f"{'MF'[d.speakers[0]]}:", add_special_tokens=False)["input_ids"]
+    assert inputs.ids[0] == [opening] + words[0] + closing  # the first turn has no context: one text
+    assert inputs.ids[1] == [opening] + words[1] + between + tag + words[0] + closing
+    assert inputs.spans[1] == (1, 1 + len(words[1]))
+    assert inputs.ids[0] == tokenizer(d.sentences[0])["input_ids"]  # as the tokenizer encodes one text itself
+
+
+def test_a_tokenizer_without_an_opening_special_token_is_one_line(tmp_path, dialogues):
+    """GPT-2's tokenizer adds no special tokens: no [CLS]-style token to open the input, refused by name."""
+    from transformers import GPT2TokenizerFast
+    tokenizer = GPT2TokenizerFast(*bytelevel_bpe(tmp_path, [s for d in dialogues for s in d.sentences]),
+                                  name_or_path="tiny-gpt2")
+    with pytest.raises(InputError, match=r"^tiny-gpt2: its tokenizer's templates do not open with one special token"):
+        Inputs(tokenizer, dialogues, "iemocap", context=1, max_length=64)

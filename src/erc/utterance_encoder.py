@@ -67,23 +67,46 @@ def speaker_tag(dataset: str, speaker: int) -> str:
     return "MF"[speaker] if dataset == "iemocap" else f"P{speaker}"
 
 
+def _find(ids: list[int], part: list[int], last: bool = False) -> int | None:
+    at = [i for i in range(len(ids) - len(part) + 1) if ids[i:i + len(part)] == part]
+    return (at[-1] if last else at[0]) if at else None
+
+
+def special_layout(tokenizer) -> tuple[list[int], list[int], list[int], list[int]]:
+    """The special tokens the tokenizer's own templates put around one text (``before``, ``after``) and around a
+    pair (the same ``before``, then ``between`` and ``after_pair``), read off the tokenizer by encoding probe texts:
+    BERT [CLS] a [SEP] b [SEP]; RoBERTa / MPNet <s> a </s></s> b </s>; DeBERTa (v1) [CLS] a [SEP][SEP] b [SEP]."""
+    ids_a, ids_b = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("first", "second"))
+    single, pair = tokenizer("first")["input_ids"], tokenizer("first", "second")["input_ids"]
+    start, end, alone = _find(pair, ids_a), _find(pair, ids_b, last=True), _find(single, ids_a)
+    if not ids_a or not ids_b or None in (start, end, alone) or start + len(ids_a) > end \
+            or len(pair[:start]) != 1 or single[:alone] != pair[:start]:
+        raise InputError(f"{tokenizer.name_or_path}: its tokenizer's templates do not open with one special token "
+                         "and keep the texts whole ([CLS] a [SEP] b [SEP], <s> a </s></s> b </s>, ...)")
+    return pair[:start], single[alone + len(ids_a):], pair[start + len(ids_a):end], pair[end + len(ids_b):]
+
+
 class Inputs:
-    """Token ids of every utterance of ``dialogues`` (utterance, then its context), and the utterance's span."""
+    """Token ids of every utterance of ``dialogues`` (utterance, then its context), and the utterance's span. The
+    utterance and its context are laid out as the tokenizer lays out a pair of texts itself (``special_layout``);
+    ``token_type_ids`` are left at 0 (the encoder's default)."""
 
     def __init__(self, tokenizer, dialogues: list[Dialogue], dataset: str, context: int, max_length: int,
                  future: int = 0):
         self.ids, self.spans = [], []
-        # BERT-style pairs: [CLS] a [SEP] b [SEP]; MPNet / RoBERTa-style: <s> a </s></s> b </s>
-        cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-        pair_sep = [] if "token_type_ids" in tokenizer.model_input_names else [sep]
+        before, after, between, after_pair = special_layout(tokenizer)
+        # room for the special tokens of the longer layout, at least the 4 every encoder kept before the layout was
+        # read off the tokenizer (so that MiniLM's and MPNet's inputs stay what they were)
+        room = max(4, len(before) + max(len(after), len(between) + len(after_pair)))
+        sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else after_pair[-1]
         for d in dialogues:
             sentences = [repair_cp1252(s) for s in d.sentences]
             encoded = tokenizer(sentences, add_special_tokens=False)["input_ids"] if sentences else []
             tags = [tokenizer(f"{speaker_tag(dataset, s)}:", add_special_tokens=False)["input_ids"] for s in d.speakers]
             for i, utterance in enumerate(encoded):
-                utterance = utterance[:max_length - 4]  # room for the special tokens
+                utterance = utterance[:max_length - room]
                 previous = [tok for j in range(max(0, i - context), i) for tok in tags[j] + encoded[j]]
-                budget = max_length - len(utterance) - 4
+                budget = max_length - len(utterance) - room
                 following = []
                 if future:  # after the previous turns, behind a separator: at most half the room when both overflow
                     following = [sep] + [tok for j in range(i + 1, min(len(encoded), i + 1 + future))
@@ -95,9 +118,8 @@ class Inputs:
                 previous = previous[len(previous) - budget:] if 0 < budget < len(previous) else \
                     (previous if budget > 0 else [])
                 context_ids = previous + following
-                ids = [cls] + utterance + [sep] + (pair_sep + context_ids + [sep] if context_ids else [])
-                self.ids.append(ids)
-                self.spans.append((1, 1 + len(utterance)))  # both encoders open with one special token
+                self.ids.append(before + utterance + (between + context_ids + after_pair if context_ids else after))
+                self.spans.append((len(before), len(before) + len(utterance)))
         self.pad = tokenizer.pad_token_id
         self.uses_types = "token_type_ids" in tokenizer.model_input_names
 
