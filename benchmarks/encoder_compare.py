@@ -12,7 +12,8 @@ Rows of the table: the fine-tuned classifier itself (its own head, validation on
 ``evaluate`` alone and it does not score that head), the frozen text teacher (one model), the bc-LSTM reference
 (its seeds), then each ``--pair`` (its seeds): validation and test w-F1 of each side, mean ± std, and for the pairs
 the paired dialogue-level bootstrap Δ of test w-F1 (``erc.experiment_table.paired_bootstrap``, as Table 1's Δ).
-The teacher and the bc-LSTM are read from the first pair's records. Chooses nothing: a report of finished runs.
+The classifier, the teacher and the bc-LSTM are read from the first pair's records (``--references LABEL``: that
+pair's). Chooses nothing: a report of finished runs.
 """
 import argparse
 import json
@@ -30,6 +31,17 @@ from erc.io import InputError, save_text  # noqa: E402
 from erc.pages import markdown_table  # noqa: E402
 
 
+def kept_head(rev: str, d: str) -> dict | None:
+    """The fine-tuned classifier's validation w-F1 at the epoch the stage kept (its best; the first of equals), from
+    the DVCLive curve of the encoder on all training dialogues; None when the run has none."""
+    curve = git_file(rev, f"plots/finetune/{d}/full/plots/metrics/valid_weighted_f1.tsv")
+    if not curve:
+        return None
+    scores = [float(line.split("\t")[1]) for line in curve.strip().splitlines()[1:]]
+    best = int(np.argmax(scores))
+    return {"valid_weighted_f1": scores[best], "epoch": best + 1, "per_epoch": scores}
+
+
 def make_record(rev: str, out: Path, row: str) -> None:
     """The record of the run committed at ``rev`` (this repository), for every dataset its params run."""
     params = yaml.safe_load(git_file(rev, "params.yaml") or "null")
@@ -43,8 +55,7 @@ def make_record(rev: str, out: Path, row: str) -> None:
         preds = with_dialogues(read_predictions(preds, rev, d), f"data/features/{d}.pt", rev)
         found[d] = {"exp": {"name": rev[:7], "rev": rev, "params": params}, "metrics": json.loads(metrics),
                     "preds": preds}
-        head = git_file(rev, f"plots/finetune/{d}/full/metrics.json")
-        finetune[d] = json.loads(head) if head else None
+        finetune[d] = kept_head(rev, d)
     record = {**record_of(row, found), "finetune": finetune}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_text(json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n", out)
@@ -77,13 +88,15 @@ def predictions(path: str, d: str):
     return read_predictions(exp["files"][f"plots/{d}/test_predictions.csv"], path, d)
 
 
-def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, heads_from: str | None = None) -> str:
+def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, heads_from: str | None = None,
+          references: str | None = None) -> str:
     records = [(label, json.loads(Path(a).read_text()), json.loads(Path(b).read_text()), a, b)
                for label, a, b in pairs]
-    first = records[0]
+    first = next((r for r in records if r[0] == references), None) if references else records[0]
+    if first is None:
+        raise InputError(f"--references {references!r}: no --pair of that label")
     if heads_from and not first[1].get("finetune"):  # a Table 1 record: the classifier's score from a commit
-        first[1]["finetune"] = {d: json.loads(git_file(heads_from, f"plots/finetune/{d}/full/metrics.json") or "null")
-                                for d in first[1]["datasets"]}
+        first[1]["finetune"] = {d: kept_head(heads_from, d) for d in first[1]["datasets"]}
     datasets = [d for d in first[1]["datasets"] if all(d in r[1]["datasets"] and d in r[2]["datasets"]
                                                        for r in records)]
     header = ["model", f"{names[0]} valid", f"{names[0]} test", f"{names[1]} valid", f"{names[1]} test",
@@ -92,7 +105,7 @@ def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, head
            "Written by `python benchmarks/encoder_compare.py table` from the records in `metrics/table1/` and "
            "`metrics/encoders/`. Δ: the second minus the first, paired bootstrap over test dialogues with the seeds "
            f"resampled ({n_boot} resamples), as Table 1's. The classifier is the fine-tuned encoder's own head "
-           "(validation only); the teacher is one model; the teacher and the bc-LSTM are read from "
+           "(validation only); the teacher is one model; the classifier, the teacher and the bc-LSTM are read from "
            f"the '{first[0]}' runs" + (f"; the first encoder's classifier from commit {heads_from}'s run"
                                           if heads_from else "") + ".", ""]
     for d in datasets:
@@ -123,6 +136,8 @@ def main() -> None:
     tab.add_argument("--pair", nargs=3, action="append", required=True, metavar=("LABEL", "FIRST", "SECOND"))
     tab.add_argument("--names", nargs=2, default=["first", "second"])
     tab.add_argument("--out", type=Path)
+    tab.add_argument("--references", metavar="LABEL", help="the pair whose runs give the classifier, teacher and "
+                     "bc-LSTM rows (default: the first)")
     tab.add_argument("--heads-from", metavar="REV",
                      help="the first side's classifier scores from this commit's plots/finetune (a Table 1 record lacks them)")
     tab.add_argument("--n-boot", type=int, default=1000)
@@ -131,7 +146,7 @@ def main() -> None:
         if args.command == "record":
             make_record(args.rev, args.out, args.row)
             return
-        text = table(args.pair, args.names, args.n_boot, args.heads_from)
+        text = table(args.pair, args.names, args.n_boot, args.heads_from, args.references)
     except (InputError, OSError, json.JSONDecodeError, KeyError) as err:
         sys.exit(f"error: {err}")
     if args.out:

@@ -28,9 +28,10 @@ def commit_run(repo, labels, dialogue, accuracy, head_f1, seed):
                                   "label": labels, "prediction": np.where(right, labels, wrong)}))
     (repo / "plots" / "iemocap").mkdir(parents=True, exist_ok=True)
     pd.concat(rows).to_csv(repo / "plots" / "iemocap" / "test_predictions.csv", index=False)
-    (repo / "plots" / "finetune" / "iemocap" / "full").mkdir(parents=True, exist_ok=True)
-    (repo / "plots" / "finetune" / "iemocap" / "full" / "metrics.json").write_text(
-        json.dumps({"valid_weighted_f1": head_f1, "valid_acc": head_f1, "step": 3}))
+    curve = repo / "plots" / "finetune" / "iemocap" / "full" / "plots" / "metrics"
+    curve.mkdir(parents=True, exist_ok=True)  # DVCLive's curve of the classifier: the kept epoch is the best
+    (curve / "valid_weighted_f1.tsv").write_text(f"step\tvalid_weighted_f1\n0\t{head_f1 - 3}\n1\t{head_f1}\n"
+                                                 f"2\t{head_f1 - 1}\n")
     (repo / "metrics" / "details").mkdir(parents=True, exist_ok=True)
     scores = {"valid": {"weighted_f1": summary(100 * accuracy, 1.0)}, "test": {"weighted_f1": summary(100 * accuracy)}}
     (repo / "metrics" / "details" / "iemocap.json").write_text(json.dumps({
@@ -65,6 +66,7 @@ def test_records_of_two_encoders_give_the_comparison_and_its_interval(tmp_path):
         assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "strong.json").read_text())
     assert record["row"] == "MGLRA" and record["finetune"]["iemocap"]["valid_weighted_f1"] == 60.25
+    assert record["finetune"]["iemocap"]["epoch"] == 2
     assert record["datasets"]["iemocap"]["params"]["features"]["text"] == "enc2"
     assert sorted(record["datasets"]["iemocap"]["test"]["prediction"]) == ["0", "1", "2"]
 
