@@ -37,7 +37,12 @@ def kept_head(rev: str, d: str) -> dict | None:
     curve = git_file(rev, f"plots/finetune/{d}/full/plots/metrics/valid_weighted_f1.tsv")
     if not curve:
         return None
-    scores = [float(line.split("\t")[1]) for line in curve.strip().splitlines()[1:]]
+    try:
+        scores = [float(line.split("\t")[1]) for line in curve.strip().splitlines()[1:]]
+    except (IndexError, ValueError):
+        scores = []
+    if not scores:
+        raise InputError(f"{rev}:plots/finetune/{d}/full/plots/metrics/valid_weighted_f1.tsv: no epochs in it")
     best = int(np.argmax(scores))
     return {"valid_weighted_f1": scores[best], "epoch": best + 1, "per_epoch": scores}
 
@@ -88,15 +93,30 @@ def predictions(path: str, d: str):
     return read_predictions(exp["files"][f"plots/{d}/test_predictions.csv"], path, d)
 
 
+def read_record(path: str) -> dict:
+    """A record file (``record``, or a Table 1 record), checked to hold what the table reads."""
+    try:
+        record = json.loads(Path(path).read_text())
+        for d, r in record["datasets"].items():
+            for split in ("valid", "test"):
+                float(r["metrics"][split]["weighted_f1"]["mean"])
+    except OSError as err:
+        raise InputError(f"{path}: {err.strerror}") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as err:
+        raise InputError(f"{path}: not a run record ({type(err).__name__}: {err})") from None
+    return record
+
+
 def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, heads_from: str | None = None,
           references: str | None = None) -> str:
-    records = [(label, json.loads(Path(a).read_text()), json.loads(Path(b).read_text()), a, b)
-               for label, a, b in pairs]
+    records = [(label, read_record(a), read_record(b), a, b) for label, a, b in pairs]
     first = next((r for r in records if r[0] == references), None) if references else records[0]
     if first is None:
         raise InputError(f"--references {references!r}: no --pair of that label")
     if heads_from and not first[1].get("finetune"):  # a Table 1 record: the classifier's score from a commit
         first[1]["finetune"] = {d: kept_head(heads_from, d) for d in first[1]["datasets"]}
+        if None in first[1]["finetune"].values():
+            raise InputError(f"--heads-from {heads_from}: no fine-tuning curve (plots/finetune) in that commit")
     datasets = [d for d in first[1]["datasets"] if all(d in r[1]["datasets"] and d in r[2]["datasets"]
                                                        for r in records)]
     header = ["model", f"{names[0]} valid", f"{names[0]} test", f"{names[1]} valid", f"{names[1]} test",
@@ -147,7 +167,7 @@ def main() -> None:
             make_record(args.rev, args.out, args.row)
             return
         text = table(args.pair, args.names, args.n_boot, args.heads_from, args.references)
-    except (InputError, OSError, json.JSONDecodeError, KeyError) as err:
+    except InputError as err:
         sys.exit(f"error: {err}")
     if args.out:
         save_text(text + "\n", args.out)

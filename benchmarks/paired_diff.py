@@ -25,7 +25,9 @@ from erc.experiment_table import (git_file, load_record, paired_bootstrap, read_
 def predictions(side: str, dataset: str) -> pd.DataFrame:
     """Every seed's test predictions of ``side``: a git revision, or a Table 1 record file."""
     path = f"plots/{dataset}/test_predictions.csv"
-    if side.endswith(".json") and Path(side).is_file():
+    if side.endswith(".json"):
+        if not Path(side).is_file():
+            raise InputError(f"{side}: no such record file")
         text = next((exp["files"][path] for exp in load_record(Path(side)) if path in exp["files"]), None)
         where = side
         if text is None:

@@ -215,10 +215,20 @@ def test_utterance_and_context_take_each_familys_own_pair_layout(family, tmp_pat
     assert inputs.ids[0] == tokenizer(d.sentences[0])["input_ids"]  # as the tokenizer encodes one text itself
 
 
-def test_a_tokenizer_without_an_opening_special_token_is_one_line(tmp_path, dialogues):
-    """GPT-2's tokenizer adds no special tokens: no [CLS]-style token to open the input, refused by name."""
+def test_a_tokenizer_without_an_opening_token_or_a_separator_is_one_line(tmp_path, dialogues):
+    """GPT-2's tokenizer adds no special tokens; a Llama-style one opens with <s> but runs a pair's texts together:
+    neither can lay out an utterance and its context, each refused by name."""
+    from tokenizers import processors
     from transformers import GPT2TokenizerFast
     tokenizer = GPT2TokenizerFast(*bytelevel_bpe(tmp_path, [s for d in dialogues for s in d.sentences]),
                                   name_or_path="tiny-gpt2")
-    with pytest.raises(InputError, match=r"^tiny-gpt2: its tokenizer's templates do not open with one special token"):
+    with pytest.raises(InputError, match=r"^finetune.encoder \(tiny-gpt2\): its tokenizer's templates do not open"):
         Inputs(tokenizer, dialogues, "iemocap", context=1, max_length=64)
+    (tmp_path / "llama").mkdir()
+    llama_like = GPT2TokenizerFast(*bytelevel_bpe(tmp_path / "llama", [s for d in dialogues for s in d.sentences]),
+                                   name_or_path="tiny-llama", bos_token="<s>")
+    llama_like.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B:1", special_tokens=[("<s>", llama_like.bos_token_id)])
+    assert llama_like("a", "b")["input_ids"][0] == llama_like.bos_token_id  # it does open with <s>
+    with pytest.raises(InputError, match=r"^finetune.encoder \(tiny-llama\)"):
+        Inputs(llama_like, dialogues, "iemocap", context=1, max_length=64)

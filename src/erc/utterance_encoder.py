@@ -74,15 +74,17 @@ def _find(ids: list[int], part: list[int], last: bool = False) -> int | None:
 
 def special_layout(tokenizer) -> tuple[list[int], list[int], list[int], list[int]]:
     """The special tokens the tokenizer's own templates put around one text (``before``, ``after``) and around a
-    pair (the same ``before``, then ``between`` and ``after_pair``), read off the tokenizer by encoding probe texts:
-    BERT [CLS] a [SEP] b [SEP]; RoBERTa / MPNet <s> a </s></s> b </s>; DeBERTa (v1) [CLS] a [SEP][SEP] b [SEP]."""
+    pair (the same ``before``, then ``between`` and ``after_pair``), read off the installed tokenizer by encoding
+    probe texts: BERT [CLS] a [SEP] b [SEP]; RoBERTa / MPNet <s> a </s></s> b </s>; DeBERTa (v1, transformers 5)
+    [CLS] a [SEP][SEP] b [SEP]. Refused in one line: no single opening token, or no separator between the texts."""
     ids_a, ids_b = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("first", "second"))
     single, pair = tokenizer("first")["input_ids"], tokenizer("first", "second")["input_ids"]
     start, end, alone = _find(pair, ids_a), _find(pair, ids_b, last=True), _find(single, ids_a)
-    if not ids_a or not ids_b or None in (start, end, alone) or start + len(ids_a) > end \
+    if not ids_a or not ids_b or None in (start, end, alone) or start + len(ids_a) >= end \
             or len(pair[:start]) != 1 or single[:alone] != pair[:start]:
-        raise InputError(f"{tokenizer.name_or_path}: its tokenizer's templates do not open with one special token "
-                         "and keep the texts whole ([CLS] a [SEP] b [SEP], <s> a </s></s> b </s>, ...)")
+        raise InputError(f"finetune.encoder ({tokenizer.name_or_path}): its tokenizer's templates do not open with "
+                         "one special token and separate a pair of texts ([CLS] a [SEP] b [SEP], <s> a </s></s> b "
+                         "</s>, ...)")
     return pair[:start], single[alone + len(ids_a):], pair[start + len(ids_a):end], pair[end + len(ids_b):]
 
 
@@ -98,7 +100,7 @@ class Inputs:
         # room for the special tokens of the longer layout, at least the 4 every encoder kept before the layout was
         # read off the tokenizer (so that MiniLM's and MPNet's inputs stay what they were)
         room = max(4, len(before) + max(len(after), len(between) + len(after_pair)))
-        sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else after_pair[-1]
+        sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else between[-1]  # before the future
         for d in dialogues:
             sentences = [repair_cp1252(s) for s in d.sentences]
             encoded = tokenizer(sentences, add_special_tokens=False)["input_ids"] if sentences else []
@@ -121,7 +123,6 @@ class Inputs:
                 self.ids.append(before + utterance + (between + context_ids + after_pair if context_ids else after))
                 self.spans.append((len(before), len(before) + len(utterance)))
         self.pad = tokenizer.pad_token_id
-        self.uses_types = "token_type_ids" in tokenizer.model_input_names
 
     def batch(self, rows: list[int], device="cpu") -> dict:
         """Padded ``input_ids``, ``attention_mask`` and the utterance's token mask of ``rows``, on ``device``."""
