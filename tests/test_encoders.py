@@ -188,6 +188,16 @@ def test_an_encoder_too_shallow_or_not_available_is_one_line(tmp_path, monkeypat
         resolve_encoder("no-such-org/no-such-model")
 
 
+def test_checkpointing_an_encoder_without_it_is_one_line(tmp_path):
+    """transformers has no activation checkpointing for MPNet: the key to change is named, not a traceback."""
+    config = MPNetConfig(vocab_size=50, max_position_embeddings=40, pad_token_id=1, **SIZE)
+    AutoModel.from_config(config).save_pretrained(tmp_path / "mpnet")
+    with pytest.raises(InputError, match=r"^finetune.checkpointing: .*mpnet: .*not support.*\(set it to false\)$"):
+        UtteranceClassifier(tmp_path / "mpnet", 3, checkpointing=True)
+    AutoModel.from_config(BertConfig(vocab_size=50, max_position_embeddings=40, **SIZE)).save_pretrained(tmp_path / "b")
+    assert UtteranceClassifier(tmp_path / "b", 3, checkpointing=True).encoder.is_gradient_checkpointing
+
+
 def test_ft_without_an_encoder_is_refused_by_the_schema():
     with pytest.raises(InputError, match="'finetune.encoder' must name the encoder to fine-tune"):
         validate_params({"features": {"text": "ft"}})

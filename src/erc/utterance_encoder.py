@@ -160,7 +160,10 @@ class UtteranceClassifier(nn.Module):
             for module in [self.encoder.embeddings, *layers[:freeze_layers]]:
                 module.requires_grad_(False)
         if checkpointing:  # recompute each layer's activations in the backward pass instead of keeping them
-            self.encoder.activation_checkpointing_enable({"use_reentrant": False})
+            try:
+                self.encoder.activation_checkpointing_enable({"use_reentrant": False})
+            except ValueError as err:  # transformers refuses families without it (MPNet): say which key to change
+                raise InputError(f"finetune.checkpointing: {model_dir}: {err} (set it to false)") from None
 
     def states(self, batch: dict, layers: int = 1) -> torch.Tensor:
         """(B, layers, width): the utterance's mean token state in each of the last ``layers`` layers."""
