@@ -73,6 +73,11 @@ def pm(summary: dict | None, one_model: bool = False) -> str:
     return f"{summary['mean']:.2f}" if one_model else f"{summary['mean']:.2f} ± {summary['std']:.2f}"
 
 
+def difference(a: dict | None, b: dict | None) -> str:
+    """The second mean minus the first, or blank when either is missing."""
+    return "" if a is None or b is None else f"{b['mean'] - a['mean']:+.2f}"
+
+
 def side(record: dict, d: str, what: str) -> tuple[dict | None, dict | None]:
     """(valid, test) w-F1 summaries of one model in a record's metrics for dataset ``d``."""
     m = record["datasets"][d]["metrics"]
@@ -120,11 +125,11 @@ def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, head
     datasets = [d for d in first[1]["datasets"] if all(d in r[1]["datasets"] and d in r[2]["datasets"]
                                                        for r in records)]
     header = ["model", f"{names[0]} valid", f"{names[0]} test", f"{names[1]} valid", f"{names[1]} test",
-              "Δ test w-F1 [95 %]"]
+              "Δ valid", "Δ test w-F1 [95 %]"]
     out = [f"# Text encoders: {names[0]} vs {names[1]} (w-F1 %, mean ± std over seeds)", "",
            "Written by `python benchmarks/encoder_compare.py table` from the records in `metrics/table1/` and "
            "`metrics/encoders/`. Δ: the second minus the first, paired bootstrap over test dialogues with the seeds "
-           f"resampled ({n_boot} resamples), as Table 1's. The classifier is the fine-tuned encoder's own head "
+           f"resampled ({n_boot} resamples), as Table 1's; Δ valid: the difference of the validation means. The classifier is the fine-tuned encoder's own head "
            "(validation only); the teacher is one model; the classifier, the teacher and the bc-LSTM are read from "
            f"the '{first[0]}' runs" + (f"; the first encoder's classifier from commit {heads_from}'s run"
                                           if heads_from else "") + ".", ""]
@@ -133,14 +138,15 @@ def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, head
         for label, what in (("fine-tuned classifier (its head)", "classifier"), ("text teacher", "teacher"),
                             ("bc-LSTM", "bc_lstm")):
             (va, ta), (vb, tb) = side(first[1], d, what), side(first[2], d, what)
-            delta = "" if ta is None or tb is None else f"{tb['mean'] - ta['mean']:+.2f} (means)"
             one = what != "bc_lstm"
-            rows.append([label, pm(va, one), pm(ta, one), pm(vb, one), pm(tb, one), delta])
+            rows.append([label, pm(va, one), pm(ta, one), pm(vb, one), pm(tb, one), difference(va, vb),
+                         difference(ta, tb) + (" (means)" if ta and tb else "")])
         for label, a, b, path_a, path_b in records:
             (va, ta), (vb, tb) = side(a, d, "model"), side(b, d, "model")
             point, low, high = paired_bootstrap(predictions(path_b, d), predictions(path_a, d), len(CLASSES[d]),
                                                 n_boot=n_boot)
-            rows.append([label, pm(va), pm(ta), pm(vb), pm(tb), f"{point[1]:+.2f} [{low[1]:+.2f}, {high[1]:+.2f}]"])
+            rows.append([label, pm(va), pm(ta), pm(vb), pm(tb), difference(va, vb),
+                         f"{point[1]:+.2f} [{low[1]:+.2f}, {high[1]:+.2f}]"])
         out += [f"## {d.upper()}", "", markdown_table(header, rows), ""]
     return "\n".join(out)
 
