@@ -2,7 +2,8 @@
 
 Every table of the current run (headline, nesting sizes, teachers and student heads, text-only answers, references,
 per seed, validation beside test), read from metrics/details/<dataset>.json, metrics/teachers/<dataset>.json,
-metrics/table1.md and metrics/encoders.md (the text encoders compared, benchmarks/encoder_compare.py). ``--check`` exits non-zero when docs/results.md is not what the metrics give (a test runs it)."""
+metrics/table1.md and metrics/encoders.md (the text encoders compared, benchmarks/encoder_compare.py).
+``--check`` exits non-zero when docs/results.md is not what the metrics give (a test runs it)."""
 from __future__ import annotations
 
 import json

@@ -81,7 +81,7 @@ def special_layout(tokenizer) -> tuple[list[int], list[int], list[int], list[int
     single, pair = tokenizer("first")["input_ids"], tokenizer("first", "second")["input_ids"]
     start, end, alone = _find(pair, ids_a), _find(pair, ids_b, last=True), _find(single, ids_a)
     if not ids_a or not ids_b or None in (start, end, alone) or start + len(ids_a) >= end \
-            or len(pair[:start]) != 1 or single[:alone] != pair[:start]:
+            or start != 1 or single[:alone] != pair[:start]:
         raise InputError(f"finetune.encoder ({tokenizer.name_or_path}): its tokenizer's templates do not open with "
                          "one special token and separate a pair of texts ([CLS] a [SEP] b [SEP], <s> a </s></s> b "
                          "</s>, ...)")
