@@ -5,6 +5,7 @@ from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, load_params
+from erc.records import collect_records, epochs_path
 from erc.multimodal import train_model
 from erc.teachers import load_teacher_logits
 
@@ -18,7 +19,9 @@ def main(dataset: str) -> None:
     if params.mkd.enabled:
         teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]), len(feats["labels"]))
     checkpoint = train_model(dataset, feats, graphs, params, teacher_logits, live_factory=live_logger)
+    records = collect_records(checkpoint["runs"])  # each seed's per-epoch test probabilities, out of the checkpoint
     save_torch(checkpoint, f"models/{dataset}.pt")
+    save_torch(records, epochs_path(f"models/{dataset}.pt"))
     for seed, run in checkpoint["runs"].items():
         best = run["history"][run["epoch"] - 1]
         print(f"{dataset} seed {seed}: epoch {run['epoch']}, valid w-F1 {best['valid_weighted_f1']:.2f}")

@@ -4,6 +4,7 @@ Logistic regression and bc-LSTM on the same features, selected on validation."""
 from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.params import check_dataset, load_params
+from erc.records import collect_records, epochs_path
 from erc.references import train_references
 
 
@@ -12,7 +13,10 @@ def main(dataset: str) -> None:
     check_dataset(dataset, params)
     feats = load_features(f"data/features/{dataset}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
-    save_torch(train_references(dataset, feats, graphs, params), f"models/references/{dataset}.pt")
+    references = train_references(dataset, feats, graphs, params)
+    records = collect_records(references["bc_lstm"])  # each bc-LSTM seed's per-epoch test probabilities
+    save_torch(references, f"models/references/{dataset}.pt")
+    save_torch(records, epochs_path(f"models/references/{dataset}.pt"))
 
 
 if __name__ == "__main__":

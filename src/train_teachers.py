@@ -5,6 +5,7 @@ from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
 from erc.live import live_logger
 from erc.params import check_dataset, load_params
+from erc.records import collect_records, epochs_path
 from erc.teachers import train_teachers
 
 
@@ -14,7 +15,9 @@ def main(dataset: str) -> None:
     feats = load_features(f"data/features/{dataset}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teachers = train_teachers(dataset, feats, graphs, params, live_factory=live_logger)
+    records = collect_records(teachers)  # each teacher's per-epoch test probabilities, out of the teacher file
     save_torch(teachers, f"models/teachers/{dataset}.pt")
+    save_torch(records, epochs_path(f"models/teachers/{dataset}.pt"))
     for m, t in teachers.items():
         best = t["history"][t["epoch"] - 1]
         print(f"{dataset} {m} teacher: epoch {t['epoch']}, valid w-F1 {best['valid_weighted_f1']:.2f}")

@@ -39,10 +39,11 @@ def _train_seed(seed, dataset, feats, data, config, params, teacher_logits, devi
     # own best validation epoch for that task, whatever mkd.text_only says (only evaluate and predict.py read it)
     student = "text" if text_only_head(config, "student") == "student" else None
     result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
-                 progress=progress, desc=f"{dataset} seed {seed}", student=student, **settings)
+                 progress=progress, desc=f"{dataset} seed {seed}", student=student, record="test", **settings)
     if live is not None:
         live.end()
     run = {"state": result["state"], "epoch": result["epoch"], "history": result["history"]}
     if student is not None:
         run.update(text_only_state=result["student_state"], text_only_epoch=result["student_epoch"])
+    run.update(recorded=result["recorded"], recorded_utterances=result["recorded_utterances"])  # erc.records
     return run

@@ -85,8 +85,9 @@ def _bclstm_seed(seed, dataset, feats, data, params, device, settings, progress)
     model = bclstm_model(feats, params)
     objective = build_objective(params, dataset, feats, 1, use_mkd=False)
     result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
-                 desc=f"{dataset} bc-LSTM seed {seed}", **settings)
-    return {"epoch": result["epoch"], "logits": predict_all(model, data, device)}
+                 desc=f"{dataset} bc-LSTM seed {seed}", record="test", **settings)
+    return {"epoch": result["epoch"], "logits": predict_all(model, data, device),
+            "recorded": result["recorded"], "recorded_utterances": result["recorded_utterances"]}  # erc.records
 
 
 def train_references(dataset: str, feats: dict, graphs: dict, params: Params, progress=True) -> dict:

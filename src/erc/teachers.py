@@ -33,11 +33,12 @@ def _teacher(modality, dataset, feats, graphs, params, device, settings, live_fa
     objective = build_objective(params, dataset, feats, 1, use_mkd=False)
     live = live_for(f"plots/teachers/{dataset}/{modality}", live_factory)
     result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
-                 progress=progress, desc=f"{dataset} {modality} teacher", **settings)
+                 progress=progress, desc=f"{dataset} {modality} teacher", record="test", **settings)
     if live is not None:
         live.end()
     return {"config": config, "state": result["state"], "epoch": result["epoch"], "device": device.type,
-            "history": result["history"], "logits": predict_all(model, data, device)}
+            "history": result["history"], "logits": predict_all(model, data, device),
+            "recorded": result["recorded"], "recorded_utterances": result["recorded_utterances"]}  # erc.records
 
 
 def load_teacher_logits(path: str | Path, modalities: list[str], n_utterances: int) -> dict:

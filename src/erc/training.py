@@ -137,6 +137,16 @@ def predict_all(model, data: DialogueData, device, batch_size: int = 16) -> torc
     return logits
 
 
+@torch.no_grad()
+def split_probabilities(model, data: DialogueData, split: str, device, batch_size: int = 16) -> tuple:
+    """Eval-mode class probabilities of ``split``'s utterances from the full-size logits, as float16 on the host,
+    and their global indices: ((N_split, C), (N_split,)). Reads no label; draws no random number that training
+    sees (the generators' states are restored), so recording them changes nothing that is trained or chosen."""
+    with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
+        out = predict(model, data, split, device, batch_size)
+    return torch.softmax(out["logits"][-1].float(), -1).to(torch.float16).cpu(), out["utterances"].cpu()
+
+
 def validation_score(model, data, objective, device, classes, batch_size, split: str = "valid",
                      student: str | None = None) -> tuple:
     """Metrics and task loss of the full-size logits on ``split``'s labelled utterances (labels >= 0); with
@@ -157,7 +167,7 @@ def validation_score(model, data, objective, device, classes, batch_size, split:
 def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
         batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train",
         on_epoch=None, modality_dropout: float = 0.0, modality_dropout_unit: str = "utterance",
-        student: str | None = None) -> dict:
+        student: str | None = None, record: str | None = None) -> dict:
     """Train for ``epochs``; return the state with the best validation weighted F1 and the curves.
 
     ``student`` (a modality with a unimodal student head): that head is also selected on validation for its own
@@ -167,7 +177,10 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
     ``on_epoch(model, epoch)``, if given, runs after each epoch's validation with the model in eval mode
     (benchmarks/probe.py scores a held-out session there); it must not draw random numbers.
     ``modality_dropout``: see ``drop_modalities``; its draws come from a generator of their own, so the batch
-    order and the model's initialisation are those of the run without it."""
+    order and the model's initialisation are those of the run without it.
+    ``record`` (a split, "test" in the stages): that split's class probabilities after every epoch are returned
+    too (``recorded``: (epochs, N_split, C) float16; ``recorded_utterances``). The feature file hides test labels,
+    so this is the paper's per-epoch test pass with nothing read that could choose (``evaluate`` scores it)."""
     generator = seed_everything(seed)
     drop_generator = torch.Generator().manual_seed(10_000 + seed)
     device = torch.device(device)
@@ -178,7 +191,7 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
     fused = device.type in ("cpu", "cuda")  # the fused Adam kernel is ~8x faster than the default loop on CPU
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
     best, best_student = BestEpoch(), BestEpoch()
-    history = []
+    history, recorded, recorded_utterances = [], [], None
     for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch"):
         model.train()
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: no sync a step
@@ -202,6 +215,9 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
             row[f"valid_{student}_student_weighted_f1"] = own["weighted_f1"]
             best_student.offer((own["weighted_f1"], -own_loss), epoch, model)
         history.append(row)
+        if record is not None:
+            probs, recorded_utterances = split_probabilities(model, data, record, device, batch_size)
+            recorded.append(probs)
         if on_epoch is not None:
             on_epoch(model, epoch)
         log_epoch(live, row)
@@ -210,4 +226,6 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
     result = {"state": best.state, "epoch": best.epoch, "history": history}
     if student is not None:
         result.update(student_state=best_student.state, student_epoch=best_student.epoch)
+    if record is not None:
+        result.update(recorded=torch.stack(recorded), recorded_utterances=recorded_utterances)
     return result

@@ -1,0 +1,59 @@
+"""Per-epoch test records: every training run's test-split class probabilities after each epoch, kept beside the
+run's outputs (``models/<dataset>.epochs.pt``, ``models/teachers/...``, ``models/references/...``) so that the
+paper's protocol (the epoch picked on the test set, a search over seeds) can be *measured*, never used.
+
+A record file holds ``{"split": "test", "utterances": (N,) global indices, "runs": {run: (epochs, N, C) float16}}``.
+Training writes them with the test labels hidden; only ``evaluate`` and reports that choose nothing score them."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from erc.io import InputError, load_torch
+from erc.metrics import classification_metrics, host
+
+RECORD_KEYS = ("split", "utterances", "runs")
+
+
+def epochs_path(output: str) -> str:
+    """The record file kept beside a stage's output: ``models/iemocap.pt`` -> ``models/iemocap.epochs.pt``."""
+    if not output.endswith(".pt"):
+        raise ValueError(f"{output}: not a .pt output")
+    return output[:-3] + ".epochs.pt"
+
+
+def collect_records(results: dict, split: str = "test") -> dict:
+    """Take each run's ``recorded`` / ``recorded_utterances`` (what ``fit(record=split)`` returns) out of
+    ``results`` (run -> dict, changed in place, so the stage's own output is the one it wrote before records
+    existed) into one record file's content."""
+    runs, utterances = {}, None
+    for name, result in results.items():
+        probs, order = result.pop("recorded"), result.pop("recorded_utterances")
+        if utterances is not None and not torch.equal(order, utterances):
+            raise ValueError(f"run {name}: its {split} utterances come in another order")
+        runs[name], utterances = probs, order
+    return {"split": split, "utterances": utterances, "runs": runs}
+
+
+def load_records(path: str, n_classes: int) -> dict:
+    """A record file, checked: each run an (epochs, N, n_classes) tensor over the same N utterances."""
+    record = load_torch(path, "per-epoch record file", RECORD_KEYS)
+    n = len(record["utterances"])
+    for name, probs in record["runs"].items():
+        if not isinstance(probs, torch.Tensor) or probs.ndim != 3 or tuple(probs.shape[1:]) != (n, n_classes):
+            raise InputError(f"{path}: run {name} is not an (epochs, {n}, {n_classes}) tensor")
+    return record
+
+
+def epoch_scores(probs: torch.Tensor, labels, classes: list[str]) -> list[dict]:
+    """Metrics of each epoch's predictions ``probs`` (epochs, N, C) against ``labels`` (N,); unlabelled (-1) skipped."""
+    labels = host(labels)
+    predictions = host(probs.float().argmax(-1))
+    return [classification_metrics(labels, predictions[e], classes) for e in range(len(predictions))]
+
+
+def paper_epoch(scores: list[dict], key: str = "weighted_f1") -> int:
+    """The paper's choice: the 1-based epoch of the best test score (first of equals, as their logs keep only
+    strict improvements)."""
+    values = np.array([s[key] for s in scores])
+    return int(values.argmax()) + 1

@@ -1,0 +1,123 @@
+"""Per-epoch test records (erc.records, fit(record=...)): recording changes nothing that is trained or chosen,
+and what it records is the kept model's own test output."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import random_feats, small_model_kwargs
+
+from erc.batching import DialogueData
+from erc.features import save_features, load_features, utterance_split
+from erc.graphs import build_graphs
+from erc.model import MGLRA, restore
+from erc.mrl import nesting_sizes
+from erc.params import validate_params
+from erc.records import collect_records, epoch_scores, epochs_path, load_records, paper_epoch
+from erc.references import BcLSTM, bclstm_input_dim
+from erc.training import build_objective, fit, predict
+
+EPOCHS = 4
+
+
+@pytest.fixture
+def hidden(tmp_path):
+    """A toy feature file read back as a training stage reads it: test labels hidden."""
+    lengths = [5, 3, 7, 4, 6, 2, 5, 4, 3, 6, 4, 5]
+    splits = ["train"] * 6 + ["valid"] * 3 + ["test"] * 3
+    feats = random_feats(lengths, splits)
+    save_features(feats, tmp_path / "toy.pt")
+    return load_features(tmp_path / "toy.pt"), build_graphs(lengths, 2), feats
+
+
+def _fit(feats, graphs, record, faithful=False):
+    params = validate_params({"mrl": {"enabled": True, "nesting": [2, 4]},
+                              "mkd": {"enabled": True, "placement": "unimodal"}})
+    config = small_model_kwargs(feats, nesting=nesting_sizes([2, 4], 16), student_placement="unimodal",
+                                faithful=faithful)
+    torch.manual_seed(0)
+    model = MGLRA(**config)
+    n = int(feats["lengths"].sum())
+    teacher_logits = {m: torch.randn(n, 3, generator=torch.Generator().manual_seed(1)) for m in feats["features"]}
+    objective = build_objective(params, "iemocap", feats, len(config["nesting"]), teacher_logits)
+    data = DialogueData(feats, graphs["multimodal"])
+    result = fit(model, data, objective, feats["classes"], epochs=EPOCHS, lr=1e-2, weight_decay=0.0, batch_size=3,
+                 seed=0, device="cpu", progress=False, student="text", record=record)
+    return config, data, result
+
+
+@pytest.mark.parametrize("faithful", [False, True])  # faithful: the released eval-time mask draws random numbers
+def test_recording_changes_nothing_trained_or_chosen(hidden, faithful):
+    feats, graphs, _ = hidden
+    _, _, off = _fit(feats, graphs, None, faithful)
+    _, _, on = _fit(feats, graphs, "test", faithful)
+    assert set(on) - set(off) == {"recorded", "recorded_utterances"}
+    assert on["epoch"] == off["epoch"] and on["student_epoch"] == off["student_epoch"]
+    assert on["history"] == off["history"]  # every loss and score, bit for bit
+    for key in ("state", "student_state"):
+        assert on[key].keys() == off[key].keys()
+        assert all(torch.equal(on[key][k], off[key][k]) for k in on[key])
+
+
+def test_record_is_the_kept_models_test_output(hidden):
+    feats, graphs, labelled = hidden
+    config, data, result = _fit(feats, graphs, "test")
+    probs, order = result["recorded"], result["recorded_utterances"]
+    n_test = int((utterance_split(labelled) == 2).sum())
+    assert probs.dtype == torch.float16 and probs.shape == (EPOCHS, n_test, 3)
+    assert torch.allclose(probs.float().sum(-1), torch.ones(EPOCHS, n_test), atol=3e-3)
+    out = predict(restore(config, result["state"], "cpu"), data, "test", "cpu")
+    assert torch.equal(out["utterances"], order)
+    expected = torch.softmax(out["logits"][-1], -1).to(torch.float16)
+    assert torch.equal(probs[result["epoch"] - 1], expected)  # the kept epoch's record is the kept model's output
+    assert not torch.equal(probs[0], probs[-1])  # a record per epoch, not one copy
+    assert (feats["labels"][order] == -1).all() and (labelled["labels"][order] >= 0).all()  # hidden as recorded
+
+
+def test_bclstm_recording_changes_nothing(hidden):
+    feats, graphs, _ = hidden
+    params = validate_params({})
+    runs = []
+    for record in (None, "test"):
+        torch.manual_seed(0)
+        model = BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], 3, hidden=8)
+        objective = build_objective(params, "iemocap", feats, 1, use_mkd=False)
+        runs.append(fit(model, DialogueData(feats, graphs["unimodal"]), objective, feats["classes"], epochs=3,
+                        lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, device="cpu", progress=False,
+                        record=record))
+    off, on = runs
+    assert on["history"] == off["history"] and on["epoch"] == off["epoch"]
+    assert all(torch.equal(on["state"][k], off["state"][k]) for k in on["state"])
+
+
+def test_collect_records_leaves_the_stage_output_as_before(tmp_path):
+    order = torch.tensor([7, 8, 9])
+    runs = {s: {"state": {"w": torch.ones(1) * s}, "epoch": 2, "recorded": torch.full((2, 3, 4), float(s)),
+                "recorded_utterances": order} for s in (0, 1)}
+    record = collect_records(runs)
+    assert all(set(r) == {"state", "epoch"} for r in runs.values())
+    assert torch.equal(record["utterances"], order) and set(record["runs"]) == {0, 1}
+    runs[0].update(recorded=torch.zeros(2, 3, 4), recorded_utterances=torch.tensor([9, 8, 7]))
+    runs[1].update(recorded=torch.zeros(2, 3, 4), recorded_utterances=order)
+    with pytest.raises(ValueError, match="another order"):
+        collect_records(runs)
+
+
+def test_load_records_checks_shapes(tmp_path):
+    from erc.io import InputError, save_torch
+    path = tmp_path / "m.epochs.pt"
+    save_torch({"split": "test", "utterances": torch.arange(3), "runs": {0: torch.zeros(5, 3, 4)}}, path)
+    assert load_records(str(path), 4)["runs"][0].shape == (5, 3, 4)
+    with pytest.raises(InputError, match="run 0 is not an"):
+        load_records(str(path), 6)
+    assert epochs_path("models/iemocap.pt") == "models/iemocap.epochs.pt"
+
+
+def test_epoch_scores_and_the_papers_pick():
+    labels = torch.tensor([0, 1, 1, -1])  # the last utterance has no label: not scored
+    probs = torch.tensor([[[0.9, 0.1], [0.8, 0.2], [0.7, 0.3], [0.1, 0.9]],   # epoch 1: 1 of 3 right
+                          [[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.9, 0.1]],   # epoch 2: 2 of 3
+                          [[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.9, 0.1]],   # epoch 3: all 3
+                          [[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.1, 0.9]]])  # epoch 4: all 3 again
+    scores = epoch_scores(probs.half(), labels, ["a", "b"])
+    assert [round(s["acc"], 2) for s in scores] == [33.33, 66.67, 100.0, 100.0]
+    assert paper_epoch(scores) == 3  # the first of the best, as the authors' strict-improvement logs keep
