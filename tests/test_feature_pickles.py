@@ -227,9 +227,10 @@ def test_broken_files_are_one_line_naming_file_and_dialogue(tmp_path, few):
     for cut in range(1, len(blob), len(blob) // 7):  # truncation fails differently at different points
         (tmp_path / "cut.pkl").write_bytes(blob[:cut])
         assert "not a readable pickle" in one_line_error(tmp_path / "cut.pkl")
-    for junk in (b"not a pickle", b"cno_such_module\nThing\n."):
-        (tmp_path / "junk.pkl").write_bytes(junk)
-        assert "not a readable pickle" in one_line_error(tmp_path / "junk.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    assert "not a readable pickle" in one_line_error(tmp_path / "junk.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"cno_such_module\nThing\n.")  # a class outside the allow-list: never imported
+    assert "names no_such_module.Thing, which its layout never uses; refused" in one_line_error(tmp_path / "junk.pkl")
     assert "feature file not found" in one_line_error(tmp_path / "absent.pkl")
     with open(tmp_path / "odd.pkl", "wb") as f:
         pickle.dump(({}, {}, {}), f)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from erc.io import InputError
+from erc.io import InputError, load_pickle
 
 CLASSES = {
     "iemocap": ["hap", "sad", "neu", "ang", "exc", "fru"],
@@ -35,13 +34,7 @@ class Dialogue:
 
 
 def _read_pickle(path: Path, n_items: int):
-    if not path.is_file():
-        raise InputError(f"{path}: metadata pickle not found")
-    with open(path, "rb") as f:
-        try:
-            obj = pickle.load(f)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as err:
-            raise InputError(f"{path}: metadata pickle is unreadable (truncated or not a pickle: {err})") from None
+    obj = load_pickle(path, "metadata pickle")
     if not isinstance(obj, (list, tuple)) or len(obj) != n_items:
         raise InputError(f"{path}: expected a list of {n_items} items, got {type(obj).__name__}")
     n_dicts = n_items - 3  # per-dialogue dicts, then the train / test / valid id lists

@@ -6,13 +6,13 @@ layers, dim)}`` and the file's own labels ``{dialogue id: [int]}``, which the ca
 """
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from erc.io import InputError
+import erc.io
+from erc.io import InputError, first_line
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,6 @@ LAYOUTS = {
     "sdt_meld": Layout("meld_multimodal_features.pkl", "meld", 13, speakers=1, labels=2, splits=(10, 11),
                        text=(3, 4, 5, 6), audio=7, visual=8),
 }
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _is_one_hot(turn) -> bool:
@@ -114,14 +109,8 @@ def detect_layout(obj, path: Path) -> str:
 
 
 def load_pickle(path: str | Path):
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: feature file not found")
-    with open(path, "rb") as f:
-        try:
-            return pickle.load(f, encoding="latin1")  # DialogueGCN's pickles were written by Python 2
-        except Exception as err:  # a truncated or foreign pickle fails in many ways; all mean a bad file
-            raise InputError(f"{path}: not a readable pickle ({_first_line(err)})") from None
+    """A public feature pickle, unpickled with ``erc.io.load_pickle``'s allow-list (containers, numpy arrays)."""
+    return erc.io.load_pickle(path, "feature file", encoding="latin1")  # DialogueGCN's pickles were written by Python 2
 
 
 def _features(value, path: Path, vid: str, what: str) -> np.ndarray:
@@ -129,7 +118,7 @@ def _features(value, path: Path, vid: str, what: str) -> np.ndarray:
         array = np.asarray(value, dtype=np.float32)
     except (ValueError, TypeError) as err:  # ragged rows, strings, None
         raise InputError(f"{path}: dialogue {vid}: {what} is not a numeric (utterances, dim) array "
-                         f"({_first_line(err)})") from None
+                         f"({first_line(err)})") from None
     if array.ndim != 2:
         raise InputError(f"{path}: dialogue {vid}: {what} has shape {array.shape}, expected (utterances, dim)")
     return array

@@ -1,4 +1,5 @@
-"""Errors with one clear line, and atomic writers: an output is either whole or absent."""
+"""Errors with one clear line, atomic writers (an output is either whole or absent), and readers that never run
+what a file holds (``load_torch``, ``load_pickle``: docs/security.md)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import os
 import pickle
 import sys
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,10 +16,45 @@ import torch
 
 GRAPH_KEYS = ("multimodal", "unimodal")                     # data/graphs/<ds>.pt
 CHECKPOINT_KEYS = ("config", "runs", "sources", "mrl", "mkd")  # models/<ds>.pt
+# What a pickle may name besides the containers pickle builds itself (list, dict, tuple, str, numbers): the public
+# feature pickles' and the metadata pickles' numpy arrays and scalars, as numpy 1 and 2 and Python 2 write them
+PICKLE_GLOBALS = {
+    "builtins": {"set", "frozenset", "bytearray"},
+    "_codecs": {"encode"},  # the bytes of a protocol-2 pickle written by Python 3 (an array's raw data)
+    "numpy": {"ndarray", "dtype"},
+    "numpy.core.multiarray": {"_reconstruct", "scalar"},
+    "numpy._core.multiarray": {"_reconstruct", "scalar"},
+    "numpy.core.numeric": {"_frombuffer"},
+    "numpy._core.numeric": {"_frombuffer"},
+}
 
 
 class InputError(ValueError):
     """Bad input (file, layout, dimension, value or parameter); the message names the culprit."""
+
+
+def first_line(err: Exception) -> str:
+    """An exception's first line, or its type's name when it has no message."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def os_error_line(err: OSError) -> str:
+    """``<path>: <what the errno means>`` (no space left on device, read-only file system, permission denied)."""
+    path = err.filename if err.filename is not None else ""
+    reason = err.strerror or first_line(err)
+    return f"{path}: {reason}" if path else reason
+
+
+@contextmanager
+def one_line_errors():
+    """Bad input and file-system faults end the program in one ``error:`` line, exit 1, no traceback."""
+    try:
+        yield
+    except InputError as err:
+        sys.exit(f"error: {err}")
+    except OSError as err:
+        sys.exit(f"error: {os_error_line(err)}")
 
 
 @contextmanager
@@ -31,6 +68,10 @@ def atomic_path(path: str | Path):
         yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as err:  # a write's error names no file (ENOSPC), the temporary's means nothing to a user
+        if err.filename in (None, tmp):
+            raise OSError(err.errno, err.strerror or first_line(err), str(path)) from err
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -43,15 +84,35 @@ def save_torch(obj, path: str | Path) -> None:
         torch.save(obj, handle)
 
 
+def torch_types() -> list:
+    """What our .pt files hold besides tensors and builtins (PyTorch's ``weights_only`` allow-list): the graphs'
+    PyG ``Data`` (which PyG allows itself) and its storage classes; checkpoints, features, teachers, references and
+    records are tensors in dicts, lists and tuples of plain values."""
+    from torch_geometric.data import Data
+    from torch_geometric.data.data import DataEdgeAttr, DataTensorAttr
+    from torch_geometric.data.storage import GlobalStorage
+    return [Data, DataEdgeAttr, DataTensorAttr, GlobalStorage]
+
+
 def load_torch(path: str | Path, what: str = "file", keys: tuple = ()):
-    """A torch-saved object; ``keys``: the entries a dict of this kind must hold (a file of another kind is refused)."""
+    """A torch-saved object, loaded with ``weights_only``: a file naming any other function or class is refused
+    unread; ``keys``: the entries a dict of this kind must hold (a file of another kind is refused)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: {what} not found")
+    if not zipfile.is_zipfile(path):  # what torch.save writes; a cut file has lost its directory at the end
+        raise InputError(f"{path}: {what} is unreadable (not a torch archive: truncated, or another kind of file)")
+    allowed = torch_types()
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(allowed):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 -- a truncated or foreign file can fail in any unpickling step
-        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        foreign = _foreign_globals(path, allowed) if isinstance(err, pickle.UnpicklingError) else []
+        if foreign:
+            raise InputError(f"{path}: {what} names {', '.join(foreign)}, which none of our files holds; refused "
+                             "unread (loading it could run code): rebuild it with dvc repro") from None
+        detail = next((line for line in str(err).splitlines() if line.startswith("WeightsUnpickler error:")),
+                      first_line(err))
         raise InputError(f"{path}: {what} is unreadable ({detail})") from None
     missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
     if missing:
@@ -59,22 +120,59 @@ def load_torch(path: str | Path, what: str = "file", keys: tuple = ()):
     return obj
 
 
+def _foreign_globals(path: Path, allowed: list) -> list[str]:
+    """The functions and classes a torch file names beyond PyTorch's allow-list and ``allowed`` (read, never run)."""
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001 -- not a zip archive: the caller reports the file as unreadable
+        return []
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        module = {"__builtin__": "builtins"}.get(module, module)  # Python 2's pickles
+        if name not in PICKLE_GLOBALS.get(module, ()):
+            raise _Refused(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class _Refused(pickle.UnpicklingError):
+    """A pickle names a function or class outside ``PICKLE_GLOBALS``."""
+
+
+def load_pickle(path: str | Path, what: str = "pickle", encoding: str = "ASCII"):
+    """A pickle of containers, strings, numbers and numpy arrays; one naming any other function or class (which
+    unpickling would call) is refused before it is called. ``encoding``: Python 2's str (latin1 for its arrays)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    with open(path, "rb") as f:
+        try:
+            return _RestrictedUnpickler(f, encoding=encoding).load()
+        except _Refused as err:
+            raise InputError(f"{path}: {what} names {err}, which its layout never uses; refused unread (loading "
+                             "it could run code)") from None
+        except Exception as err:  # noqa: BLE001 -- a truncated or foreign pickle fails in many ways; all mean a bad file
+            raise InputError(f"{path}: {what} is unreadable (truncated or not a readable pickle: "
+                             f"{first_line(err)})") from None
+
+
 def run_stage(main, datasets: str = "one") -> None:
-    """``python src/<stage>.py <dataset>``: runs ``main(dataset)``; bad input is one ``error:`` line, exit 1.
+    """``python src/<stage>.py <dataset>``: runs ``main(dataset)``; bad input and file-system faults (no space,
+    read-only, permission) are one ``error:`` line, exit 1 (``one_line_errors``).
     ``datasets="any"``: ``python src/<stage>.py [<dataset> ...]`` runs ``main(*datasets)``.
     Torch runs on one thread: a thread count changes floating-point sums (feature extraction on 2 threads differs
     from 1 by ~1e-6, enough to move the epoch that validation picks), so outputs would depend on the machine's
     cores; parallelism comes from ``workers`` processes instead (``erc.parallel``)."""
     torch.set_num_threads(1)
-    try:
+    with one_line_errors():
         if datasets == "any":
             main(*sys.argv[1:])
             return
         if len(sys.argv) != 2:
             raise InputError(f"usage: python {sys.argv[0]} <dataset>")
         main(sys.argv[1])
-    except InputError as err:
-        sys.exit(f"error: {err}")
 
 
 def save_json(obj, path: str | Path) -> None:
