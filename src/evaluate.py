@@ -9,6 +9,7 @@ from erc.device import stage_device
 from erc.features import load_features
 from erc.io import CHECKPOINT_KEYS, GRAPH_KEYS, load_torch, run_stage, save_json
 from erc.params import check_dataset, load_params
+from erc.records import both_protocols, epochs_path, load_records
 
 
 def main(dataset: str) -> None:
@@ -24,6 +25,18 @@ def main(dataset: str) -> None:
                                                   teacher_models.get("text", {}).get("logits"), device)
     references = load_torch(f"models/references/{dataset}.pt", "reference file", ("logreg", "bc_lstm"))
     metrics["references"] = ev.evaluate_references(references, feats)
+    # the paper's protocol beside ours, measured on the per-epoch test records: reported, never used to pick
+    labels, classes = feats["labels"], feats["classes"]
+    runs = {"model": ({seed: run["epoch"] for seed, run in checkpoint["runs"].items()}, f"models/{dataset}.pt"),
+            "bc_lstm": ({seed: r["epoch"] for seed, r in references["bc_lstm"].items()},
+                        f"models/references/{dataset}.pt"),
+            "teachers": ({m: t["epoch"] for m, t in teacher_models.items()}, teacher_file)}
+    protocols = {name: both_protocols(load_records(epochs_path(path), len(classes)), labels, classes, epochs)
+                 for name, (epochs, path) in runs.items()}
+    metrics["protocols"] = protocols["model"]
+    metrics["references"]["bc_lstm"]["protocols"] = protocols["bc_lstm"]
+    for run in protocols["teachers"]["per_run"]:
+        teachers[run["run"]]["protocols"] = {k: v for k, v in run.items() if k != "run"}
     mrl, mkd = checkpoint["mrl"], checkpoint["mkd"]
     metrics["setup"] = {"sources": checkpoint["sources"], "mrl": mrl["enabled"], "mrl_shared": mrl["shared"],
                         "mkd": mkd["enabled"], "seeds": [run["seed"] for run in metrics["per_seed"]],

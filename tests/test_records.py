@@ -12,7 +12,7 @@ from erc.graphs import build_graphs
 from erc.model import MGLRA, restore
 from erc.mrl import nesting_sizes
 from erc.params import validate_params
-from erc.records import collect_records, epoch_scores, epochs_path, load_records, paper_epoch
+from erc.records import both_protocols, collect_records, epoch_scores, epochs_path, load_records, paper_epoch
 from erc.references import BcLSTM, bclstm_input_dim
 from erc.training import build_objective, fit, predict
 
@@ -121,3 +121,37 @@ def test_epoch_scores_and_the_papers_pick():
     scores = epoch_scores(probs.half(), labels, ["a", "b"])
     assert [round(s["acc"], 2) for s in scores] == [33.33, 66.67, 100.0, 100.0]
     assert paper_epoch(scores) == 3  # the first of the best, as the authors' strict-improvement logs keep
+
+
+def test_both_protocols_known_answer():
+    labels = torch.tensor([0, 1, 1, 0, 5])  # utterance 4 is outside the split, never read
+    right = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    wrong = 1 - right
+    record = {"split": "test", "utterances": torch.tensor([0, 1, 2, 3]),
+              "runs": {0: torch.stack([wrong, right, wrong]).half(),          # test picks epoch 2 (100 %)
+                       1: torch.stack([right, wrong, wrong]).half()}}         # test picks epoch 1 (100 %)
+    report = both_protocols(record, labels, ["a", "b"], {0: 3, 1: 1})        # validation picked 3 and 1
+    assert [r["test_picked_epoch"] for r in report["per_run"]] == [2, 1]
+    assert report["test_picked"]["weighted_f1"] == {"mean": 100.0, "std": 0.0, "median": 100.0, "best": 100.0}
+    assert report["validation_picked"]["acc"]["mean"] == 50.0  # 0 % and 100 %
+    assert report["gap_weighted_f1"] == 50.0
+    assert report["per_run"][0]["test_weighted_f1_by_epoch"] == [0.0, 100.0, 0.0]
+
+
+def test_ensemble_of_one_seed_is_that_seed(hidden):
+    from erc.evaluation import evaluate_model
+    _, graphs, labelled = hidden
+    config, _, result = _fit(hidden[0], graphs, None)
+    checkpoint = {"config": config, "runs": {0: {"state": result["state"], "epoch": result["epoch"]}}}
+    metrics, _ = evaluate_model(checkpoint, labelled, graphs, "fused")
+    for split in ("valid", "test"):
+        assert metrics["ensemble"][split]["weighted_f1"] == metrics["per_seed"][0][split]["weighted_f1"]
+    other = _fit(hidden[0], graphs, None, True)[2]["state"]  # another run's weights, same architecture
+    two = {"config": config, "runs": {0: checkpoint["runs"][0], 1: {"state": other, "epoch": 1}}}
+    metrics, _ = evaluate_model(two, labelled, graphs, "fused")
+    data = DialogueData(labelled, graphs["multimodal"])
+    outs = [predict(restore(config, state, "cpu"), data, "test", "cpu") for state in (result["state"], other)]
+    mean = sum(torch.softmax(o["logits"][-1].double(), -1) for o in outs) / 2
+    from erc.metrics import classification_metrics
+    expected = classification_metrics(outs[0]["labels"], mean.argmax(-1), labelled["classes"])
+    assert metrics["ensemble"]["test"] == expected

@@ -57,3 +57,30 @@ def paper_epoch(scores: list[dict], key: str = "weighted_f1") -> int:
     strict improvements)."""
     values = np.array([s[key] for s in scores])
     return int(values.argmax()) + 1
+
+
+def _spread(values) -> dict:
+    values = np.asarray(list(values), dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+            "median": float(np.median(values)), "best": float(values.max())}
+
+
+def both_protocols(record: dict, labels: torch.Tensor, classes: list[str], valid_epochs: dict) -> dict:
+    """Each run's test score at its validation-picked epoch (``valid_epochs``: run -> epoch; ours) and at its
+    test-picked epoch (the paper's), both from the record, with their spread over runs and the gap between them.
+    ``labels``: every utterance's label (N_all,). A report: it returns figures and chooses nothing."""
+    order = record["utterances"]
+    per_run, valid_scores, paper_scores = [], [], []
+    for run, probs in record["runs"].items():
+        scores = epoch_scores(probs, labels[order], classes)
+        picked, ours = paper_epoch(scores), valid_epochs[run]
+        per_run.append({"run": run, "valid_picked_epoch": ours, "test_picked_epoch": picked,
+                        "test_at_valid_picked": {k: scores[ours - 1][k] for k in ("acc", "weighted_f1")},
+                        "test_at_test_picked": {k: scores[picked - 1][k] for k in ("acc", "weighted_f1")},
+                        "test_weighted_f1_by_epoch": [round(s["weighted_f1"], 4) for s in scores]})
+        valid_scores.append(scores[ours - 1])
+        paper_scores.append(scores[picked - 1])
+    summary = {name: {k: _spread(s[k] for s in scores) for k in ("acc", "weighted_f1")}
+               for name, scores in (("validation_picked", valid_scores), ("test_picked", paper_scores))}
+    gap = summary["test_picked"]["weighted_f1"]["mean"] - summary["validation_picked"]["weighted_f1"]["mean"]
+    return {**summary, "gap_weighted_f1": gap, "per_run": per_run}
