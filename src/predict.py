@@ -1,19 +1,19 @@
 """Emotion of each turn of a dialogue: python src/predict.py dialogue.json [--dataset iemocap|meld|<corpus>] [--seed S]
-[--format json|table]
+[--format json|table] [--allow-any-path]
 
-dialogue.json: [{"speaker": "M", "text": "..."}, ...]; optional "wav": the path of the turn's recording (its
-descriptors are measured with Praat), or "audio": its standardised descriptors; a turn with neither has no
-audio. The probabilities are the mean over the checkpoint's seeds (``--seed`` uses one). A dialogue with no audio on any turn is answered as
+dialogue.json: [{"speaker": "M", "text": "..."}, ...], at most 1,000 turns, each text non-empty and at most 5,000
+characters; optional "wav": the path of the turn's recording (its descriptors are measured with Praat), relative
+to the JSON file and inside its folder unless --allow-any-path, or "audio": its standardised descriptors; a turn
+with neither has no audio. The probabilities are the mean over the checkpoint's seeds (``--seed`` uses one). A dialogue with no audio on any turn is answered as
 ``mkd.text_only`` says (with ``teacher`` or ``student+teacher``, models/teachers/<dataset>.pt is read too).
 Prints JSON to stdout, or with ``--format table`` a table."""
 import argparse
 import json
-import sys
 from functools import partial
 
 from erc.device import stage_device
 from erc.corpus import speaker_coding
-from erc.io import InputError, load_torch
+from erc.io import InputError, load_torch, one_line_errors
 from erc.model import text_only_head
 from erc.params import check_dataset, load_params
 from erc.inference import format_table, predict_dialogue, read_dialogue
@@ -33,15 +33,17 @@ def main() -> None:
     parser.add_argument("--dataset", default="iemocap")
     parser.add_argument("--seed", type=int, default=None, help="one seed's model instead of the seeds' ensemble")
     parser.add_argument("--format", choices=["json", "table"], default="json")
+    parser.add_argument("--allow-any-path", action="store_true",
+                        help="read a turn's wav wherever it lies (by default only inside the JSON file's folder)")
     args = parser.parse_args()
-    try:
+    with one_line_errors():
         params = load_params()
         dataset = check_dataset(args.dataset, params)
         coding = speaker_coding(dataset, params)
         checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)",
                                 ("config", "runs", "sources"))
         window = (params.graphs.window_past, params.graphs.window_future)
-        turns = read_dialogue(args.dialogue)
+        turns = read_dialogue(args.dialogue, args.allow_any_path)
         text_only = params.for_dataset(dataset).mkd.text_only
         # the text teacher, read only when a dialogue without audio needs it
         teacher = partial(load_text_teacher, dataset, text_only) \
@@ -52,8 +54,6 @@ def main() -> None:
             print(format_table(predictions))
         else:
             print(json.dumps(predictions, indent=2, allow_nan=False))  # strict JSON: a NaN here is a bug, not output
-    except InputError as err:
-        sys.exit(f"error: {err}")
 
 
 if __name__ == "__main__":

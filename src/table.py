@@ -12,11 +12,10 @@ rebuilds the table from the records and ``--run`` reruns only rows no record hol
 Without a matching experiment it says why and leaves metrics/table1.md as it was."""
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from erc.io import InputError, save_text
+from erc.io import InputError, one_line_errors, save_text
 from erc.params import Params, load_params
 from erc.experiment_table import (build_table, experiments_from_dvc, find_rows, load_records, missing_rows,
                                   row_overrides, row_slug, run_device, run_inputs, run_missing_rows, save_records)
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--work", default=".dvc/tmp/slurm",
                         help="a folder every node reaches: task list, clones, logs (slurm backend)")
     args = parser.parse_args()
-    try:
+    with one_line_errors():
         params = load_params()
         inputs = reference_inputs(params)  # rows must come from the workspace run's inputs, on its device
         devices = reference_devices(params)
@@ -85,9 +84,7 @@ def main() -> None:
         found = experiments()
         text = build_table(found, reference, inputs=inputs, devices=devices)
         save_records(find_rows(found, reference, inputs=inputs, devices=devices))
-    except InputError as err:
-        sys.exit(f"error: {err}")
-    save_text(text, "metrics/table1.md")
+        save_text(text, "metrics/table1.md")
     print(text)
 
 

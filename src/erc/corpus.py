@@ -70,6 +70,34 @@ class Corpus:
         return max(used, len(self.speaker_vocabulary or []))
 
 
+def check_text(value, where, what: str = "text", max_chars: int | None = None) -> str:
+    """The one rule for text entering the pipeline (a corpus row, a predict.py turn): a non-empty string of valid
+    Unicode (no lone UTF-16 surrogate, which JSON's \\ud83d escapes allow), at most ``max_chars`` characters."""
+    if not isinstance(value, str):
+        raise InputError(f"{where}: '{what}' must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InputError(f"{where}: empty {what}")
+    valid_unicode(value, where, what)
+    if max_chars is not None and len(value) > max_chars:
+        raise InputError(f"{where}: '{what}' has {len(value)} characters, at most {max_chars}")
+    return value
+
+
+def valid_unicode(value: str, where, what: str) -> str:
+    """``value`` unless it holds a lone surrogate, which no file, terminal or text encoder can take."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InputError(f"{where}: '{what}' holds U+{ord(value[err.start]):04X} at character {err.start}, a lone "
+                         "surrogate (not valid Unicode)") from None
+    return value
+
+
+def lies_in(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` once ``..`` and symbolic links are resolved."""
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def read_rows(path: Path) -> list[dict]:
     """The file's rows as dicts of strings (JSON Lines values other than strings are kept as given)."""
     if not path.is_file():
@@ -89,6 +117,9 @@ def read_rows(path: Path) -> list[dict]:
                 raise InputError(f"{path}: line {number} is not JSON ({err.msg})") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path}: line {number} is not a JSON object")
+            for column, value in row.items():  # JSON may escape a lone surrogate; a CSV, being UTF-8, cannot
+                if isinstance(value, str):
+                    valid_unicode(value, f"{path}: row {number}", column)
             rows.append({"_row": number, **row})
         return rows
     if path.suffix != ".csv":
@@ -139,9 +170,7 @@ def read_corpus(path: str | Path, card: Card, check_wav: bool = True, within: Pa
         if not order or order[-1] != dialogue:
             order.append(dialogue)
             turns[dialogue] = []
-        text = str(row["text"] if row["text"] is not None else "")
-        if not text.strip():
-            raise InputError(f"{at(row)}: empty text")
+        text = check_text(row["text"] if row["text"] is not None else "", at(row))
         speaker = str(row["speaker"] if row["speaker"] is not None else "").strip()
         if not speaker:
             raise InputError(f"{at(row)}: empty speaker")
@@ -155,7 +184,7 @@ def read_corpus(path: str | Path, card: Card, check_wav: bool = True, within: Pa
             raise InputError(f"{at(row)}: dialogue {dialogue!r} is split across {turns[dialogue][0]['split']} and "
                              f"{split}")
         wav = str(row.get("wav") or "").strip() or None
-        if wav is not None and within is not None and not (path.parent / wav).resolve().is_relative_to(within):
+        if wav is not None and within is not None and not lies_in(path.parent / wav, within):
             raise InputError(f"{at(row)}: wav {wav!r} lies outside {within} (the folder the stages depend on)")
         if wav is not None and check_wav and not (path.parent / wav).is_file():
             raise InputError(f"{at(row)}: wav {wav!r} not found (relative to {path.parent})")

@@ -10,7 +10,7 @@ import torch
 
 from erc.audio import apply_scaling, shipped_scaling
 from erc.batching import DialogueData
-from erc.corpus import builtin_card, speaker_indices
+from erc.corpus import builtin_card, check_text, lies_in, speaker_indices, valid_unicode
 from erc.params import BUILTIN
 from erc.utterance_encoder import FINETUNED, new_dialogue_features
 from erc.graphs import dialogue_graph
@@ -20,7 +20,16 @@ from erc.text import encoder_for, repair_cp1252
 from erc.wav import wav_descriptors
 
 
-def read_dialogue(path: str | Path) -> list[dict]:
+# Bounds on a dialogue predict.py reads: its graph grows with the square of the turns (5,000 took over 5 minutes on
+# CPU), and the text encoders read only an utterance's first 128-160 tokens (some 600 characters) anyway
+MAX_TURNS = 1000
+MAX_TEXT_CHARS = 5000
+
+
+def read_dialogue(path: str | Path, allow_any_path: bool = False) -> list[dict]:
+    """The turns of a dialogue JSON file, checked (docs/security.md): at most ``MAX_TURNS``, each text by the corpus
+    reader's rule (``check_text``) and at most ``MAX_TEXT_CHARS``; a ``wav`` is taken relative to the file and must
+    lie in its folder, unless ``allow_any_path``."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: dialogue file not found")
@@ -32,16 +41,27 @@ def read_dialogue(path: str | Path) -> list[dict]:
         raise InputError(f"{path}: not a UTF-8 JSON dialogue ({type(err).__name__})") from None
     if not isinstance(turns, list) or not turns:
         raise InputError(f"{path}: expected a non-empty list of {{speaker, text}} turns")
+    if len(turns) > MAX_TURNS:
+        raise InputError(f"{path}: {len(turns)} turns, at most {MAX_TURNS} (the dialogue's graph grows with the "
+                         "square of its turns): split it")
     for i, turn in enumerate(turns):
-        if not isinstance(turn, dict) or not isinstance(turn.get("text"), str) \
+        where = f"{path}: turn {i}"
+        if not isinstance(turn, dict) or "text" not in turn \
                 or not isinstance(turn.get("speaker"), (str, int)) or isinstance(turn.get("speaker"), bool):
-            raise InputError(f"{path}: turn {i} needs a 'speaker' (a name) and a 'text' string")
+            raise InputError(f"{where} needs a 'speaker' (a name) and a 'text' string")
+        check_text(turn["text"], where, max_chars=MAX_TEXT_CHARS)
+        if isinstance(turn["speaker"], str):
+            valid_unicode(turn["speaker"], where, "speaker")
         if "wav" in turn:
             if not isinstance(turn["wav"], str) or not turn["wav"]:
-                raise InputError(f"{path}: turn {i} 'wav' must be the path of a wav file")
+                raise InputError(f"{where} 'wav' must be the path of a wav file")
             if "audio" in turn:
-                raise InputError(f"{path}: turn {i} gives both 'wav' and 'audio'; give one")
-            turn["wav"] = str(path.parent / turn["wav"])  # relative to the dialogue file
+                raise InputError(f"{where} gives both 'wav' and 'audio'; give one")
+            wav = path.parent / valid_unicode(turn["wav"], where, "wav")  # relative to the dialogue file
+            if not allow_any_path and not lies_in(wav, path.parent):
+                raise InputError(f"{where}: wav {turn['wav']!r} lies outside the dialogue's folder "
+                                 f"{path.parent.resolve()} (--allow-any-path reads it)")
+            turn["wav"] = str(wav)
     return turns
 
 
