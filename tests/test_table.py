@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from erc import experiment_table as erc_table
 from erc.io import InputError
 from erc.params import validate_params
-from erc.experiment_table import (acc_f1, build_table, confusions, find_rows, paired_bootstrap, row_name, same_setup,
+from erc.experiment_table import (acc_f1, build_table, protocol_cells, confusions, find_rows, paired_bootstrap, row_name, same_setup,
                        run_inputs, with_dialogues)
 
 
@@ -165,7 +165,8 @@ def test_build_table_compares_against_mglra(monkeypatch, tmp_path):
     text = build_table(experiments, params, n_boot=200, defaults={}, features=str(tmp_path / "{dataset}.pt"))
     assert "paired cluster bootstrap over test dialogues with the seeds resampled too (200 resamples)" in text
     mkd = table_rows(text)["MKD"]
-    assert mkd[0] == "mkd" and mkd[-2].startswith("+")  # Δ Acc vs MGLRA
+    assert mkd[0] == "mkd" and mkd[5].startswith("+")  # Δ Acc vs MGLRA
+    assert mkd[-3:] == ["—", "—", ""]  # made before per-epoch records: no ensemble, no paper-protocol figures
     assert table_rows(text)["MRL"][0] == "not run"
 
 
@@ -379,3 +380,12 @@ def test_a_queue_that_cannot_start_is_one_line():
         return subprocess.CompletedProcess(cmd, 1)
     with pytest.raises(InputError, match=r"^dvc queue start failed: ERROR: no worker could start$"):
         start_queue(2, run=fake_run)
+
+
+def test_protocol_cells_known_answer():
+    def metrics(ensemble, median, best):
+        return {"ensemble": {"test": {"weighted_f1": ensemble}},
+                "protocols": {"test_picked": {"weighted_f1": {"median": median, "best": best}}}}
+    base, row = metrics(60.0, 61.0, 62.5), metrics(61.5, 61.25, 63.0)
+    assert protocol_cells(row, base) == ["61.50 (+1.50)", "61.25 / 63.00", "+0.25 / +2.00"]
+    assert protocol_cells(base, base) == ["60.00", "61.00 / 62.50", ""]  # MGLRA against itself: no Δ
