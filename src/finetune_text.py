@@ -14,7 +14,7 @@ from erc.corpus import check_cross_fitting, load_corpus
 from erc.finetuning import curves_png, finetune_datasets, save_finetuned
 from erc.utterance_encoder import FINETUNED
 from erc.io import run_stage
-from erc.live import live_logger
+from erc.live import staged_curves
 from erc.params import check_dataset, load_params
 
 
@@ -34,9 +34,8 @@ def main(*names: str) -> None:
             for d in tune[dataset]:  # the stage never holds a test label
                 if d.split == "test":
                     d.labels = [-1] * len(d)
-    for dataset in datasets:  # no curves of an earlier run left beside this one's
-        shutil.rmtree(f"plots/finetune/{dataset}", ignore_errors=True)
-    results = finetune_datasets(tune, params, live_logger, classes=classes) if tune else {}
+    with staged_curves(*(f"plots/finetune/{d}" for d in datasets)) as live_factory:  # whole or absent
+        results = finetune_datasets(tune, params, live_factory, classes=classes) if tune else {}
     for dataset in datasets:
         out, curves = Path(f"models/finetuned/{dataset}"), Path(f"plots/finetune/{dataset}")
         out.parent.mkdir(parents=True, exist_ok=True)

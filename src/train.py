@@ -3,7 +3,7 @@ MGLRA with MRL / MRL-E and MKD as params.yaml says, one run per seed, each kept 
 
 from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
-from erc.live import live_logger
+from erc.live import staged_curves
 from erc.params import check_dataset, load_params
 from erc.records import collect_records, epochs_path
 from erc.multimodal import train_model
@@ -18,7 +18,8 @@ def main(dataset: str) -> None:
     teacher_logits = None
     if params.mkd.enabled:
         teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]), len(feats["labels"]))
-    checkpoint = train_model(dataset, feats, graphs, params, teacher_logits, live_factory=live_logger)
+    with staged_curves(f"plots/train/{dataset}") as live_factory:  # the curves: whole or absent
+        checkpoint = train_model(dataset, feats, graphs, params, teacher_logits, live_factory=live_factory)
     records = collect_records(checkpoint["runs"])  # each seed's per-epoch test probabilities, out of the checkpoint
     save_torch(checkpoint, f"models/{dataset}.pt")
     save_torch(records, epochs_path(f"models/{dataset}.pt"))

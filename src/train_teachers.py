@@ -3,7 +3,7 @@ One unimodal teacher per modality, selected on validation; its logits for every 
 
 from erc.features import load_features
 from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
-from erc.live import live_logger
+from erc.live import staged_curves
 from erc.params import check_dataset, load_params
 from erc.records import collect_records, epochs_path
 from erc.teachers import train_teachers
@@ -14,7 +14,8 @@ def main(dataset: str) -> None:
     check_dataset(dataset, params)
     feats = load_features(f"data/features/{dataset}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
-    teachers = train_teachers(dataset, feats, graphs, params, live_factory=live_logger)
+    with staged_curves(f"plots/teachers/{dataset}") as live_factory:  # the curves: whole or absent
+        teachers = train_teachers(dataset, feats, graphs, params, live_factory=live_factory)
     records = collect_records(teachers)  # each teacher's per-epoch test probabilities, out of the teacher file
     save_torch(teachers, f"models/teachers/{dataset}.pt")
     save_torch(records, epochs_path(f"models/teachers/{dataset}.pt"))

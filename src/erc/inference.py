@@ -39,6 +39,8 @@ def read_dialogue(path: str | Path, allow_any_path: bool = False) -> list[dict]:
         raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
     except (UnicodeDecodeError, RecursionError) as err:
         raise InputError(f"{path}: not a UTF-8 JSON dialogue ({type(err).__name__})") from None
+    except OSError as err:  # a read's error names no file
+        raise InputError(f"{path}: unreadable ({err.strerror or type(err).__name__})") from None
     if not isinstance(turns, list) or not turns:
         raise InputError(f"{path}: expected a non-empty list of {{speaker, text}} turns")
     if len(turns) > MAX_TURNS:
