@@ -41,9 +41,8 @@ def first_line(err: Exception) -> str:
 
 def os_error_line(err: OSError) -> str:
     """``<path>: <what the errno means>`` (no space left on device, read-only file system, permission denied)."""
-    path = err.filename if err.filename is not None else ""
     reason = err.strerror or first_line(err)
-    return f"{path}: {reason}" if path else reason
+    return reason if err.filename is None else f"{err.filename}: {reason}"
 
 
 @contextmanager
