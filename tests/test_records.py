@@ -155,3 +155,17 @@ def test_ensemble_of_one_seed_is_that_seed(hidden):
     from erc.metrics import classification_metrics
     expected = classification_metrics(outs[0]["labels"], mean.argmax(-1), labelled["classes"])
     assert metrics["ensemble"]["test"] == expected
+
+
+def test_only_evaluate_and_reports_read_test_labels():
+    """Test labels reach two places: the evaluate stage and the seed study's report (both choose nothing); every
+    training path reads the feature file with them hidden (load_features' default)."""
+    import ast
+    from conftest import ROOT
+    readers = set()
+    for path in (ROOT / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "hide_test_labels" and \
+                    not (isinstance(node.value, ast.Constant) and node.value.value is True):
+                readers.add(path.relative_to(ROOT).as_posix())
+    assert readers == {"src/evaluate.py", "src/erc/seed_report.py"}
