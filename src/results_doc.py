@@ -87,7 +87,7 @@ def protocol_section(m: dict, teachers: dict) -> list[str]:
                          f"{p['test_at_test_picked']['weighted_f1'] - p['test_at_valid_picked']['weighted_f1']:+.2f}"])
     ensemble = m["ensemble"]
     return ["", "### Both protocols (test w-F1; test-picked is the paper's protocol, measured from the per-epoch "
-                "records, never used to choose)", "",
+                "records (float16: a seed's validation-picked score there is within 0.04 of the float32 one), never used to choose)", "",
             markdown_table(["model", "runs", "validation-picked", "test-picked", "test-picked median / best", "gap"],
                            rows), "",
             f"Seed ensemble (the seeds' mean probabilities, each at its validation-picked epoch: what `predict.py` "
