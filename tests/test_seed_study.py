@@ -66,3 +66,10 @@ def test_report_scores_both_protocols_and_rebuilds_from_json(tmp_path, monkeypat
         record.unlink()
     seed_report.report()
     assert (tmp_path / "docs/seed_study.md").read_text() == page
+
+
+def test_paper_style_delta_known_answers():
+    base = [60.0, 61.0, 65.0]  # median 61
+    assert seed_report.paper_style_delta([62.0, 63.0, 64.0], base, k=3)["mean"] == 3.0  # best of all three
+    one = seed_report.paper_style_delta([62.0, 64.0], base, k=1, draws=4000)
+    assert one["lo"] == 1.0 and one["hi"] == 3.0 and abs(one["mean"] - 2.0) < 0.1  # each run half of the time
