@@ -73,3 +73,17 @@ def test_paper_style_delta_known_answers():
     assert seed_report.paper_style_delta([62.0, 63.0, 64.0], base, k=3)["mean"] == 3.0  # best of all three
     one = seed_report.paper_style_delta([62.0, 64.0], base, k=1, draws=4000)
     assert one["lo"] == 1.0 and one["hi"] == 3.0 and abs(one["mean"] - 2.0) < 0.1  # each run half of the time
+
+
+def test_the_page_rebuilds_from_the_committed_author_runs(tmp_path, monkeypatch):
+    logs = ROOT.parent / "shared" / "data" / "authors_logs"
+    if not logs.is_dir():
+        pytest.skip("the authors' logs are not beside this checkout")
+    _study(tmp_path, monkeypatch)
+    monkeypatch.setattr(seed_report, "AUTHORS", logs)
+    seed_report.report()
+    page = (tmp_path / "docs/seed_study.md").read_text()
+    assert "MGLRA (authors' ORIGINAL, 65 runs, test-picked)" in page
+    monkeypatch.setattr(seed_report, "AUTHORS", tmp_path / "no_logs")  # a clone without them: the committed CSV
+    seed_report.report()
+    assert (tmp_path / "docs/seed_study.md").read_text() == page
