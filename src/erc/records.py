@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from erc.io import InputError, load_torch
-from erc.metrics import classification_metrics, host
+from erc.metrics import classification_metrics, host, mean_std
 
 RECORD_KEYS = ("split", "utterances", "runs")
 
@@ -59,10 +59,20 @@ def paper_epoch(scores: list[dict], key: str = "weighted_f1") -> int:
     return int(values.argmax()) + 1
 
 
+def run_protocols(probs: torch.Tensor, labels, classes: list[str], valid_epoch: int) -> dict:
+    """One run's record scored: its validation-picked (ours) and test-picked (the paper's) epochs and test scores,
+    and the test w-F1 of every epoch. ``labels``: the record's utterances' labels. Chooses nothing."""
+    scores = epoch_scores(probs, labels, classes)
+    picked = paper_epoch(scores)
+    return {"valid_picked_epoch": valid_epoch, "test_picked_epoch": picked,
+            "test_at_valid_picked": {k: scores[valid_epoch - 1][k] for k in ("acc", "weighted_f1")},
+            "test_at_test_picked": {k: scores[picked - 1][k] for k in ("acc", "weighted_f1")},
+            "test_weighted_f1_by_epoch": [round(s["weighted_f1"], 4) for s in scores]}
+
+
 def _spread(values) -> dict:
     values = np.asarray(list(values), dtype=float)
-    return {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-            "median": float(np.median(values)), "best": float(values.max())}
+    return {**mean_std(values), "median": float(np.median(values)), "best": float(values.max())}
 
 
 def both_protocols(record: dict, labels: torch.Tensor, classes: list[str], valid_epochs: dict) -> dict:
@@ -70,17 +80,9 @@ def both_protocols(record: dict, labels: torch.Tensor, classes: list[str], valid
     test-picked epoch (the paper's), both from the record, with their spread over runs and the gap between them.
     ``labels``: every utterance's label (N_all,). A report: it returns figures and chooses nothing."""
     order = record["utterances"]
-    per_run, valid_scores, paper_scores = [], [], []
-    for run, probs in record["runs"].items():
-        scores = epoch_scores(probs, labels[order], classes)
-        picked, ours = paper_epoch(scores), valid_epochs[run]
-        per_run.append({"run": run, "valid_picked_epoch": ours, "test_picked_epoch": picked,
-                        "test_at_valid_picked": {k: scores[ours - 1][k] for k in ("acc", "weighted_f1")},
-                        "test_at_test_picked": {k: scores[picked - 1][k] for k in ("acc", "weighted_f1")},
-                        "test_weighted_f1_by_epoch": [round(s["weighted_f1"], 4) for s in scores]})
-        valid_scores.append(scores[ours - 1])
-        paper_scores.append(scores[picked - 1])
-    summary = {name: {k: _spread(s[k] for s in scores) for k in ("acc", "weighted_f1")}
-               for name, scores in (("validation_picked", valid_scores), ("test_picked", paper_scores))}
+    per_run = [{"run": run, **run_protocols(probs, labels[order], classes, valid_epochs[run])}
+               for run, probs in record["runs"].items()]
+    summary = {name: {k: _spread(r[key][k] for r in per_run) for k in ("acc", "weighted_f1")}
+               for name, key in (("validation_picked", "test_at_valid_picked"), ("test_picked", "test_at_test_picked"))}
     gap = summary["test_picked"]["weighted_f1"]["mean"] - summary["validation_picked"]["weighted_f1"]["mean"]
     return {**summary, "gap_weighted_f1": gap, "per_run": per_run}

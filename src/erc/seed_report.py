@@ -15,7 +15,7 @@ from erc.pages import markdown_table
 from erc.params import DATASETS
 from erc.protocol import (KS, MODE_ROWS, PAPER_WF1, gain_summary, gain_table, paper_gain, paper_gains,
                           protocol_figure, read_author_runs)
-from erc.records import epoch_scores, paper_epoch
+from erc.records import run_protocols
 
 RUNS, METRICS, PAGE = Path("runs/seed_study"), Path("metrics/seed_study"), Path("docs/seed_study.md")
 AUTHOR_RUNS = METRICS / "authors_runs.csv"  # one line a logged run (its best f1_w): the page without the raw logs
@@ -24,15 +24,12 @@ OUR_KS = (1, 5, 10)
 
 
 def score_seed(path: Path, labels, classes) -> dict:
-    """One seed record scored: both protocols' epochs and test scores, validation w-F1, test w-F1 of every epoch."""
+    """One seed record scored (``run_protocols``) with its validation w-F1 at the epoch it kept."""
     record = load_torch(path, "seed record", ("epoch", "history", "utterances", "recorded"))
-    scores = epoch_scores(record["recorded"], labels[record["utterances"]], classes)
-    ours, picked = record["epoch"], paper_epoch(scores)
+    ours = record["epoch"]
+    scored = run_protocols(record["recorded"], labels[record["utterances"]], classes, ours)
     return {"valid_picked_epoch": ours, "valid_weighted_f1": record["history"][ours - 1]["valid_weighted_f1"],
-            "test_picked_epoch": picked,
-            "test_at_valid_picked": {k: scores[ours - 1][k] for k in ("acc", "weighted_f1")},
-            "test_at_test_picked": {k: scores[picked - 1][k] for k in ("acc", "weighted_f1")},
-            "test_weighted_f1_by_epoch": [round(s["weighted_f1"], 4) for s in scores]}
+            **scored}
 
 
 def score_records(dataset: str) -> dict:
