@@ -1,29 +1,39 @@
-"""Seconds per training epoch and per evaluation pass, and peak memory, at the default params.
+"""Seconds per training epoch and per evaluation pass, peak memory, and the training stages' time, at the default
+params; with ``--compare REV``, the same figures for REV's code and this tree's, on this machine, in one run.
 
-    python benchmarks/train_speed.py                 # IEMOCAP and MELD on the pipeline's features
-    python benchmarks/train_speed.py --released-dims # IEMOCAP dialogue structure, random inputs of the
-                                                     # released dims (text 4x1024, audio 1582, visual 342)
-Runs on CUDA as well when it is available. Not a test: it prints figures.
+    python benchmarks/train_speed.py                      # IEMOCAP and MELD on the pipeline's features
+    python benchmarks/train_speed.py --compare f131d90    # before (REV's src/, a git worktree) and after, and ratios
+    python benchmarks/train_speed.py --stage              # also stage train's work: all seeds, the stage's
+                                                          # workers, the committed epochs (minutes)
+    python benchmarks/train_speed.py --profile            # and the top operators of one epoch under the profiler
+    python benchmarks/train_speed.py --released-dims      # IEMOCAP dialogue structure, random inputs of the
+                                                          # released dims (text 4x1024, audio 1582, visual 342)
+Reads data/features, data/graphs and models/teachers of this tree (``dvc repro`` first). Runs on CUDA as well when
+it is available. Not a test: it prints figures (docs/speed.md has the measured ones).
 """
 import argparse
+import json
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import torch
+ROOT = Path(__file__).resolve().parents[1]
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.batching import DialogueData  # noqa: E402
-from erc.features import load_features  # noqa: E402
-from erc.graphs import build_graphs  # noqa: E402
-from erc.io import load_torch  # noqa: E402
-from erc.model import MGLRA  # noqa: E402
-from erc.params import Params, load_params  # noqa: E402
-from erc.training import build_objective, model_config, predict  # noqa: E402
+
+def import_erc(src: Path):
+    """Put ``src`` (this tree's or another revision's) first on the path, before anything imports erc; the stages'
+    worker processes (spawned) find it through PYTHONPATH."""
+    sys.path.insert(0, str(src))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
+    import torch  # noqa: F401  (imported after the path is set, like the modules below)
 
 
 def released_dims(feats: dict) -> dict:
+    import torch
     n = len(feats["labels"])
     g = torch.Generator().manual_seed(0)
     feats = dict(feats)
@@ -32,7 +42,15 @@ def released_dims(feats: dict) -> dict:
     return feats
 
 
-def bench(dataset: str, device: torch.device, params: Params, released: bool, epochs: int) -> None:
+def bench_epoch(dataset: str, device, params, released: bool, epochs: int, profile: bool = False) -> dict:
+    """A plain MGLRA + MRL training epoch (no MKD, no validation), the best of ``epochs``, and a test pass."""
+    import torch
+    from erc.batching import DialogueData
+    from erc.features import load_features
+    from erc.graphs import build_graphs
+    from erc.io import load_torch
+    from erc.model import MGLRA
+    from erc.training import build_objective, model_config, predict
     feats = load_features(f"data/features/{dataset}.pt")
     if released:
         feats = released_dims(feats)
@@ -41,16 +59,15 @@ def bench(dataset: str, device: torch.device, params: Params, released: bool, ep
         graphs = load_torch(f"data/graphs/{dataset}.pt")
     data = DialogueData(feats, graphs["multimodal"]).to(device)  # as fit does: features on the device once
     config = model_config(feats, params, dataset, use_mkd=False)
+    torch.manual_seed(0)
     model = MGLRA(**config).to(device)
     objective = build_objective(params, dataset, feats, len(config["nesting"]), use_mkd=False)
     objective.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times, evals = [], []
-    for _ in range(epochs):
-        model.train()
-        start = time.perf_counter()
+
+    def epoch():
         for batch in data.batches("train", 16, shuffle=True):
             batch = batch.to(device)
             loss = objective(model(batch), batch)
@@ -59,29 +76,125 @@ def bench(dataset: str, device: torch.device, params: Params, released: bool, ep
             optimiser.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
+    times, evals = [], []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        epoch()
         times.append(time.perf_counter() - start)
         start = time.perf_counter()
         predict(model, data, "test", device)
         evals.append(time.perf_counter() - start)
     memory = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
               else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-    label = f"{dataset}{' released dims' if released else ''} on {device.type}"
-    print(f"{label:32s} train epoch {min(times):6.2f} s   test pass {min(evals):5.2f} s   "
-          f"peak {'GPU' if device.type == 'cuda' else 'RSS'} memory {memory:.2f} GiB "
-          f"(threads {torch.get_num_threads()}, best of {epochs})")
+    if profile:  # one more epoch under the profiler: the operators that take the time
+        from torch.profiler import ProfilerActivity, profile as profiler
+        model.train()
+        with profiler(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])) as p:
+            epoch()
+        print(f"{dataset} on {device.type}, one training epoch under the profiler:", file=sys.stderr)
+        print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=12), file=sys.stderr)
+    return {"what": f"{dataset}{' released dims' if released else ''} epoch", "device": device.type,
+            "seconds": min(times), "test_pass": min(evals), "memory_gib": memory}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--released-dims", action="store_true")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--datasets", nargs="+", default=["iemocap", "meld"])
-    args = parser.parse_args()
+def bench_stage(dataset: str, params_raw: dict, epochs: int | None) -> dict:
+    """Stage train's work: every seed of the model (validation, MKD and the per-epoch test records included) with
+    the stage's workers, at the committed epochs (or ``epochs``), without the files' reading and writing."""
+    import copy
+    from erc.features import load_features
+    from erc.io import load_torch
+    from erc.multimodal import train_model
+    from erc.params import validate_params
+    from erc.teachers import load_teacher_logits
+    raw = copy.deepcopy(params_raw)
+    if epochs:
+        raw["train"]["epochs"] = {d: epochs for d in raw["train"]["epochs"]}
+    params = validate_params(raw)
+    feats = load_features(f"data/features/{dataset}.pt")
+    graphs = load_torch(f"data/graphs/{dataset}.pt")
+    teacher_logits = None
+    if params.mkd.enabled:
+        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]),
+                                             len(feats["labels"]))
+    start = time.perf_counter()
+    train_model(dataset, feats, graphs, params, teacher_logits, progress=False)
+    return {"what": f"{dataset} stage train ({len(params.train.seeds)} seeds, {params.workers} workers)",
+            "device": params.device, "seconds": time.perf_counter() - start,
+            "note": f"{params.for_dataset(dataset).train.epochs} epochs"}
+
+
+def measure(args) -> list[dict]:
+    import torch
+    import yaml
+    from erc.params import load_params
     params = load_params()
+    rows = []
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
         for dataset in (["iemocap"] if args.released_dims else args.datasets):
-            bench(dataset, device, params, args.released_dims, args.epochs)
+            rows.append(bench_epoch(dataset, device, params, args.released_dims, args.epochs, args.profile))
+    if args.stage:
+        raw = yaml.safe_load(Path("params.yaml").read_text())
+        for dataset in args.datasets:
+            rows.append(bench_stage(dataset, raw, args.stage_epochs))
+    return rows
+
+
+def show(row: dict) -> str:
+    extra = (f"   test pass {row['test_pass']:5.2f} s   peak {'GPU' if row['device'] == 'cuda' else 'RSS'} memory "
+             f"{row['memory_gib']:.2f} GiB" if "test_pass" in row else f"   ({row['note']})")
+    return f"{row['what'] + ' on ' + row['device']:58s} {row['seconds']:7.2f} s{extra}"
+
+
+def compare(args) -> None:
+    """Run this script on REV's src/ (a detached git worktree) and on this tree's, then print both and the ratios."""
+    rev = subprocess.run(["git", "rev-parse", "--short", args.compare], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    forwarded = [a for a in sys.argv[1:] if a not in ("--compare", args.compare)]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / f"erc-{rev}"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), rev], cwd=ROOT, check=True)
+        try:
+            for label, src in ((f"before ({rev})", tree / "src"), ("after (this tree)", ROOT / "src")):
+                out = subprocess.run([sys.executable, __file__, "--src", str(src), "--json", *forwarded], cwd=ROOT,
+                                     check=True, capture_output=True, text=True, env=os.environ).stdout
+                results[label] = json.loads(out.strip().splitlines()[-1])
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    (before, old), (after, new) = results.items()
+    for label, rows in results.items():
+        print(label)
+        for row in rows:
+            print("  " + show(row))
+    print("speed-up (before / after)")
+    for a, b in zip(old, new):
+        print(f"  {a['what'] + ' on ' + a['device']:58s} {a['seconds'] / b['seconds']:5.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--released-dims", action="store_true")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs timed (the best is shown)")
+    parser.add_argument("--datasets", nargs="+", default=["iemocap", "meld"])
+    parser.add_argument("--profile", action="store_true", help="also print one epoch's top operators (to stderr)")
+    parser.add_argument("--stage", action="store_true", help="also time stage train's work (all seeds)")
+    parser.add_argument("--stage-epochs", type=int, help="with --stage: this many epochs, not the committed ones")
+    parser.add_argument("--compare", metavar="REV", help="before (REV's code) and after (this tree's), one run")
+    parser.add_argument("--src", default=str(ROOT / "src"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    if args.compare:
+        return compare(args)
+    import_erc(Path(args.src))
+    rows = measure(args)
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(show(row))
 
 
 if __name__ == "__main__":

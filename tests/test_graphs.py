@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from erc.batching import graph_node_index
+from erc.batching import dense_adjacency
 from erc.graphs import build_graphs, dialogue_graph
 from erc.io import InputError
 
@@ -41,12 +41,30 @@ def test_empty_dialogue_is_refused():
         dialogue_graph(0, 2)
 
 
-def test_node_index_matches_pyg_batching():
-    from torch_geometric.data import Batch
+def test_dense_adjacency_places_every_edge_of_every_dialogue():
     lengths = torch.tensor([3, 1, 4])
-    batch = Batch.from_data_list([dialogue_graph(int(n), 2) for n in lengths])
-    index = graph_node_index(lengths, 2)
-    # each dialogue's nodes occupy a contiguous range, modality-major inside it
-    assert index.flatten().sort().values.tolist() == list(range(batch.num_nodes))
-    assert index[:, 3].tolist() == [6, 7]      # dialogue 1's only utterance: nodes 6 (text), 7 (audio)
-    assert index[:, 4].tolist() == [8, 12]     # dialogue 2, first utterance
+    graphs = [dialogue_graph(int(n), 2, window_past=1) for n in lengths]
+    adjacency = dense_adjacency(graphs, lengths, 2)
+    assert adjacency.shape == (3, 8, 8)  # 2 modalities x the longest dialogue (4)
+    slot = lambda node, n: node // n * 4 + node % n  # node k*n + u of a dialogue -> k*4 + u
+    for b, (g, n) in enumerate(zip(graphs, lengths.tolist())):
+        expected = torch.zeros(8, 8)
+        for (src, dst), w in zip(g.edge_index.T.tolist(), g.edge_weight.tolist()):
+            expected[slot(dst, n), slot(src, n)] = w
+        assert torch.equal(adjacency[b], expected)
+    # dialogue 1 (one utterance): only its text <-> audio edges, weight 1 (degree 1 each), the rest padding
+    assert adjacency[1].nonzero().tolist() == [[0, 4], [4, 0]] and adjacency[1, 0, 4] == 1.0
+    assert adjacency[0, 3:4].abs().sum() == 0 and adjacency[0, :, 7].abs().sum() == 0  # padded slots: no edges
+
+
+def test_dense_adjacency_adds_duplicate_edges_like_message_passing():
+    from torch_geometric.data import Data
+    g = Data(edge_index=torch.tensor([[1, 1], [0, 0]]), edge_weight=torch.tensor([0.25, 0.5]), num_nodes=2)
+    assert dense_adjacency([g], torch.tensor([2]), 1)[0, 0, 1] == 0.75
+
+
+def test_dense_adjacency_refuses_a_node_outside_the_layout():
+    from torch_geometric.data import Data
+    g = Data(edge_index=torch.tensor([[4], [0]]), edge_weight=torch.tensor([1.0]), num_nodes=5)
+    with pytest.raises(ValueError, match="beyond"):
+        dense_adjacency([g], torch.tensor([2]), 2)

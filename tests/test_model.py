@@ -15,30 +15,41 @@ from erc.training import Objective, fit, model_config, predict
 from conftest import small_model_kwargs
 
 
-def test_sparse_aggregation_equals_per_edge_messages():
+def test_dense_layer_equals_per_edge_messages_and_a_hand_sum():
+    from erc.batching import dense_adjacency
+    from erc.graphs import dialogue_graph
     torch.manual_seed(0)
     conv = MaskedGatedConv(8, mask_ratio=0.0, faithful=False).eval()
+    lengths = torch.tensor([5, 3])
+    graphs = [dialogue_graph(5, 3, window_past=2), dialogue_graph(3, 3)]
+    h = [torch.randn(15, 8), torch.randn(9, 8)]
+    padded = torch.zeros(2, 15, 8)  # node k*5 + u of the batch's layout (longest dialogue 5)
+    for b, (x, n) in enumerate(zip(h, lengths.tolist())):
+        for node in range(3 * n):
+            padded[b, node // n * 5 + node % n] = x[node]
+    dense = conv(padded, dense_adjacency(graphs, lengths, 3))
+    for b, (x, g, n) in enumerate(zip(h, graphs, lengths.tolist())):
+        per_edge = conv.forward_per_edge(x, g.edge_index, g.edge_weight)
+        for node in range(3 * n):
+            assert torch.allclose(dense[b, node // n * 5 + node % n], per_edge[node], atol=1e-6)
+    assert dense[1, 3:5].abs().sum() == 0  # padding receives nothing
+    w, bias = conv.gate.weight[0], conv.gate.bias  # by hand, node 0 of dialogue 0
+    g = graphs[0]
+    into0 = g.edge_index[1] == 0
+    manual = sum(wt * torch.tanh(w[:8] @ h[0][0] + w[8:] @ h[0][j] + bias) * h[0][j]
+                 for j, wt in zip(g.edge_index[0][into0], g.edge_weight[into0]))
+    assert torch.allclose(dense[0, 0], manual, atol=1e-5)
+
+
+def test_gradients_flow_through_the_dense_layer_and_not_into_padding():
+    from erc.batching import dense_adjacency
     from erc.graphs import dialogue_graph
-    g = dialogue_graph(5, 3, window_past=2)
-    h = torch.randn(15, 8)
-    fast = conv(h, g.edge_index, g.edge_weight)
-    slow = conv.forward_per_edge(h, g.edge_index, g.edge_weight)
-    assert torch.allclose(fast, slow, atol=1e-6)
-    # by hand for node 0
-    w, b = conv.gate.weight[0], conv.gate.bias
-    src = g.edge_index[0][g.edge_index[1] == 0]
-    wts = g.edge_weight[g.edge_index[1] == 0]
-    manual = sum(wt * torch.tanh(w[:8] @ h[0] + w[8:] @ h[j] + b) * h[j] for j, wt in zip(src, wts))
-    assert torch.allclose(fast[0], manual, atol=1e-5)
-
-
-def test_gradients_flow_through_the_sparse_path():
     conv = MaskedGatedConv(4, mask_ratio=0.0, faithful=False)
-    from erc.graphs import dialogue_graph
-    g = dialogue_graph(3, 2)
-    h = torch.randn(6, 4, requires_grad=True)
-    conv(h, g.edge_index, g.edge_weight).sum().backward()
-    assert conv.gate.weight.grad.abs().sum() > 0 and h.grad.abs().sum() > 0
+    adjacency = dense_adjacency([dialogue_graph(3, 2), dialogue_graph(1, 2)], torch.tensor([3, 1]), 2)
+    h = torch.randn(2, 6, 4, requires_grad=True)
+    conv(h, adjacency).sum().backward()
+    assert conv.gate.weight.grad.abs().sum() > 0 and h.grad[0].abs().sum() > 0
+    assert h.grad[1, [1, 2, 4, 5]].abs().sum() == 0  # dialogue 1's padded slots feed nothing
 
 
 def eval_outputs(model, data, order, batch_size):

@@ -1,10 +1,10 @@
-"""Mini-batches of whole dialogues: flat utterance tensors, the batched PyG graph and the index maps."""
+"""Mini-batches of whole dialogues: flat utterance tensors and the batch's dialogue graphs as one dense, zero-padded
+adjacency (``dense_adjacency``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 import torch
-from torch_geometric.data import Batch as GraphBatch
 
 from erc.datasets import SPLITS
 from erc.features import FLAGGED_SOURCES, mark_missing
@@ -17,16 +17,14 @@ class Batch:
     labels: torch.Tensor    # (N_b,), -1 where hidden
     lengths: torch.Tensor   # (B,)
     utterances: torch.Tensor  # (N_b,) global utterance index (for cached teacher logits)
-    edge_index: torch.Tensor
-    edge_weight: torch.Tensor
-    node_index: torch.Tensor  # (n_modalities, N_b): graph node of each utterance's modality node
+    adjacency: torch.Tensor   # (B, M·L, M·L) edge weights, [b, target, source]; node k·L + u is utterance u of
+                              # modality k of dialogue b, L the batch's longest dialogue (padding: no edges)
 
     def to(self, device):
         """Every tensor on ``device`` but ``lengths``, which packing reads on the host (a no-op for what is there)."""
         move = lambda t: t.to(device)  # noqa: E731
         return Batch({m: move(x) for m, x in self.features.items()}, move(self.speakers), move(self.labels),
-                     self.lengths, move(self.utterances), move(self.edge_index), move(self.edge_weight),
-                     move(self.node_index))
+                     self.lengths, move(self.utterances), move(self.adjacency))
 
 
 def to_padded(flat: torch.Tensor, lengths: torch.Tensor):
@@ -40,13 +38,23 @@ def to_padded(flat: torch.Tensor, lengths: torch.Tensor):
     return padded.view(batch, longest, *flat.shape[1:]), mask
 
 
-def graph_node_index(lengths: torch.Tensor, n_modalities: int) -> torch.Tensor:
-    """(n_modalities, N) node of (modality k, utterance) in a batch of dialogue graphs laid out k*n + u."""
-    starts = torch.cumsum(lengths, 0) - lengths  # first utterance of each dialogue
-    dialogue = torch.repeat_interleave(torch.arange(len(lengths)), lengths)
-    position = torch.arange(int(lengths.sum())) - starts[dialogue]
-    base = n_modalities * starts[dialogue] + position
-    return torch.stack([base + k * lengths[dialogue] for k in range(n_modalities)])
+def dense_adjacency(graphs: list, lengths: torch.Tensor, n_modalities: int) -> torch.Tensor:
+    """(B, M·L, M·L) edge weights of dialogue graphs (erc.graphs: node k·n + u is utterance u of modality k of a
+    dialogue of n utterances), entry [b, k·L + i, k'·L + j] the weight of the edge from (k', j) to (k, i), L the
+    longest dialogue. Duplicate edges add up, as they do in message passing. Message passing over whole
+    dialogues is then one batched matrix product: every graph here is dense within its dialogue (complete, or a
+    window of it), and dense blocks cost less than the sparse machinery on both CPU and GPU."""
+    longest, size = int(lengths.max()), n_modalities * int(lengths.max())
+    dialogue = torch.repeat_interleave(torch.arange(len(graphs)), torch.tensor([g.num_edges for g in graphs]))
+    source, target = torch.cat([g.edge_index for g in graphs], dim=1)
+    n = lengths[dialogue]
+    if ((source >= n_modalities * n) | (target >= n_modalities * n)).any():
+        raise ValueError("a dialogue graph has a node beyond its n_modalities x n utterances")
+    slot = lambda node: node // n * longest + node % n  # noqa: E731
+    adjacency = torch.zeros(len(graphs), size, size)
+    adjacency.index_put_((dialogue, slot(target), slot(source)), torch.cat([g.edge_weight for g in graphs]),
+                         accumulate=True)
+    return adjacency
 
 
 class DialogueData:
@@ -80,18 +88,15 @@ class DialogueData:
         utterances = torch.cat([torch.arange(int(self.starts[i]), int(self.starts[i] + self.lengths[i]), device=self.device)
                                 for i in dialogue_positions])
         lengths = self.lengths[dialogue_positions]
-        with torch.device("cpu"):  # graphs are collated on the host (PyG's collation), then moved with the batch
-            graph = GraphBatch.from_data_list([self.graphs[i] for i in dialogue_positions])
-            node_index = graph_node_index(lengths, len(self.modalities))
+        with torch.device("cpu"):  # built on the host, then moved with the batch
+            adjacency = dense_adjacency([self.graphs[i] for i in dialogue_positions], lengths, len(self.modalities))
         return Batch(
             features={m: self.feats["features"][m][utterances] for m in self.modalities},
             speakers=self.feats["speakers"][utterances],
             labels=self.feats["labels"][utterances],
             lengths=lengths,
             utterances=utterances,
-            edge_index=graph.edge_index,
-            edge_weight=graph.edge_weight,
-            node_index=node_index,
+            adjacency=adjacency,
         )
 
     def batches(self, split: str, batch_size: int, shuffle: bool = False, generator=None):

@@ -8,16 +8,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter
 
 from erc.batching import to_padded
 from erc.mrl import NestedClassifier
+from erc.layers import Dropout, bidirectional_lstm
 
 
 class BiLSTM(nn.Module):
-    """2-layer bidirectional LSTM over each dialogue, packed so that padding never reaches a real utterance."""
+    """2-layer bidirectional LSTM over each dialogue; padding never reaches a real utterance (erc.recurrent)."""
 
     def __init__(self, width: int, dropout: float):
         super().__init__()
@@ -25,10 +24,7 @@ class BiLSTM(nn.Module):
 
     def forward(self, flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         padded, mask = to_padded(flat, lengths)
-        packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=padded.shape[1])
-        return out[mask]  # (N, width)
+        return bidirectional_lstm(self.lstm, padded, lengths)[mask]  # (N, width)
 
 
 class CrossModalAttention(nn.Module):
@@ -54,15 +50,15 @@ class CrossModalAttention(nn.Module):
         return query_flat + out[mask]
 
 
-class MaskedGatedConv(MessagePassing):
-    """out_i = Σ_j norm_ij · tanh(w·[h̃_i ‖ h̃_j] + b) · h̃_j, h̃ the randomly masked input (METHOD_NOTES §2.4).
-
-    The gate splits into per-node scalars a·h̃_i + c·h̃_j, so aggregation is one sparse (nodes × nodes)
-    matrix of norm·gate values times h̃: no (edges × hidden) tensor is ever built.
-    """
+class MaskedGatedConv(nn.Module):
+    """out_i = Σ_j A_ij · tanh(w·[h̃_i ‖ h̃_j] + b) · h̃_j, h̃ the randomly masked input and A the normalised adjacency
+    (METHOD_NOTES §2.4), over a batch of dialogues at once: h is (B, nodes, channels) and A (B, nodes, nodes), dense
+    within each dialogue (``erc.batching.dense_adjacency``). The gate splits into per-node scalars a·h̃_i + c·h̃_j, so
+    a layer is one (B, nodes, nodes) gate matrix and one batched matrix product: no (edges × channels) tensor, no
+    sparse bookkeeping."""
 
     def __init__(self, channels: int, mask_ratio: float, faithful: bool):
-        super().__init__(aggr="add")
+        super().__init__()
         self.gate = nn.Linear(2 * channels, 1)
         self.channels, self.mask_ratio, self.faithful = channels, mask_ratio, faithful
 
@@ -74,24 +70,22 @@ class MaskedGatedConv(MessagePassing):
             return h
         return h * (torch.rand_like(h) >= self.mask_ratio) / (1 - self.mask_ratio)
 
-    def edge_values(self, h, edge_index, edge_weight):
-        w_target, w_source = self.gate.weight[0, :self.channels], self.gate.weight[0, self.channels:]
-        source, target = edge_index
-        return edge_weight * torch.tanh((h @ w_target)[target] + (h @ w_source)[source] + self.gate.bias)
+    def gate_parts(self, h):
+        """(a·h, c·h): the gate's target and source halves, one scalar a node."""
+        return h @ self.gate.weight[0, :self.channels], h @ self.gate.weight[0, self.channels:]
 
-    def forward(self, h, edge_index, edge_weight):
+    def forward(self, h, adjacency):
         h = self.mask(h)
-        values = self.edge_values(h, edge_index, edge_weight)  # (E,)
-        adj_t = torch.sparse_coo_tensor(edge_index.flip(0), values, (h.shape[0], h.shape[0]), check_invariants=False,
-                                        device=h.device)
-        return self.propagate(adj_t, x=h)
-
-    def message_and_aggregate(self, adj_t, x):
-        return torch.sparse.mm(adj_t, x)
+        target, source = self.gate_parts(h)  # (B, nodes) each
+        gates = torch.tanh(target.unsqueeze(2) + source.unsqueeze(1) + self.gate.bias)  # [b, i, j]: edge j -> i
+        return torch.bmm(adjacency * gates, h)
 
     def forward_per_edge(self, h, edge_index, edge_weight):
-        """The released per-edge form, (edges × hidden) messages then a scatter: only to check the sparse path."""
-        messages = self.edge_values(h, edge_index, edge_weight).unsqueeze(-1) * h[edge_index[0]]
+        """The released per-edge form over one graph, h (nodes, channels): (edges × channels) messages, then a
+        scatter. Only to check the dense path."""
+        target, source = self.gate_parts(h)
+        values = edge_weight * torch.tanh(target[edge_index[1]] + source[edge_index[0]] + self.gate.bias)
+        messages = values.unsqueeze(-1) * h[edge_index[0]]
         return scatter(messages, edge_index[1], dim=0, dim_size=h.shape[0], reduce="sum")
 
 
@@ -130,7 +124,7 @@ class MGLRA(nn.Module):
         super().__init__()
         self.modalities = [m for m in ("text", "audio", "visual") if m in input_dims]
         self.block_order = block_order
-        self.input_dropout = nn.Dropout(input_dropout)  # on each modality's (normalised) features; 0 = released
+        self.input_dropout = Dropout(input_dropout)  # on each modality's (normalised) features; 0 = released
         self.encoders = nn.ModuleDict()
         self.lstms = nn.ModuleDict()
         for m in self.modalities:
@@ -145,7 +139,8 @@ class MGLRA(nn.Module):
         self.speaker_nodes = {"text": [m for m in self.modalities if m == "text"], "all": self.modalities,
                               "encoder": []}[speaker]
         if "text" in input_dims:
-            self.text_norms = nn.ModuleList(nn.BatchNorm1d(input_dims["text"][-1]) for _ in range(input_dims["text"][0]))
+            layers, dim = input_dims["text"]  # one BatchNorm per (layer, dimension): each layer normalised apart
+            self.text_norm = nn.BatchNorm1d(layers * dim)
         if self.speaker_nodes or speaker == "encoder":
             self.speaker_embedding = nn.Embedding(n_speakers, hidden)  # N(0, 1) rows, as released
             if speaker_init_std != 1.0:  # re-drawn only when asked, so the released init keeps its random stream
@@ -154,7 +149,7 @@ class MGLRA(nn.Module):
                                 if "text" in input_dims and len(self.modalities) > 1 else None)
         self.projection = nn.Linear(hidden, graph_hidden)
         self.convs = nn.ModuleList(MaskedGatedConv(graph_hidden, mask_ratio, faithful) for _ in range(graph_layers))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         block = 2 * graph_hidden
         self.classifier = NestedClassifier(block, len(self.modalities), nesting or [block], n_classes, shared_head)
         self.student_placement = student_placement
@@ -169,7 +164,7 @@ class MGLRA(nn.Module):
         for m in self.modalities:
             x = batch.features[m]
             if m == "text":  # BatchNorm per layer over real utterances only, then the mean of the layers
-                x = torch.stack([norm(x[:, i]) for i, norm in enumerate(self.text_norms)]).mean(0)
+                x = self.text_norm(x.flatten(1)).view_as(x).mean(1)
             x = self.encoders[m](self.input_dropout(x))
             if self.speaker == "encoder":
                 x = x + self.speaker_embedding(batch.speakers)
@@ -182,19 +177,17 @@ class MGLRA(nn.Module):
 
     def forward(self, batch) -> dict:
         encoded, unimodal = self.encode(batch)
-        nodes = []
+        h0, mask = [], None  # each modality's nodes, projected, as (B, L, graph_hidden) zero-padded dialogues
         for m in self.modalities:
             x = encoded[m] + self.speaker_embedding(batch.speakers) if m in self.speaker_nodes else encoded[m]
-            nodes.append(x)
-        x = torch.empty(len(self.modalities) * len(batch.speakers), nodes[0].shape[1], device=nodes[0].device,
-                        dtype=nodes[0].dtype)
-        x = x.index_copy(0, batch.node_index.flatten(), torch.cat(nodes))
-        h0 = self.projection(x)  # (n_nodes, graph_hidden)
+            padded, mask = to_padded(self.projection(x), batch.lengths)
+            h0.append(padded)
+        h0 = torch.cat(h0, dim=1)  # (B, M·L, graph_hidden): node k·L + u is utterance u of modality k
         h = h0
         for conv in self.convs:
-            h = h + conv(h, batch.edge_index, batch.edge_weight)
-        out = torch.cat([h, h0] if self.block_order == "graph_first" else [h0, h], dim=1)  # (n_nodes, 2H)
-        blocks = {m: out[batch.node_index[k]] for k, m in enumerate(self.modalities)}
+            h = h + conv(h, batch.adjacency)
+        out = torch.cat([h, h0] if self.block_order == "graph_first" else [h0, h], dim=2)  # (B, M·L, 2H)
+        blocks = {m: block[mask] for m, block in zip(self.modalities, out.chunk(len(self.modalities), dim=1))}
         fused = torch.cat([blocks[m] for m in self.modalities], dim=1)  # (N, n_modalities * 2H)
         result = {"logits": self.classifier(F.relu(self.dropout(fused)))}
         if self.student_placement:

@@ -10,12 +10,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from erc.batching import DialogueData, to_padded
 from erc.device import stage_device
 from erc.features import utterance_split
 from erc.parallel import run_parallel
+from erc.layers import Dropout, bidirectional_lstm
 from erc.params import Params
 from erc.training import build_objective, fit, predict_all, seed_everything, seeds, train_settings
 
@@ -50,15 +50,14 @@ class BcLSTM(nn.Module):
         self.n_speakers = n_speakers
         self.norm = nn.BatchNorm1d(input_dim)
         self.lstm = nn.LSTM(input_dim + n_speakers, hidden, batch_first=True, bidirectional=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.classifier = nn.Linear(2 * hidden, n_classes)
 
     def forward(self, batch) -> dict:
         x = self.norm(utterance_vectors(batch.features))
         x = torch.cat([x, nn.functional.one_hot(batch.speakers, self.n_speakers).float()], dim=1)
         padded, mask = to_padded(self.dropout(x), batch.lengths)
-        packed = pack_padded_sequence(padded, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=padded.shape[1])
+        out = bidirectional_lstm(self.lstm, padded, batch.lengths)
         return {"logits": [self.classifier(self.dropout(out[mask]))]}
 
 
