@@ -16,6 +16,8 @@ times as much, a large share of a step at these sizes.
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -43,10 +45,27 @@ def reversal_index(lengths: torch.Tensor, longest: int, device=None) -> torch.Te
     return torch.where(steps < n, n - 1 - steps, steps)
 
 
+class _Reverse(torch.autograd.Function):
+    """x gathered along time by an involution (``reversal_index``): its gradient is the same gather, a permutation
+    (no scatter-add: deterministic on CUDA, cheaper on CPU)."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.save_for_backward(index)
+        return x.gather(1, index.expand(-1, -1, x.shape[-1]))
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, = ctx.saved_tensors
+        return grad.gather(1, index.expand(-1, -1, grad.shape[-1])), None
+
+
 def _direction(lstm: nn.LSTM, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
     weights = [getattr(lstm, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
-    out, _, _ = torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, lstm.training, False, True)
+    with warnings.catch_warnings():  # cuDNN wants one weight buffer for all of a module's LSTMs; a direction's own
+        warnings.filterwarnings("ignore", "RNN module weights are not part")  # few tensors are copied, a no-op cost
+        out, _, _ = torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, lstm.training, False, True)
     return out
 
 
@@ -61,6 +80,6 @@ def bidirectional_lstm(lstm: nn.LSTM, padded: torch.Tensor, lengths: torch.Tenso
         if layer:
             x = dropout(x, lstm.dropout, lstm.training)
         forward = _direction(lstm, x, layer, "")
-        backward = _direction(lstm, x.gather(1, index.expand(-1, -1, x.shape[-1])), layer, "_reverse")
-        x = torch.cat([forward, backward.gather(1, index.expand(-1, -1, backward.shape[-1]))], dim=-1)
+        backward = _Reverse.apply(_direction(lstm, _Reverse.apply(x, index), layer, "_reverse"), index)
+        x = torch.cat([forward, backward], dim=-1)
     return x
