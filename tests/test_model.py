@@ -258,3 +258,13 @@ def test_model_config_passes_the_new_options(toy):
     config = model_config(toy[0], validate_params(params), "iemocap")
     assert config["speaker_init_std"] == 0.1 and config["student_placement"] == "unimodal"
     MGLRA(**config)
+
+
+def test_eval_passes_batch_many_dialogues_only_where_answers_do_not_depend_on_the_batch(toy):
+    from erc.references import BcLSTM
+    from erc.training import EVAL_BATCH, eval_batch_size
+    feats, _ = toy
+    assert eval_batch_size(MGLRA(**small_model_kwargs(feats)), 16) == EVAL_BATCH
+    assert eval_batch_size(MGLRA(**small_model_kwargs(feats, faithful=True)), 16) == 16  # released: as trained
+    assert eval_batch_size(BcLSTM(4, 2, 3), 16) == EVAL_BATCH
+    assert eval_batch_size(MGLRA(**small_model_kwargs(feats)), 128) == 128

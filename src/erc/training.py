@@ -164,6 +164,16 @@ def validation_score(model, data, objective, device, classes, batch_size, split:
     return score(out["logits"][-1]), score(out["student_logits"][student])
 
 
+EVAL_BATCH = 64  # dialogues an eval pass in ``fit`` takes at once, where the answers do not depend on the batch
+
+
+def eval_batch_size(model, batch_size: int) -> int:
+    """Dialogues a per-epoch eval pass batches: many (fewer, larger products; the same answers up to float order)
+    unless the model's eval output depends on which dialogues share a batch (``batch_dependent``: MGLRA's
+    ``faithful`` cross-dialogue attention and eval-time mask), then the training batch size, as released."""
+    return batch_size if getattr(model, "batch_dependent", False) else max(batch_size, EVAL_BATCH)
+
+
 def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int, lr: float, weight_decay: float,
         batch_size: int, seed: int, device, live=None, progress: bool = True, desc: str = "train",
         on_epoch=None, modality_dropout: float = 0.0, modality_dropout_unit: str = "utterance",
@@ -192,6 +202,7 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
     best, best_student = BestEpoch(), BestEpoch()
     history, recorded, recorded_utterances = [], [], None
+    eval_batch = eval_batch_size(model, batch_size)
     for epoch in tqdm(range(1, epochs + 1), desc=desc, disable=not progress, unit="epoch"):
         model.train()
         total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: no sync a step
@@ -205,10 +216,10 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
             optimiser.step()
             total, count = total + loss.detach().double() * len(batch.lengths), count + len(batch.lengths)
         if student is None:
-            scores, val_loss = validation_score(model, data, objective, device, classes, batch_size)
+            scores, val_loss = validation_score(model, data, objective, device, classes, eval_batch)
         else:
             (scores, val_loss), (own, own_loss) = validation_score(model, data, objective, device, classes,
-                                                                   batch_size, student=student)
+                                                                   eval_batch, student=student)
         row = {"epoch": epoch, "train_loss": float(total) / count, "valid_loss": val_loss,
                "valid_acc": scores["acc"], "valid_weighted_f1": scores["weighted_f1"]}
         if student is not None:
@@ -216,7 +227,7 @@ def fit(model, data: DialogueData, objective: Objective, classes, *, epochs: int
             best_student.offer((own["weighted_f1"], -own_loss), epoch, model)
         history.append(row)
         if record is not None:
-            probs, recorded_utterances = split_probabilities(model, data, record, device, batch_size)
+            probs, recorded_utterances = split_probabilities(model, data, record, device, eval_batch)
             recorded.append(probs)
         if on_epoch is not None:
             on_epoch(model, epoch)
