@@ -32,3 +32,22 @@ def test_other_missing_files_still_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(live, "sync", broken)
     with pytest.raises(FileNotFoundError):
         live.end()
+
+
+def test_staged_curves_land_with_a_plain_folders_mode(tmp_path, monkeypatch):
+    import os
+    import stat
+    from erc.live import staged_curves
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        with staged_curves("plots/train/toy") as factory:
+            live = factory("plots/train/toy/seed0")
+            live.log_metric("train_loss", 1.0)
+            live.next_step()
+            live.end()
+    finally:
+        os.umask(old)
+    folder = tmp_path / "plots/train/toy"
+    assert (folder / "seed0").is_dir()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755  # not mkdtemp's private 0700

@@ -43,12 +43,20 @@ def staged_curves(*folders: str):
                 shutil.rmtree(stale, ignore_errors=True)
             staged[str(folder)] = tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.curves-")
         yield partial(_staged_logger, tuple(staged.items()))  # a module-level function: workers can unpickle it
+        mode = 0o777 & ~_umask()  # mkdtemp's folder is private (0700); the curves get a plain folder's mode
         for folder, tmp in staged.items():
+            os.chmod(tmp, mode)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
     finally:
         for tmp in staged.values():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _staged_logger(staged: tuple, directory: str) -> Live:
