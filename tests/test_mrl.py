@@ -89,3 +89,31 @@ def test_mrl_reduction_mean_divides_by_the_weights():
     assert torch.allclose(matryoshka_loss(ce, logits, y, [1.0, 2.0, 1.0], "mean"), weighted)
     # a single size (plain MGLRA): sum and mean are the same loss
     assert torch.equal(matryoshka_loss(ce, logits[:1], y, reduction="mean"), matryoshka_loss(ce, logits[:1], y))
+
+
+def test_every_loss_scores_all_sizes_at_once_as_it_scores_each():
+    from erc.losses import CrossEntropy, ReleasedFocal, WeightedNLL
+    torch.manual_seed(0)
+    logits = torch.randn(4, 9, 5)
+    y = torch.randint(0, 5, (9,))
+    for loss in (WeightedNLL(torch.tensor([0.5, 1.0, 2.0, 1.5, 0.0])), ReleasedFocal(2.5), CrossEntropy()):
+        each = torch.stack([loss(z, y) for z in logits])
+        assert torch.allclose(loss.per_size(logits, y), each, atol=1e-6), type(loss).__name__
+    # class-weighted NLL by hand for size 0: Σ w_y · (−log p_y) / Σ w_y
+    w = torch.tensor([0.5, 1.0, 2.0, 1.5, 0.0])[y]
+    by_hand = -(F.log_softmax(logits[0], -1)[torch.arange(9), y] * w).sum() / w.sum()
+    loss = WeightedNLL(torch.tensor([0.5, 1.0, 2.0, 1.5, 0.0]))
+    assert torch.allclose(loss.per_size(logits, y)[0], by_hand, atol=1e-6)
+    weights = [0.5, 0.0, 2.0, 1.0]
+    assert torch.allclose(matryoshka_loss(loss, logits, y, weights),
+                          sum(c * loss(z, y) for c, z in zip(weights, logits)), atol=1e-6)
+
+
+def test_each_mrl_head_gets_the_gradient_of_its_own_columns_only():
+    head = NestedClassifier(block_width=4, n_blocks=2, sizes=[1, 4], n_classes=3, shared=False)
+    z = torch.randn(6, 8)
+    head(z)[0].sum().backward()  # only the smallest size's logits
+    assert head.heads[0].weight.grad.abs().sum() > 0 and head.heads[1].weight.grad is None or \
+        head.heads[1].weight.grad.abs().sum() == 0
+    expected = torch.ones(6, 3).T @ z[:, [0, 4]]  # d(sum of logits)/dW = 1ᵀ z on the size's columns
+    assert torch.allclose(head.heads[0].weight.grad, expected, atol=1e-5)

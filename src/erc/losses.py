@@ -16,6 +16,11 @@ class WeightedNLL(nn.Module):
     def forward(self, logits, target):
         return F.nll_loss(F.log_softmax(logits, -1), target, weight=self.class_weights)
 
+    def per_size(self, logits, target):
+        """(sizes, N, C) -> (sizes,): ``forward`` of each size at once."""
+        weight = self.class_weights[target]
+        return -(_target_log_probs(logits, target) * weight).sum(-1) / weight.sum()
+
 
 class ReleasedFocal(nn.Module):
     """The released MGLRA "focal" loss for MELD: mean over (N, C) of Σ_{c≠y} −log p_c + (1 − log p_y)^γ · (−log p_y)."""
@@ -25,15 +30,29 @@ class ReleasedFocal(nn.Module):
         self.gamma = gamma
 
     def forward(self, logits, target):
-        neg_logp = -F.log_softmax(logits, -1)  # (N, C)
+        return self.per_size(logits.unsqueeze(0), target)[0]
+
+    def per_size(self, logits, target):
+        """(sizes, N, C) -> (sizes,): ``forward`` of each size at once."""
+        neg_logp = -F.log_softmax(logits, -1)  # (sizes, N, C)
         is_target = F.one_hot(target, logits.shape[-1]).bool()
         factor = torch.where(is_target, (1 + neg_logp).pow(self.gamma), torch.ones_like(neg_logp))
-        return (factor * neg_logp).mean()
+        return (factor * neg_logp).mean((1, 2))
 
 
 class CrossEntropy(nn.Module):
     def forward(self, logits, target):
         return F.cross_entropy(logits, target)
+
+    def per_size(self, logits, target):
+        """(sizes, N, C) -> (sizes,): ``forward`` of each size at once."""
+        return -_target_log_probs(logits, target).mean(-1)
+
+
+def _target_log_probs(logits, target):
+    """(sizes, N, C) logits -> (sizes, N) log-probabilities of the targets."""
+    index = target.expand(len(logits), -1).unsqueeze(-1)
+    return F.log_softmax(logits, -1).gather(-1, index).squeeze(-1)
 
 
 def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -71,13 +71,14 @@ class MaskedGatedConv(nn.Module):
         return h * (torch.rand_like(h) >= self.mask_ratio) / (1 - self.mask_ratio)
 
     def gate_parts(self, h):
-        """(a·h, c·h): the gate's target and source halves, one scalar a node."""
-        return h @ self.gate.weight[0, :self.channels], h @ self.gate.weight[0, self.channels:]
+        """(a·h, c·h): the gate's target and source halves, one scalar a node (one product for both)."""
+        parts = h @ self.gate.weight.view(2, self.channels).T  # (..., 2)
+        return parts[..., 0], parts[..., 1]
 
     def forward(self, h, adjacency):
         h = self.mask(h)
         target, source = self.gate_parts(h)  # (B, nodes) each
-        gates = torch.tanh(target.unsqueeze(2) + source.unsqueeze(1) + self.gate.bias)  # [b, i, j]: edge j -> i
+        gates = torch.tanh((target + self.gate.bias).unsqueeze(2) + source.unsqueeze(1))  # [b, i, j]: edge j -> i
         return torch.bmm(adjacency * gates, h)
 
     def forward_per_edge(self, h, edge_index, edge_weight):

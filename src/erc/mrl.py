@@ -31,24 +31,49 @@ class NestedClassifier(nn.Module):
             self.head = nn.Linear(block_width * n_blocks, n_classes)
         else:
             self.heads = nn.ModuleList(nn.Linear(m * n_blocks, n_classes) for m in sizes)
+        # where each size's weights sit in ``stacked_weight``: a column mask (MRL-E), or the flat position of every
+        # head weight's entry (MRL)
+        width = block_width * n_blocks
+        mask = torch.zeros(len(self.sizes), 1, width)
+        index = []
+        for k, m in enumerate(self.sizes):
+            columns = prefix_columns(m, block_width, n_blocks)
+            mask[k, 0, columns] = 1
+            index.append((k * n_classes + torch.arange(n_classes)).unsqueeze(1) * width + columns.unsqueeze(0))
+        self.register_buffer("size_mask", mask, persistent=False)
+        self.register_buffer("scatter_index", torch.cat([i.flatten() for i in index]), persistent=False)
+        self.scatter_shape = torch.Size([len(self.sizes) * n_classes, width])
 
     def columns(self, size: int) -> torch.Tensor:
         return getattr(self, f"columns_{size}")
 
-    def forward(self, fused: torch.Tensor) -> list[torch.Tensor]:
-        """fused (N, n_blocks * block_width) -> one (N, n_classes) logit tensor per size, smallest first."""
+    def stacked_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every size's head as one (sizes·C, fused width) weight, zero outside that size's columns, and the bias:
+        one product gives all sizes' logits (the zeros add exact zeros), instead of a gather and a product a size."""
         if self.shared:
-            return [fused[:, self.columns(m)] @ self.head.weight[:, self.columns(m)].T + self.head.bias
-                    for m in self.sizes]
-        if len(self.sizes) == 1:  # plain MGLRA: the prefix is the whole vector
-            return [self.heads[0](fused)]
-        return [head(fused[:, self.columns(m)]) for m, head in zip(self.sizes, self.heads)]
+            weight = (self.head.weight.unsqueeze(0) * self.size_mask).flatten(0, 1)
+            return weight, self.head.bias.repeat(len(self.sizes))
+        flat = torch.cat([head.weight.flatten() for head in self.heads])
+        weight = flat.new_zeros(self.scatter_shape.numel()).index_put((self.scatter_index,), flat)
+        return weight.view(-1, self.block_width * self.n_blocks), torch.cat([head.bias for head in self.heads])
+
+    def forward(self, fused: torch.Tensor) -> torch.Tensor:
+        """fused (N, n_blocks * block_width) -> (sizes, N, n_classes) logits, smallest size first."""
+        if not self.shared and len(self.sizes) == 1:  # plain MGLRA: the prefix is the whole vector
+            return self.heads[0](fused).unsqueeze(0)
+        weight, bias = self.stacked_weight()
+        return torch.nn.functional.linear(fused, weight, bias).view(len(fused), len(self.sizes), -1).transpose(0, 1)
 
 
-def matryoshka_loss(task_loss, logits: list[torch.Tensor], target: torch.Tensor, weights=None,
-                    reduction: str = "sum") -> torch.Tensor:
+def matryoshka_loss(task_loss, logits, target: torch.Tensor, weights=None, reduction: str = "sum") -> torch.Tensor:
     """Σ_m c_m · task(logits_m, y) over sizes as in MRL (c_m = 1 by default); ``mean`` divides by Σ_m c_m, so the
-    task term weighs as much as one classifier's and the MKD terms keep their weight with or without MRL."""
+    task term weighs as much as one classifier's and the MKD terms keep their weight with or without MRL.
+    ``logits``: (sizes, N, C), or a list of (N, C); every size's loss at once where ``task_loss`` has ``per_size``."""
     weights = weights if weights is not None else [1.0] * len(logits)
-    total = sum(c * task_loss(z, target) for c, z in zip(weights, logits))
+    if hasattr(task_loss, "per_size"):
+        stacked = logits if isinstance(logits, torch.Tensor) else torch.stack(list(logits))
+        per_size = task_loss.per_size(stacked, target)
+        total = (per_size * torch.tensor(weights, dtype=per_size.dtype, device=per_size.device)).sum()
+    else:
+        total = sum(c * task_loss(z, target) for c, z in zip(weights, logits))
     return total / sum(weights) if reduction == "mean" else total

@@ -58,7 +58,7 @@ class BcLSTM(nn.Module):
         x = torch.cat([x, nn.functional.one_hot(batch.speakers, self.n_speakers).float()], dim=1)
         padded, mask = to_padded(self.dropout(x), batch.lengths)
         out = bidirectional_lstm(self.lstm, padded, batch.lengths)
-        return {"logits": [self.classifier(self.dropout(out[mask]))]}
+        return {"logits": self.classifier(self.dropout(out[mask])).unsqueeze(0)}  # (1 size, N, C)
 
 
 def bclstm_input_dim(features: dict) -> int:

@@ -81,8 +81,7 @@ class Objective:
     def __call__(self, output: dict, batch) -> torch.Tensor:
         keep = batch.labels >= 0
         target = batch.labels[keep]
-        loss = matryoshka_loss(self.task, [z[keep] for z in output["logits"]], target, self.mrl_weights,
-                               self.mrl_reduction)
+        loss = matryoshka_loss(self.task, output["logits"][:, keep], target, self.mrl_weights, self.mrl_reduction)
         if self.teacher_logits is not None and "student_logits" in output:
             for m, student in output["student_logits"].items():
                 loss = loss + self.lambda_ce * self.task(student[keep], target)
@@ -116,7 +115,7 @@ def predict(model, data: DialogueData, split: str, device, batch_size: int = 16)
     for batch in data.batches(split, batch_size):
         batch = batch.to(device)
         out = model(batch)
-        logits.append(torch.stack(out["logits"]))
+        logits.append(out["logits"])  # (sizes, N_b, C)
         for m, z in out.get("student_logits", {}).items():
             students.setdefault(m, []).append(z)
         labels.append(batch.labels)
