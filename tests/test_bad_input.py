@@ -1,8 +1,13 @@
-"""Bad input as a user meets it, through the real command lines: one ``error: ...`` line naming the file or key,
-a non-zero exit, no traceback, and nothing half-written."""
+"""Bad input as a user meets it, through the command lines: one ``error: ...`` line naming the file or key, a
+non-zero exit, no traceback, and nothing half-written. Each script runs here as ``__main__`` (``run_script``: the
+same code path as the command, without a new interpreter importing torch); ``test_each_script_as_a_command_*`` runs
+every stage script once as a real command."""
+import contextlib
 import copy
+import io
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -20,10 +25,48 @@ from erc.training import model_config
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
-def run_script(script, *args, cwd):
+def script_path(script):
+    """``src/<script>``, or a path from the repository's root (``benchmarks/encoder_compare.py``)."""
+    return str(ROOT / script) if "/" in script else str(ROOT / "src" / script)
+
+
+def run_command(script, *args, cwd):
+    """``python src/<script> <args>`` in ``cwd``, a new interpreter, as a user types it."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, str(ROOT / "src" / script), *args], cwd=cwd, capture_output=True,
-                          text=True, env=env)
+    return subprocess.run([sys.executable, script_path(script), *args], cwd=cwd, capture_output=True, text=True,
+                          env=env)
+
+
+def run_script(script, *args, cwd):
+    """The same command run in this process: ``src/<script>`` executed as ``__main__`` (its own ``if __name__``
+    block, so ``run_stage`` or ``main()`` as the command calls it) with ``sys.argv`` set, in ``cwd``, its stdout and
+    stderr captured. What the interpreter would do at the end is done here: a ``SystemExit`` message goes to stderr
+    with exit status 1, an exception that escapes prints its traceback (which ``assert_one_line_error`` refuses).
+    The working directory, ``sys.argv`` and torch's thread count are put back."""
+    path = script_path(script)
+    out, err = io.StringIO(), io.StringIO()
+    saved = os.getcwd(), sys.argv, torch.get_num_threads()
+    code = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = [path, *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(path, run_name="__main__")
+            except SystemExit as exit_:
+                code = exit_.code
+            except Exception:  # noqa: BLE001 -- what the interpreter prints for an uncaught error
+                import traceback
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        os.chdir(saved[0])
+        sys.argv = saved[1]
+        torch.set_num_threads(saved[2])
+    if isinstance(code, str):
+        err.write(code + "\n")
+        code = 1
+    return subprocess.CompletedProcess([path, *args], code or 0, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(result, *fragments):
@@ -138,6 +181,45 @@ def test_truncated_inputs_are_named_and_nothing_is_written(tmp_path):
     (cwd / "data" / "features" / "iemocap.pt").write_bytes(b"PK\x03\x04 truncated")
     assert_one_line_error(run_script("build_graphs.py", "iemocap", cwd=cwd), "data/features/iemocap.pt", "unreadable")
     assert not (cwd / "data" / "graphs").exists()
+
+
+# ---------------------------------------------------------------- every stage script once as a command
+def truncated_raw(cwd):
+    (cwd / "data" / "raw").mkdir(parents=True)
+    whole = (ROOT / "data" / "raw" / "iemocap.pkl").read_bytes()
+    (cwd / "data" / "raw" / "iemocap.pkl").write_bytes(whole[: len(whole) // 3])
+
+
+def truncated_features(cwd):
+    (cwd / "data" / "features").mkdir(parents=True)
+    (cwd / "data" / "features" / "iemocap.pt").write_bytes(b"PK\x03\x04 truncated")
+
+
+# script, its arguments, params.yaml's edit, other files, what the line names, the output that must not appear
+COMMANDS = [
+    ("train.py", ["iemocap"], lambda p: p["mkd"].update(lamda_kd=1.0), None, ["params.yaml", "mkd.lambda_kd"],
+     "models"),
+    ("train_teachers.py", ["iemocap"], lambda p: p["mrl"].update(nesting=[8, 999]), None, ["mrl.nesting", "999"],
+     "models"),
+    ("train_references.py", ["meld"], None, None, ["data/features/meld.pt", "not found"], "models"),
+    ("evaluate.py", ["imdb"], None, None, ["unknown dataset 'imdb'"], "metrics"),
+    ("extract_features.py", ["iemocap"], None, truncated_raw, ["data/raw/iemocap.pkl", "unreadable"], "data/features"),
+    ("build_graphs.py", ["iemocap"], None, truncated_features, ["data/features/iemocap.pt", "unreadable"],
+     "data/graphs"),
+    ("finetune_text.py", ["meld", "imdb"], None, None, ["unknown dataset 'imdb'"], "models"),
+]  # predict.py's: tests/test_security.py, test_predict_py_refuses_a_malicious_checkpoint_as_a_command
+
+
+@pytest.mark.parametrize("script, args, edit, files, fragments, unwritten", COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_each_script_as_a_command_fails_in_one_line(tmp_path, script, args, edit, files, fragments, unwritten):
+    cwd = project(tmp_path, edit)
+    if files:
+        files(cwd)
+    result = run_command(script, *args, cwd=cwd)
+    assert_one_line_error(result, *fragments)
+    assert result.returncode == 1 and not (cwd / unwritten).exists()
+    # and run here, the same line
+    assert run_script(script, *args, cwd=cwd).stderr.strip().splitlines()[-1] == result.stderr.strip().splitlines()[-1]
 
 
 # ---------------------------------------------------------------- predict.py

@@ -8,8 +8,8 @@ import pandas as pd
 import yaml
 
 from conftest import ROOT
+from test_bad_input import run_command, run_script
 
-SCRIPT = ROOT / "benchmarks" / "encoder_compare.py"
 CLASSES = 6  # IEMOCAP's
 
 
@@ -51,7 +51,8 @@ def commit_run(repo, labels, dialogue, accuracy, head_f1, seed):
 
 
 def run(args, cwd):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True)
+    """benchmarks/encoder_compare.py run in this process (tests/test_bad_input.py, ``run_script``)."""
+    return run_script("benchmarks/encoder_compare.py", *args, cwd=cwd)
 
 
 def test_records_of_two_encoders_give_the_comparison_and_its_interval(tmp_path):
@@ -106,7 +107,8 @@ def test_records_of_two_encoders_give_the_comparison_and_its_interval(tmp_path):
 
 def test_a_missing_revision_or_record_is_one_line(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    done = run(["record", "nosuchrev", str(tmp_path / "r.json"), "--row", "x"], tmp_path)
+    done = run_command("benchmarks/encoder_compare.py", "record", "nosuchrev", str(tmp_path / "r.json"), "--row", "x",
+                       cwd=tmp_path)  # once as a command
     assert done.returncode == 1 and done.stderr == "error: nosuchrev:params.yaml not found\n"
     assert not (tmp_path / "r.json").exists()
     done = run(["table", "--pair", "x", str(tmp_path / "a.json"), str(tmp_path / "b.json")], tmp_path)

@@ -28,7 +28,7 @@ from erc.multimodal import train_model
 from erc.params import validate_params
 from erc.references import train_references
 from erc.teachers import train_teachers
-from test_bad_input import assert_one_line_error, project, run_script, tiny_checkpoint
+from test_bad_input import assert_one_line_error, project, run_command, run_script, tiny_checkpoint
 
 
 class Shell:
@@ -121,7 +121,7 @@ def test_predict_py_refuses_a_malicious_checkpoint_as_a_command(tmp_path):
     marker = tmp_path / "marker"
     save_torch({"config": {}, "runs": {0: Shell(f"touch {marker}")}, "sources": {}}, cwd / "models" / "meld.pt")
     (cwd / "d.json").write_text(json.dumps([{"speaker": "Joey", "text": "Hi."}]))
-    assert_one_line_error(run_script("predict.py", "d.json", "--dataset", "meld", cwd=cwd), "models/meld.pt",
+    assert_one_line_error(run_command("predict.py", "d.json", "--dataset", "meld", cwd=cwd), "models/meld.pt",
                           "posix.system", "refused unread")
     assert not marker.exists()
 
