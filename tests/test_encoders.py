@@ -3,16 +3,12 @@ MPNet and DeBERTa models, built here from their configs with their own tokenizer
 fine-tuning, extraction, training and ``predict.py``; an encoder that is not available is one line."""
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from transformers import (AutoModel, BertConfig, BertTokenizerFast, DebertaConfig, DebertaTokenizerFast, MPNetConfig,
-                          MPNetTokenizerFast, RobertaConfig, RobertaTokenizerFast)
+from transformers import AutoModel, BertConfig, MPNetConfig
 
 from erc.datasets import load_dialogues
 from erc.extraction import extract
@@ -25,53 +21,10 @@ from erc.params import validate_params
 from erc.text import minilm_dir
 from erc.utterance_encoder import Inputs, UtteranceClassifier, resolve_encoder
 
-from conftest import RAW, ROOT
+from conftest import RAW, SIZE, bytelevel_bpe, tiny_encoder
+from test_bad_input import run_script
 
 IDS = {"train": ["Ses03M_script03_1", "Ses04M_script01_3"], "valid": ["Ses03F_impro01"], "test": ["Ses05M_script01_2"]}
-SIZE = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64)
-
-
-def wordpiece_vocab():
-    """MiniLM's BERT WordPiece vocabulary (a file of the offline package): real subwords, no download."""
-    return str(minilm_dir() / "vocab.txt")
-
-
-ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-DEBERTA_SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]  # GPT-2 byte-level BPE with BERT's specials
-
-
-def bytelevel_bpe(tmp_path, sentences, specials=ROBERTA_SPECIALS):
-    """A byte-level BPE vocabulary (RoBERTa's and DeBERTa's kind) trained here on the transcripts."""
-    from tokenizers import ByteLevelBPETokenizer
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(sentences, vocab_size=400, min_frequency=1, special_tokens=specials)
-    folder = tmp_path / "bpe"
-    folder.mkdir()
-    bpe.save_model(str(folder))
-    return str(folder / "vocab.json"), str(folder / "merges.txt")
-
-
-def tiny_encoder(family, tmp_path, sentences):
-    """A folder in the transformers layout: a random ``family`` encoder and its tokenizer."""
-    if family == "bert":
-        tokenizer = BertTokenizerFast(wordpiece_vocab())
-        config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=128, **SIZE)
-    elif family == "roberta":
-        tokenizer = RobertaTokenizerFast(*bytelevel_bpe(tmp_path, sentences))
-        config = RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=130, pad_token_id=1, **SIZE)
-    elif family == "deberta":
-        tokenizer = DebertaTokenizerFast(*bytelevel_bpe(tmp_path, sentences, DEBERTA_SPECIALS))
-        config = DebertaConfig(vocab_size=len(tokenizer), max_position_embeddings=128,
-                               pad_token_id=tokenizer.pad_token_id, **SIZE)
-    else:
-        tokenizer = MPNetTokenizerFast(wordpiece_vocab())
-        config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=130,
-                             pad_token_id=tokenizer.pad_token_id, **SIZE)
-    torch.manual_seed(0)
-    folder = tmp_path / f"tiny-{family}"
-    AutoModel.from_config(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +72,7 @@ def test_a_tiny_encoder_of_each_family_goes_through_the_whole_pipeline(family, t
     (tmp_path / "d.json").write_text(json.dumps([{"speaker": "F", "text": "I can't believe you did that."},
                                                  {"speaker": "M", "text": "Well, I did.",
                                                   "audio": [0.0] * (feats["features"]["audio"].shape[1] - 1)}]))
-    result = subprocess.run([sys.executable, str(ROOT / "src" / "predict.py"), "d.json", "--dataset", "iemocap"],
-                            cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    result = run_script("predict.py", "d.json", "--dataset", "iemocap", cwd=tmp_path)  # in this process
     assert result.returncode == 0, result.stderr
     turns = json.loads(result.stdout)
     assert len(turns) == 2 and all(t["emotion"] in feats["classes"] for t in turns)

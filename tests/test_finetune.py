@@ -1,9 +1,11 @@
 """The finetune_text stage's parts: folds, inputs with context, one epoch of fine-tuning a real MiniLM on a few
-IEMOCAP dialogues, test labels that cannot reach the weights, cross-fitted features, optional encoders."""
+IEMOCAP dialogues, test labels that cannot reach the weights, cross-fitted features, optional encoders.
+
+The tests whose subject is the fine-tuning code (routing, folds, workers, caching) train the tiny random BERT of
+tests/conftest.py (``tiny_bert``, MiniLM's tokenizer) through ``finetune.encoder``; the real MiniLM is fine-tuned in
+``test_one_epoch_lowers_the_training_loss`` and in the end-to-end run (tests/test_pipeline.py)."""
 import importlib.metadata
 import itertools
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,11 +17,13 @@ from erc.finetuning import finetune, finetune_datasets, folds_of, save_finetuned
 from erc.utterance_encoder import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features,
                            layer_features, length_pieces, new_dialogue_features)
 from erc.io import InputError
+from erc.live import staged_curves
 from erc.losses import task_loss
 from erc.params import validate_params
 from probing import heldout_finetuned
 
-from conftest import ROOT
+from conftest import ROOT, SIZE
+from test_bad_input import run_script
 
 
 def finetune_one(dataset, dialogues, params, **kwargs):
@@ -40,9 +44,12 @@ def dialogues():
     return [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in dialogues_ids()]
 
 
-def params(workers=1, **finetune):
-    return validate_params({"features": {"text": "minilm-ft"}, "workers": workers,
-                            "finetune": {"epochs": {"iemocap": 1, "meld": 1}, "batch_size": 16, **finetune}})
+def params(workers=1, encoder=None, **finetune):
+    """minilm-ft, or with ``encoder`` (a folder) that encoder fine-tuned (features.text ft)."""
+    chosen = {"encoder": str(encoder)} if encoder else {}
+    return validate_params({"features": {"text": "ft" if encoder else "minilm-ft"}, "workers": workers,
+                            "finetune": {"epochs": {"iemocap": 1, "meld": 1}, "batch_size": 16, **chosen,
+                                         **finetune}})
 
 
 def test_folds_are_disjoint_by_dialogue_cover_every_one_and_follow_the_seed():
@@ -92,13 +99,13 @@ def test_length_pieces_cut_a_batch_where_padding_costs_more_than_a_pass():
         assert cost([[lengths[k] for k in p] for p in pieces]) == best
 
 
-def test_pieces_give_the_whole_batch_logits(dialogues):
-    tokenizer = AutoTokenizer.from_pretrained(base_encoder_dir("minilm-ft"))
+def test_pieces_give_the_whole_batch_logits(dialogues, tiny_bert):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
     inputs = Inputs(tokenizer, dialogues, "iemocap", context=0, max_length=160)
     rows = list(range(0, len(inputs.ids), 2))[:32]
     assert len(length_pieces([len(inputs.ids[r]) for r in rows])) > 1
     torch.manual_seed(0)
-    model = UtteranceClassifier(base_encoder_dir("minilm-ft"), 6).eval()  # eval: no dropout draws to differ
+    model = UtteranceClassifier(tiny_bert, 6).eval()  # eval: no dropout draws to differ
     target = torch.arange(len(rows)) % 6
     grads = []
     for logits in (lambda: model.logits(inputs, rows), lambda: model(inputs.batch(rows))):
@@ -133,25 +140,19 @@ def test_one_epoch_lowers_the_training_loss(dialogues):
     assert [row["epoch"] for row in result["history"]] == [1, 2] and result["epoch"] in (1, 2)
 
 
-def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_features(dialogues, tmp_path):
-    p = params(folds=2, max_length=48)
+def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_features(dialogues, tmp_path, tiny_bert):
+    p = params(encoder=tiny_bert, folds=2, max_length=48)
     first = finetune_one("iemocap", dialogues, p, progress=False)
     other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.split == "test" else d
              for d in dialogues]
     second = finetune_one("iemocap", other, p, progress=False)
-    # the encoders trained two at a time in worker processes: the same bits as one after another in this process
-    parallel = finetune_one("iemocap", dialogues, params(workers=2, folds=2, max_length=48),
-                                progress=False)
-    for name in first["encoders"]:
+    for name in first["encoders"]:  # (trained in worker processes, the same bits: the pooled test below)
         a, b = first["encoders"][name]["model"].state_dict(), second["encoders"][name]["model"].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
-        c = parallel["encoders"][name]["model"].state_dict()
-        assert all(torch.equal(a[k], c[k]) for k in a), f"{name}: workers 2 differ from workers 1"
-        assert parallel["encoders"][name]["history"] == first["encoders"][name]["history"], name
     assert set(first["encoders"]) == {"full", "fold0", "fold1"} and first["drift"]["fold_vs_fold"] <= 1
     save_finetuned(first, tmp_path)
     feats = finetuned_features("iemocap", dialogues, tmp_path, "full", progress=False)
-    assert feats.shape == (sum(len(d) for d in dialogues), 4, 384)
+    assert feats.shape == (sum(len(d) for d in dialogues), 4, SIZE["hidden_size"])
     rows = np.cumsum([0] + [len(d) for d in dialogues])
     inputs = first["inputs"]
     for k, d in enumerate(dialogues):
@@ -183,8 +184,8 @@ def test_folds_by_session_never_split_a_session_and_cover_every_dialogue():
     assert folds_of(ids, 2, seed=0) == {ids[i]: rank % 2 for rank, i in enumerate(order)} != folds
 
 
-def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues, tmp_path):
-    p = params(folds=2, max_length=48)
+def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues, tmp_path, tiny_bert):
+    p = params(encoder=tiny_bert, folds=2, max_length=48)
     # SMALL and a validation dialogue of the held-out session, whose labels must stay out too
     dialogues = [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in {*dialogues_ids(), HELD_VALID}]
     feats, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path, progress=False, dialogues=dialogues)
@@ -209,21 +210,29 @@ def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues,
     assert not np.allclose(feats["features"]["text"][rows[k]:rows[k + 1]].numpy(), expected, atol=1e-3)
     # a second recipe that shares "full" trains only its own encoders (the cache holds one encoder per training set)
     cached = len(list((tmp_path / "encoders").glob("*.pt")))
-    heldout_finetuned("iemocap", "Ses04", [params(folds=0, max_length=48)], tmp_path, progress=False,
+    heldout_finetuned("iemocap", "Ses04", [params(encoder=tiny_bert, folds=0, max_length=48)], tmp_path, progress=False,
                       dialogues=dialogues)
     assert cached == 3 and len(list((tmp_path / "encoders").glob("*.pt"))) == 3
 
 
-def test_folds_and_context_are_read_for_the_dataset_being_fine_tuned(dialogues):
+def test_folds_and_context_are_read_for_the_dataset_being_fine_tuned(dialogues, tiny_bert, tmp_path, monkeypatch):
     # MELD's cross-fitting and IEMOCAP's context must not leak into each other's stage
-    p = params(folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48)
+    p = params(encoder=tiny_bert, folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48)
     result = finetune_one("iemocap", dialogues, p, progress=False)
     assert set(result["encoders"]) == {"full"} and result["folds"] == {} and result["context"] == 2
-    # both datasets' encoders in one pool of two workers (the stage's way): each the same bits as trained alone
+    # both datasets' encoders in one pool of two workers (the stage's way): each the same bits and the same curve as
+    # trained alone, one after another in this process (MELD's fold encoders among them)
     meld = load_dialogues("meld", ROOT / "data" / "raw")
     meld = [d for d in meld if d.split == "train"][:3] + [next(d for d in meld if d.split == s) for s in ("valid", "test")]
-    pooled = finetune_datasets({"iemocap": dialogues, "meld": meld}, params(
-        workers=2, folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0}, max_length=48), progress=False)
+    monkeypatch.chdir(tmp_path)
+    with staged_curves("plots/finetune/iemocap", "plots/finetune/meld") as live_factory:  # the stage's curves
+        pooled = finetune_datasets({"iemocap": dialogues, "meld": meld}, params(
+            workers=2, encoder=tiny_bert, folds={"iemocap": 0, "meld": 3}, context={"iemocap": 2, "meld": 0},
+            max_length=48), live_factory, progress=False)
+    for dataset, names in (("iemocap", ["full"]), ("meld", ["fold0", "fold1", "fold2", "full"])):
+        curves = tmp_path / "plots" / "finetune" / dataset  # each encoder's, written in its worker
+        assert sorted(p.name for p in curves.iterdir()) == names, dataset
+        assert all((curves / n / "plots" / "metrics" / "valid_weighted_f1.tsv").is_file() for n in names), dataset
     alone = {"iemocap": result, "meld": finetune_one("meld", meld, p, progress=False)}
     assert set(pooled["meld"]["encoders"]) == {"full", "fold0", "fold1", "fold2"} and pooled["meld"]["context"] == 0
     for dataset in alone:
@@ -231,6 +240,7 @@ def test_folds_and_context_are_read_for_the_dataset_being_fine_tuned(dialogues):
         for name, e in alone[dataset]["encoders"].items():
             a, b = e["model"].state_dict(), pooled[dataset]["encoders"][name]["model"].state_dict()
             assert all(torch.equal(a[k], b[k]) for k in a), (dataset, name)
+            assert pooled[dataset]["encoders"][name]["history"] == e["history"], (dataset, name)
 
 
 def test_an_uninstalled_optional_encoder_is_one_clear_line(monkeypatch):
@@ -243,14 +253,12 @@ def test_an_uninstalled_optional_encoder_is_one_clear_line(monkeypatch):
 
 def test_the_stage_writes_a_note_when_text_is_not_fine_tuned(tmp_path):
     (tmp_path / "params.yaml").write_text("features: {text: minilm}\n")
-    result = subprocess.run([sys.executable, str(ROOT / "src" / "finetune_text.py"), "iemocap"], cwd=tmp_path,
-                            capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin"})
+    result = run_script("finetune_text.py", "iemocap", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "models" / "finetuned" / "iemocap" / "NOT_USED.txt").read_text().startswith("features.text is minilm")
     # a dataset that params.yaml's datasets leave out gets a note too (the DVC stage writes every dataset's folder)
     (tmp_path / "params.yaml").write_text("datasets: [iemocap]\nfeatures: {text: minilm-ft}\n")
-    result = subprocess.run([sys.executable, str(ROOT / "src" / "finetune_text.py"), "meld"], cwd=tmp_path,
-                            capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin"})
+    result = run_script("finetune_text.py", "meld", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "models" / "finetuned" / "meld" / "NOT_USED.txt").read_text() == \
         "meld is not in params.yaml's datasets: nothing fine-tuned\n"

@@ -21,7 +21,8 @@ def session_feats():
 
 
 def small_params(**extra):
-    raw = {"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1, "attention_heads": 2},
+    raw = {"workers": 1,  # their count is tests/test_parallel.py's subject, not this file's
+           "model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1, "attention_heads": 2},
            "train": {"epochs": 2, "batch_size": 2, "seeds": [0]}, "mrl": {"nesting": [4]}}
     for key, value in extra.items():
         section, name = key.split(".")
