@@ -13,8 +13,9 @@ from erc.io import InputError
 from erc.slurm import run_on_slurm
 import localhost_slurm
 
-pytestmark = pytest.mark.skipif(not all(shutil.which(p) for p in ("slurmctld", "slurmd", "munged", "sbatch")),
-                                reason="SLURM (slurmctld, slurmd, munge) is not installed")
+pytestmark = [pytest.mark.skipif(not all(shutil.which(p) for p in ("slurmctld", "slurmd", "munged", "sbatch")),
+                                 reason="SLURM (slurmctld, slurmd, munge) is not installed"),
+              pytest.mark.xdist_group("slurm")]  # with pytest -n, one worker starts the one cluster
 
 
 @pytest.fixture(scope="module")
