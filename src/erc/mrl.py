@@ -25,27 +25,21 @@ class NestedClassifier(nn.Module):
     def __init__(self, block_width: int, n_blocks: int, sizes: list[int], n_classes: int, shared: bool):
         super().__init__()
         self.block_width, self.n_blocks, self.sizes, self.shared = block_width, n_blocks, list(sizes), shared
-        for m in sizes:
-            self.register_buffer(f"columns_{m}", prefix_columns(m, block_width, n_blocks), persistent=False)
+        width = block_width * n_blocks
+        columns = [prefix_columns(m, block_width, n_blocks) for m in self.sizes]
+        # where each size's weights sit in ``stacked_weight``: MRL-E, a column mask a size over its one weight;
+        # MRL, the flat position of every entry of every size's own weight
         if shared:
-            self.head = nn.Linear(block_width * n_blocks, n_classes)
+            self.head = nn.Linear(width, n_classes)
+            mask = torch.zeros(len(self.sizes), 1, width)
+            for k, c in enumerate(columns):
+                mask[k, 0, c] = 1
+            self.register_buffer("size_mask", mask, persistent=False)
         else:
             self.heads = nn.ModuleList(nn.Linear(m * n_blocks, n_classes) for m in sizes)
-        # where each size's weights sit in ``stacked_weight``: a column mask (MRL-E), or the flat position of every
-        # head weight's entry (MRL)
-        width = block_width * n_blocks
-        mask = torch.zeros(len(self.sizes), 1, width)
-        index = []
-        for k, m in enumerate(self.sizes):
-            columns = prefix_columns(m, block_width, n_blocks)
-            mask[k, 0, columns] = 1
-            index.append((k * n_classes + torch.arange(n_classes)).unsqueeze(1) * width + columns.unsqueeze(0))
-        self.register_buffer("size_mask", mask, persistent=False)
-        self.register_buffer("scatter_index", torch.cat([i.flatten() for i in index]), persistent=False)
-        self.scatter_shape = torch.Size([len(self.sizes) * n_classes, width])
-
-    def columns(self, size: int) -> torch.Tensor:
-        return getattr(self, f"columns_{size}")
+            index = [((k * n_classes + torch.arange(n_classes)).unsqueeze(1) * width + c.unsqueeze(0)).flatten()
+                     for k, c in enumerate(columns)]
+            self.register_buffer("scatter_index", torch.cat(index), persistent=False)
 
     def stacked_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every size's head as one (sizes·C, fused width) weight, zero outside that size's columns, and the bias:
@@ -54,8 +48,10 @@ class NestedClassifier(nn.Module):
             weight = (self.head.weight.unsqueeze(0) * self.size_mask).flatten(0, 1)
             return weight, self.head.bias.repeat(len(self.sizes))
         flat = torch.cat([head.weight.flatten() for head in self.heads])
-        weight = flat.new_zeros(self.scatter_shape.numel()).index_put((self.scatter_index,), flat)
-        return weight.view(-1, self.block_width * self.n_blocks), torch.cat([head.bias for head in self.heads])
+        width = self.block_width * self.n_blocks
+        weight = flat.new_zeros(len(self.sizes) * self.heads[0].out_features * width)
+        weight = weight.index_put((self.scatter_index,), flat)
+        return weight.view(-1, width), torch.cat([head.bias for head in self.heads])
 
     def forward(self, fused: torch.Tensor) -> torch.Tensor:
         """fused (N, n_blocks * block_width) -> (sizes, N, n_classes) logits, smallest size first."""
