@@ -23,8 +23,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from erc.corpus import builtin_speaker_name, write_corpus  # noqa: E402
-from erc.datasets import CLASSES, load_dialogues  # noqa: E402
+from erc.data.corpus import builtin_speaker_name, write_corpus  # noqa: E402
+from erc.data.datasets import CLASSES, load_dialogues  # noqa: E402
 
 
 def copy_project(work: Path) -> None:

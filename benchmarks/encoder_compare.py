@@ -11,7 +11,7 @@
 Rows of the table: the fine-tuned classifier itself (its own head, validation only: test labels are read by
 ``evaluate`` alone and it does not score that head), the frozen text teacher (one model), the bc-LSTM reference
 (its seeds), then each ``--pair`` (its seeds): validation and test w-F1 of each side, mean ± std, and for the pairs
-the paired dialogue-level bootstrap Δ of test w-F1 (``erc.experiment_table.paired_bootstrap``, as Table 1's Δ).
+the paired dialogue-level bootstrap Δ of test w-F1 (``erc.reporting.experiment_table.paired_bootstrap``, as Table 1's Δ).
 The classifier, the teacher and the bc-LSTM are read from the first pair's records (``--references LABEL``: that
 pair's). Chooses nothing: a report of finished runs.
 """
@@ -24,11 +24,12 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.datasets import CLASSES  # noqa: E402
-from erc.experiment_table import (git_file, load_record, paired_bootstrap, read_predictions, record_of,  # noqa: E402
-                                  with_dialogues)
-from erc.io import InputError, save_text  # noqa: E402
-from erc.pages import markdown_table  # noqa: E402
+from erc.data.datasets import CLASSES  # noqa: E402
+from erc.reporting.experiment_table import (git_file, load_record, paired_bootstrap, read_predictions, record_of,
+                                            with_dialogues)
+from erc.runtime.errors import InputError
+from erc.runtime.files import save_text  # noqa: E402
+from erc.reporting.pages import markdown_table  # noqa: E402
 
 
 def kept_head(rev: str, d: str) -> dict | None:

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.datasets import CLASSES, load_dialogues  # noqa: E402
-from erc.finetuning import autocast, micro_batches  # noqa: E402
-from erc.losses import task_loss  # noqa: E402
-from erc.utterance_encoder import Inputs, UtteranceClassifier, _batches, _rows_by_split, resolve_encoder  # noqa: E402
+from erc.data.datasets import CLASSES, load_dialogues  # noqa: E402
+from erc.training.finetune import autocast, micro_batches  # noqa: E402
+from erc.training.losses import task_loss  # noqa: E402
+from erc.features.utterance_encoder import Inputs, UtteranceClassifier, _batches, _rows_by_split, resolve_encoder  # noqa: E402
 
 RECIPE = {"batch_size": 32, "max_length": 160, "accumulate": 1, "checkpointing": False, "freeze_layers": 0,
           "precision": "fp32"}

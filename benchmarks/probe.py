@@ -34,12 +34,13 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.features import load_features  # noqa: E402
-from erc.graphs import build_graphs  # noqa: E402
-from erc.io import InputError, load_torch  # noqa: E402
-from erc.params import load_params, validate_params  # noqa: E402
+from erc.data.feature_file import load_features  # noqa: E402
+from erc.data.graphs import build_graphs  # noqa: E402
+from erc.runtime.errors import InputError
+from erc.runtime.files import load_torch  # noqa: E402
+from erc.config.params import load_params, validate_params  # noqa: E402
 from probing import heldout_split, probe_run, split_teacher_logits  # noqa: E402
-from erc.device import stage_device  # noqa: E402
+from erc.runtime.device import stage_device  # noqa: E402
 
 # shorthand tokens of a --run group: the reference, and the backbone alone (no MRL, no MKD)
 SHORTHANDS = {"model=bclstm": [], "model=mglra": ["mrl.enabled=false", "mkd.enabled=false"]}

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import torch
 
-from erc.batching import DialogueData
-from erc.datasets import SPLITS, load_dialogues
-from erc.features import text_only, utterance_split
-from erc.io import InputError, load_torch, save_torch
-from erc.metrics import classification_metrics
-from erc.model import MGLRA
-from erc.references import bclstm_model, bclstm_settings
-from erc.teachers import train_teachers
-from erc.training import build_objective, fit, model_config, seed_everything, train_settings, validation_score
+from erc.data.batching import DialogueData
+from erc.data.datasets import SPLITS, load_dialogues
+from erc.data.feature_file import text_only, utterance_split
+from erc.runtime.errors import InputError
+from erc.runtime.files import load_torch, save_torch
+from erc.evaluation.metrics import classification_metrics
+from erc.models.mglra import MGLRA
+from erc.training.references import bclstm_model, bclstm_settings
+from erc.training.teachers import train_teachers
+from erc.training.loop import build_objective, fit, model_config, seed_everything, train_settings, validation_score
 
 
 def heldout_split(feats: dict, session: str) -> dict:
@@ -120,7 +121,7 @@ def _digest(value) -> str:
 
 def check_sessions(sessions: list[str], dialogues) -> None:
     """Each of ``sessions`` must be a training session of ``dialogues`` (IEMOCAP's ``Ses01`` .. ``Ses04``)."""
-    from erc.finetuning import session_of
+    from erc.training.finetune import session_of
     known = {session_of(d.id) for d in dialogues if d.split == "train"}
     unknown = [s for s in sessions if s not in known]
     if unknown:
@@ -138,10 +139,11 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     everything they depend on, so recipes that share one (e.g. "full") train it once; all missing encoders of
     ``runs`` train together, ``workers`` at a time. Test labels are hidden before anything runs. ``dialogues``:
     the dataset's (default: all of them, from ``data/raw``)."""
-    from erc.extraction import extract
-    from erc.device import stage_device
-    from erc.finetuning import _finetune_job, _prepare, finetune_result, largest_first, save_finetuned, session_of
-    from erc.parallel import run_parallel
+    from erc.features.extract import extract
+    from erc.runtime.device import stage_device
+    from erc.training.finetune import (_finetune_job, _prepare, finetune_result, largest_first, save_finetuned,
+                                       session_of)
+    from erc.runtime.parallel import run_parallel
 
     work_dir = Path(work_dir)
     base = [dataclasses.replace(d, labels=[-1] * len(d)) if d.split == "test" else d

@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.batching import DialogueData  # noqa: E402
-from erc.datasets import SPLITS  # noqa: E402
-from erc.features import load_features, text_only, utterance_split  # noqa: E402
-from erc.io import GRAPH_KEYS, load_torch  # noqa: E402
-from erc.metrics import classification_metrics  # noqa: E402
-from erc.model import MGLRA  # noqa: E402
-from erc.training import predict  # noqa: E402
+from erc.data.batching import DialogueData  # noqa: E402
+from erc.data.datasets import SPLITS  # noqa: E402
+from erc.data.feature_file import load_features, text_only, utterance_split  # noqa: E402
+from erc.data.graphs import GRAPH_KEYS
+from erc.runtime.files import load_torch  # noqa: E402
+from erc.evaluation.metrics import classification_metrics  # noqa: E402
+from erc.models.mglra import MGLRA  # noqa: E402
+from erc.models.predict import predict  # noqa: E402
 
 
 def main() -> None:

@@ -45,12 +45,13 @@ def released_dims(feats: dict) -> dict:
 def bench_epoch(dataset: str, device, params, released: bool, epochs: int, profile: bool = False) -> dict:
     """A plain MGLRA + MRL training epoch (no MKD, no validation), the best of ``epochs``, and a test pass."""
     import torch
-    from erc.batching import DialogueData
-    from erc.features import load_features
-    from erc.graphs import build_graphs
-    from erc.io import load_torch
-    from erc.model import MGLRA
-    from erc.training import build_objective, model_config, predict
+    from erc.data.batching import DialogueData
+    from erc.data.feature_file import load_features
+    from erc.data.graphs import build_graphs
+    from erc.runtime.files import load_torch
+    from erc.models.mglra import MGLRA
+    from erc.training.loop import build_objective, model_config
+    from erc.models.predict import predict
     feats = load_features(f"data/features/{dataset}.pt")
     if released:
         feats = released_dims(feats)
@@ -102,11 +103,11 @@ def bench_stage(dataset: str, params_raw: dict, epochs: int | None) -> dict:
     """Stage train's work: every seed of the model (validation, MKD and the per-epoch test records included) with
     the stage's workers, at the committed epochs (or ``epochs``), without the files' reading and writing."""
     import copy
-    from erc.features import load_features
-    from erc.io import load_torch
-    from erc.multimodal import train_model
-    from erc.params import validate_params
-    from erc.teachers import load_teacher_logits
+    from erc.data.feature_file import load_features
+    from erc.runtime.files import load_torch
+    from erc.training.train import train_model
+    from erc.config.params import validate_params
+    from erc.training.teachers import load_teacher_logits
     raw = copy.deepcopy(params_raw)
     if epochs:
         raw["train"]["epochs"] = {d: epochs for d in raw["train"]["epochs"]}
@@ -127,7 +128,7 @@ def bench_stage(dataset: str, params_raw: dict, epochs: int | None) -> dict:
 def measure(args) -> list[dict]:
     import torch
     import yaml
-    from erc.params import load_params
+    from erc.config.params import load_params
     params = load_params()
     rows = []
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

@@ -1,9 +1,10 @@
 """Stage build_graphs: python src/build_graphs.py <dataset> -> data/graphs/<dataset>.pt"""
 
-from erc.features import load_features
-from erc.graphs import build_graphs
-from erc.io import run_stage, save_torch
-from erc.params import check_dataset, load_params
+from erc.data.feature_file import load_features
+from erc.data.graphs import build_graphs
+from erc.runtime.errors import run_stage
+from erc.runtime.files import save_torch
+from erc.config.params import check_dataset, load_params
 
 
 def main(dataset: str) -> None:

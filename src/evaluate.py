@@ -4,12 +4,15 @@ plots/<dataset>/. The only stage that reads test labels."""
 
 import torch
 
-from erc import evaluation as ev
-from erc.device import stage_device
-from erc.features import load_features
-from erc.io import CHECKPOINT_KEYS, GRAPH_KEYS, load_torch, run_stage, save_json
-from erc.params import check_dataset, load_params
-from erc.records import both_protocols, epochs_path, load_records
+from erc.evaluation import evaluate as ev
+from erc.runtime.device import stage_device
+from erc.data.feature_file import load_features
+from erc.models.checkpoint import CHECKPOINT_KEYS
+from erc.data.graphs import GRAPH_KEYS
+from erc.runtime.files import load_torch, save_json
+from erc.runtime.errors import run_stage
+from erc.config.params import check_dataset, load_params
+from erc.evaluation.records import both_protocols, epochs_path, load_records
 
 
 def main(dataset: str) -> None:

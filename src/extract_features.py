@@ -1,10 +1,10 @@
 """Stage extract_features: python src/extract_features.py <dataset> -> data/features/<dataset>.pt"""
 import time
 
-from erc.extraction import extract
-from erc.features import save_features
-from erc.io import run_stage
-from erc.params import check_dataset, load_params
+from erc.features.extract import extract
+from erc.data.feature_file import save_features
+from erc.runtime.errors import run_stage
+from erc.config.params import check_dataset, load_params
 
 
 def main(dataset: str) -> None:

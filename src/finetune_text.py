@@ -10,12 +10,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from erc.corpus import check_cross_fitting, load_corpus
-from erc.finetuning import curves_png, finetune_datasets, save_finetuned
-from erc.utterance_encoder import FINETUNED
-from erc.io import run_stage
-from erc.live import staged_curves
-from erc.params import check_dataset, load_params
+from erc.data.corpus import check_cross_fitting, load_corpus
+from erc.training.finetune import curves_png, finetune_datasets, save_finetuned
+from erc.features.utterance_encoder import FINETUNED
+from erc.runtime.errors import run_stage
+from erc.runtime.live import staged_curves
+from erc.config.params import check_dataset, load_params
 
 
 def main(*names: str) -> None:

@@ -1,6 +1,6 @@
 """docs/params.md from the params schema: python src/params_doc.py [--check]
 
-Every key of ``erc.params.Params``: its type and range (read off the pydantic schema), its default (what a key left
+Every key of ``erc.config.params.Params``: its type and range (read off the pydantic schema), its default (what a key left
 out of params.yaml means), its value in params.yaml, the stages that list it in dvc.yaml (a change reruns those),
 and one line of meaning. ``--check`` exits non-zero when docs/params.md is not what this script writes (a test runs
 it), so the page cannot drift from the schema."""
@@ -13,8 +13,8 @@ import annotated_types
 import yaml
 from pydantic import BaseModel
 
-from erc.pages import markdown_table, write_or_check
-from erc.params import ByDataset, Params, Section
+from erc.reporting.pages import markdown_table, write_or_check
+from erc.config.params import ByDataset, Params, Section
 
 MEANING = {
     "datasets": "the datasets every stage runs on: iemocap, meld and the corpora registered under `corpora`",
@@ -175,7 +175,7 @@ def render(params_path="params.yaml", dvc_path="dvc.yaml") -> str:
         text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
         return f"`{text}`"
     lines = ["# params.yaml, every key", "",
-             "Generated from the schema in `src/erc/params.py` by `python src/params_doc.py` (a test fails when this "
+             "Generated from the schema in `src/erc/config/params.py` by `python src/params_doc.py` (a test fails when this "
              "page is out of date). *Default* is what a key left out of params.yaml means (mostly the released "
              "MGLRA's behaviour); *params.yaml* is the committed value. *Read by*: the dvc.yaml stages that list the "
              "key, which a change reruns (`predict.py` reads the model's keys too). Unknown keys, wrong types and "

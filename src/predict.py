@@ -11,12 +11,13 @@ import argparse
 import json
 from functools import partial
 
-from erc.device import stage_device
-from erc.corpus import speaker_coding
-from erc.io import InputError, load_torch, one_line_errors
-from erc.model import text_only_head
-from erc.params import check_dataset, load_params
-from erc.inference import format_table, predict_dialogue, read_dialogue
+from erc.runtime.device import stage_device
+from erc.data.corpus import speaker_coding
+from erc.runtime.errors import InputError, one_line_errors
+from erc.runtime.files import load_torch
+from erc.models.mglra import text_only_head
+from erc.config.params import check_dataset, load_params
+from erc.models.inference import format_table, predict_dialogue, read_dialogue
 
 
 def load_text_teacher(dataset: str, text_only: str) -> dict:

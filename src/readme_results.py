@@ -5,13 +5,12 @@ rows first. It replaces what stands between the README's ``<!-- results`` and ``
 ``--check`` exits non-zero when the README's table is not the one metrics/table1.md gives (a test runs it)."""
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
-from erc.io import InputError
-from erc.pages import markdown_table, write_or_check
-from erc.params import DATASETS
+from erc.runtime.errors import InputError
+from erc.reporting.pages import markdown_table, write_or_check
+from erc.config.params import DATASETS
 
 START, END = "<!-- results", "<!-- /results -->"
 

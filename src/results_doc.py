@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from erc.datasets import CLASSES
-from erc.pages import markdown_table, write_or_check
-from erc.params import DATASETS
+from erc.data.datasets import CLASSES
+from erc.reporting.pages import markdown_table, write_or_check
+from erc.config.params import DATASETS
 
 
 def pm(summary: dict) -> str:
@@ -102,7 +102,7 @@ def render() -> str:
              "weighted F1, mean ± std over the seeds; test labels are read by `evaluate` only.", "",
              "**Intervals.** Δ figures (Table 1) are a paired cluster bootstrap over *test dialogues*: 1000 resamples "
              "of the dialogues with replacement, the seeds of each row resampled too, the same draw for both rows; "
-             "mean difference and 95 % percentile interval (`erc.experiment_table.paired_bootstrap`). Utterances within a "
+             "mean difference and 95 % percentile interval (`erc.reporting.experiment_table.paired_bootstrap`). Utterances within a "
              "dialogue are not independent, so resampling utterances would give intervals too narrow.", ""]
     for d in DATASETS:
         if Path(f"metrics/details/{d}.json").is_file():

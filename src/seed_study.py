@@ -20,13 +20,15 @@ from pathlib import Path
 
 import yaml
 
-from erc.experiment_table import ROWS, row_slug, with_overrides
-from erc.features import load_features
-from erc.io import GRAPH_KEYS, InputError, load_torch, run_stage, save_torch
-from erc.multimodal import train_model
-from erc.params import check_dataset, validate_params
-from erc.records import collect_records
-from erc.teachers import load_teacher_logits
+from erc.reporting.experiment_table import ROWS, row_slug, with_overrides
+from erc.data.feature_file import load_features
+from erc.data.graphs import GRAPH_KEYS
+from erc.runtime.errors import InputError, run_stage
+from erc.runtime.files import load_torch, save_torch
+from erc.training.train import train_model
+from erc.config.params import check_dataset, validate_params
+from erc.evaluation.records import collect_records
+from erc.training.teachers import load_teacher_logits
 
 RUNS = Path("runs/seed_study")
 
@@ -95,7 +97,7 @@ def main(*argv: str) -> None:
     if args.command == "run":
         run(args.dataset, args.row, parse_seeds(args.seeds))
     else:
-        from erc.seed_report import report  # the only part that reads test labels
+        from erc.reporting.seed_report import report  # the only part that reads test labels
         report()
 
 

@@ -5,7 +5,7 @@ committed run is one of them) and whose train and evaluate stages read the same 
 workspace's dvc.lock records (equal params on a re-fine-tuned encoder are another run), on the same device as the
 workspace's run (its metrics' setup: a CUDA run of equal params is another run). ``--run`` first
 queues the missing rows as DVC experiments, runs DVC's queue with N workers and waits; rows already run that way
-are reused; ``--backend slurm`` runs them as one SLURM job array instead (erc.slurm, docs/cluster.md). Each row
+are reused; ``--backend slurm`` runs them as one SLURM job array instead (erc.runtime.slurm, docs/cluster.md). Each row
 of the table is also recorded in metrics/table1/<row>.json (what the table read of its
 experiment), committed with the table: DVC's experiments stay in the repository copy that ran them, so a clone
 rebuilds the table from the records and ``--run`` reruns only rows no record holds for the current inputs.
@@ -15,11 +15,13 @@ import json
 import time
 from pathlib import Path
 
-from erc.io import InputError, one_line_errors, save_text
-from erc.params import Params, load_params
-from erc.experiment_table import (build_table, experiments_from_dvc, find_rows, load_records, missing_rows,
-                                  row_overrides, row_slug, run_device, run_inputs, run_missing_rows, save_records)
-from erc.slurm import run_on_slurm
+from erc.runtime.errors import InputError, one_line_errors
+from erc.runtime.files import save_text
+from erc.config.params import Params, load_params
+from erc.reporting.experiment_table import (build_table, experiments_from_dvc, find_rows, load_records, missing_rows,
+                                            row_overrides, row_slug, run_device, run_inputs, run_missing_rows,
+                                            save_records)
+from erc.runtime.slurm import run_on_slurm
 
 
 def reference_inputs(params: Params) -> dict:

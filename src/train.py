@@ -1,13 +1,15 @@
 """Stage train: python src/train.py <dataset> -> models/<dataset>.pt
 MGLRA with MRL / MRL-E and MKD as params.yaml says, one run per seed, each kept at its best validation epoch."""
 
-from erc.features import load_features
-from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
-from erc.live import staged_curves
-from erc.params import check_dataset, load_params
-from erc.records import collect_records, epochs_path
-from erc.multimodal import train_model
-from erc.teachers import load_teacher_logits
+from erc.data.feature_file import load_features
+from erc.data.graphs import GRAPH_KEYS
+from erc.runtime.files import load_torch, save_torch
+from erc.runtime.errors import run_stage
+from erc.runtime.live import staged_curves
+from erc.config.params import check_dataset, load_params
+from erc.evaluation.records import collect_records, epochs_path
+from erc.training.train import train_model
+from erc.training.teachers import load_teacher_logits
 
 
 def main(dataset: str) -> None:

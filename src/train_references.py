@@ -1,11 +1,13 @@
 """Stage train_references: python src/train_references.py <dataset> -> models/references/<dataset>.pt
 Logistic regression and bc-LSTM on the same features, selected on validation."""
 
-from erc.features import load_features
-from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
-from erc.params import check_dataset, load_params
-from erc.records import collect_records, epochs_path
-from erc.references import train_references
+from erc.data.feature_file import load_features
+from erc.data.graphs import GRAPH_KEYS
+from erc.runtime.files import load_torch, save_torch
+from erc.runtime.errors import run_stage
+from erc.config.params import check_dataset, load_params
+from erc.evaluation.records import collect_records, epochs_path
+from erc.training.references import train_references
 
 
 def main(dataset: str) -> None:

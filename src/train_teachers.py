@@ -1,12 +1,14 @@
 """Stage train_teachers: python src/train_teachers.py <dataset> -> models/teachers/<dataset>.pt
 One unimodal teacher per modality, selected on validation; its logits for every utterance are cached."""
 
-from erc.features import load_features
-from erc.io import GRAPH_KEYS, load_torch, run_stage, save_torch
-from erc.live import staged_curves
-from erc.params import check_dataset, load_params
-from erc.records import collect_records, epochs_path
-from erc.teachers import train_teachers
+from erc.data.feature_file import load_features
+from erc.data.graphs import GRAPH_KEYS
+from erc.runtime.files import load_torch, save_torch
+from erc.runtime.errors import run_stage
+from erc.runtime.live import staged_curves
+from erc.config.params import check_dataset, load_params
+from erc.evaluation.records import collect_records, epochs_path
+from erc.training.teachers import train_teachers
 
 
 def main(dataset: str) -> None:

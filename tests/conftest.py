@@ -18,7 +18,7 @@ import torch
 import yaml
 from scipy.io import wavfile
 
-from erc.graphs import build_graphs
+from erc.data.graphs import build_graphs
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
@@ -64,7 +64,7 @@ DEBERTA_SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]  # GPT-2 byte-
 
 def wordpiece_vocab():
     """MiniLM's BERT WordPiece vocabulary (a file of the offline package): real subwords, no download."""
-    from erc.text import minilm_dir
+    from erc.features.text import minilm_dir
     return str(minilm_dir() / "vocab.txt")
 
 
@@ -222,7 +222,7 @@ def trim_metadata(raw):
 def tiny_params(path):
     """The working tree's params on a tiny model, both built-in datasets and both corpora; the default MRL + MKD
     setup whatever the working tree's params say; ``workers: 1`` (their count is tests/test_parallel.py's subject)."""
-    from erc.params import validate_params
+    from erc.config.params import validate_params
     p = yaml.safe_load(path.read_text())
     p["datasets"] = ["iemocap", "meld", *CORPORA]
     p["corpora"] = CORPORA

@@ -17,10 +17,10 @@ import torch
 import yaml
 
 from conftest import ROOT
-from erc.io import InputError
-from erc.model import MGLRA
-from erc.params import load_params, validate_params
-from erc.training import model_config
+from erc.runtime.errors import InputError
+from erc.models.mglra import MGLRA
+from erc.config.params import load_params, validate_params
+from erc.training.loop import model_config
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 

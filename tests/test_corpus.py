@@ -1,4 +1,4 @@
-"""Your own conversations in one file format (erc.corpus): the built-in datasets round-trip through it, the split
+"""Your own conversations in one file format (erc.data.corpus): the built-in datasets round-trip through it, the split
 and speaker rules, bad rows named by file and row, and importers for CoMPM's TSVs and MELD's official CSVs."""
 import json
 import subprocess
@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from erc.corpus import Card, builtin_card, check_cross_fitting, import_compm, import_meld_csv, read_corpus
-from erc.datasets import CLASSES, MELD_CSV, MELD_ID_OFFSET, load_dialogues
-from erc.io import InputError
+from erc.data.corpus import Card, builtin_card, check_cross_fitting, import_compm, import_meld_csv, read_corpus
+from erc.data.datasets import CLASSES, MELD_CSV, MELD_ID_OFFSET, load_dialogues
+from erc.runtime.errors import InputError
 
 from conftest import RAW, ROOT
 

@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from erc import audio
-from erc.datasets import CLASSES, load_dialogues, split_ids
-from erc.io import InputError
-from erc.text import repair_cp1252
+from erc.features import audio
+from erc.data.datasets import CLASSES, load_dialogues, split_ids
+from erc.runtime.errors import InputError
+from erc.data.datasets import repair_cp1252
 
 from conftest import RAW
 

@@ -12,19 +12,20 @@ import pytest
 import torch
 
 from conftest import ROOT, random_feats, small_model_kwargs
-from erc.batching import DialogueData
-from erc.datasets import CLASSES, load_dialogues
-from erc.device import resolve_device, to_cpu
-from erc.evaluation import evaluate_model
-from erc.finetuning import finetune, settings_of
-from erc.utterance_encoder import Inputs, base_encoder_dir, layer_features, UtteranceClassifier
-from erc.graphs import build_graphs
-from erc.io import InputError
-from erc.losses import task_loss
-from erc.model import MGLRA
-from erc.multimodal import train_model
-from erc.params import validate_params
-from erc.training import Objective, fit, predict_all
+from erc.data.batching import DialogueData
+from erc.data.datasets import CLASSES, load_dialogues
+from erc.runtime.device import resolve_device, to_cpu
+from erc.evaluation.evaluate import evaluate_model
+from erc.training.finetune import finetune, settings_of
+from erc.features.utterance_encoder import Inputs, base_encoder_dir, layer_features
+from erc.data.graphs import build_graphs
+from erc.runtime.errors import InputError
+from erc.training.losses import task_loss
+from erc.models.mglra import MGLRA
+from erc.training.train import train_model
+from erc.config.params import validate_params
+from erc.training.loop import Objective, fit
+from erc.models.predict import predict_all
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -134,7 +135,7 @@ def test_kept_states_are_copies_that_training_does_not_move():
 
 
 def test_bf16_on_a_cpu_is_refused_before_any_work(few_dialogues):
-    from erc.finetuning import finetune_datasets
+    from erc.training.finetune import finetune_datasets
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: bf16 is allowed")
     p = validate_params({"features": {"text": "minilm-ft"}, "device": "cpu", "finetune": {"precision": "bf16"}})
@@ -143,7 +144,7 @@ def test_bf16_on_a_cpu_is_refused_before_any_work(few_dialogues):
 
 
 def test_the_table_keeps_runs_on_another_device_apart():
-    from erc.experiment_table import run_device
+    from erc.reporting.experiment_table import run_device
     assert run_device({"setup": {"device": {"train": "cpu", "evaluate": "cpu"}}}) == "cpu"
     assert run_device({"setup": {"device": {"train": "cuda", "evaluate": "cpu"}}}) == "cpu+cuda"
     assert run_device({"setup": {"sources": {}}}) == "cpu"  # made before the device was recorded: on the CPU

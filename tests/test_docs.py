@@ -23,7 +23,7 @@ def test_generated_pages_are_up_to_date(script):
 
 
 def test_params_page_covers_every_schema_key():
-    from erc.params import flat_defaults
+    from erc.config.params import flat_defaults
     page = (ROOT / "docs" / "params.md").read_text()
     documented = set(re.findall(r"^\| `([\w.]+)` +\|", page, re.M))
     for key in flat_defaults():

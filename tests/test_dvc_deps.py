@@ -1,39 +1,18 @@
 """dvc.yaml lists, for every stage, each file of ``src/`` that its script imports, directly or through another
 module: otherwise a code change leaves stale outputs that ``dvc status`` reports as up to date."""
-import ast
 import re
 
 import pytest
 import yaml
 
 from conftest import ROOT
+from dvc_deps import generate, import_closure
 
 SRC = ROOT / "src"
 
 
-def local_imports(path):
-    """``src/erc/*.py`` files imported by the module at ``path`` (``erc.x`` and ``from erc import x`` alike)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        for name in names:
-            candidate = SRC / (name.replace(".", "/") + ".py")
-            if name.split(".")[0] == "erc" and candidate.is_file():
-                found.add(candidate)
-    return found
-
-
 def transitive_imports(script):
-    seen, todo = set(), [script]
-    while todo:
-        for module in local_imports(todo.pop()) - seen:
-            seen.add(module)
-            todo.append(module)
-    return {str(p.relative_to(ROOT)) for p in seen | {script}}
+    return set(import_closure(script))
 
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -51,10 +30,22 @@ def test_stage_deps_are_exactly_the_modules_its_script_imports(stage):
     assert not extra, f"dvc.yaml stage {stage} lists {extra}, which its script never imports (needless reruns)"
 
 
+def test_dvc_yaml_is_what_the_generator_writes():
+    # python src/dvc_deps.py rewrites the src/ deps from the import closure; the committed dvc.yaml is its output
+    text = (ROOT / "dvc.yaml").read_text()
+    assert generate(text) == text
+
+
+def test_the_generator_replaces_stale_code_deps_and_keeps_the_rest():
+    text = (ROOT / "dvc.yaml").read_text()
+    stale = text.replace("      - src/erc/models/mrl.py\n", "      - src/erc/old_module.py\n", 1)
+    assert stale != text and generate(stale) == text
+
+
 def test_the_import_walk_sees_indirect_imports():
-    # train.py imports erc.multimodal, which imports erc.model, which imports erc.mrl: all three must be found
+    # train.py imports erc.training.train, which imports erc.models.mglra, which imports erc.models.mrl: all three must be found
     found = transitive_imports(SRC / "train.py")
-    assert {"src/erc/multimodal.py", "src/erc/model.py", "src/erc/mrl.py", "src/erc/io.py"} <= found
+    assert {"src/erc/training/train.py", "src/erc/models/mglra.py", "src/erc/models/mrl.py", "src/erc/runtime/files.py"} <= found
 
 
 def files_read(script):
@@ -79,8 +70,8 @@ def test_stage_deps_cover_every_file_its_script_reads(stage):
 
 def test_the_bc_lstm_and_the_model_are_separate_rooms():
     # editing the reference reruns train_references alone, editing the model's training loop of MGLRA's seeds
-    # (erc.multimodal) reruns train alone
+    # (erc.training.train) reruns train alone
     deps = {name: set(spec.get("do", spec)["deps"]) for name, spec in STAGES.items()}
-    assert "src/erc/references.py" not in deps["train"] | deps["train_teachers"]
-    assert "src/erc/multimodal.py" not in deps["train_references"] | deps["train_teachers"]
-    assert "src/erc/teachers.py" not in deps["train_references"]
+    assert "src/erc/training/references.py" not in deps["train"] | deps["train_teachers"]
+    assert "src/erc/training/train.py" not in deps["train_references"] | deps["train_teachers"]
+    assert "src/erc/training/teachers.py" not in deps["train_references"]

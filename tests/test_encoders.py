@@ -4,22 +4,22 @@ fine-tuning, extraction, training and ``predict.py``; an encoder that is not ava
 import dataclasses
 import json
 
-import numpy as np
 import pytest
 import torch
 import yaml
 from transformers import AutoModel, BertConfig, MPNetConfig
 
-from erc.datasets import load_dialogues
-from erc.extraction import extract
-from erc.finetuning import finetune_datasets, micro_batches, save_finetuned
-from erc.graphs import build_graphs
-from erc.io import InputError, save_torch
-from erc.losses import task_loss
-from erc.multimodal import train_model
-from erc.params import validate_params
-from erc.text import minilm_dir
-from erc.utterance_encoder import Inputs, UtteranceClassifier, resolve_encoder
+from erc.data.datasets import load_dialogues
+from erc.features.extract import extract
+from erc.training.finetune import finetune_datasets, micro_batches, save_finetuned
+from erc.data.graphs import build_graphs
+from erc.runtime.errors import InputError
+from erc.runtime.files import save_torch
+from erc.training.losses import task_loss
+from erc.training.train import train_model
+from erc.config.params import validate_params
+from erc.features.text import minilm_dir
+from erc.features.utterance_encoder import Inputs, UtteranceClassifier, resolve_encoder
 
 from conftest import RAW, SIZE, bytelevel_bpe, tiny_encoder
 from test_bad_input import run_script
@@ -108,7 +108,7 @@ def test_micro_batches_sum_to_the_batch_loss():
 
 
 def test_accumulated_fine_tuning_takes_the_same_steps(tmp_path, dialogues):
-    from erc.finetuning import finetune
+    from erc.training.finetune import finetune
     encoder = tiny_encoder("bert", tmp_path, [])
     from transformers import AutoTokenizer
     inputs = Inputs(AutoTokenizer.from_pretrained(encoder), dialogues, "iemocap", 0, 48)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from erc.datasets import load_dialogues
-from erc.feature_pickles import detect_layout, load_pickle, read_feature_file
-from erc.extraction import align_file_features, extract
-from erc.io import InputError
-from erc.params import validate_params
+from erc.data.datasets import load_dialogues
+from erc.data.feature_pickles import detect_layout, load_pickle, read_feature_file
+from erc.features.extract import align_file_features, extract
+from erc.runtime.errors import InputError
+from erc.config.params import validate_params
 
 from conftest import RAW, ROOT
 

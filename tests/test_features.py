@@ -3,12 +3,13 @@ import pytest
 import torch
 import yaml
 
-from erc.datasets import load_dialogues
-from erc.extraction import extract
-from erc.features import load_features, save_features
-from erc.io import InputError, atomic_path
-from erc.params import validate_params
-from erc.text import assemble_split_zip
+from erc.data.datasets import load_dialogues
+from erc.features.extract import extract
+from erc.data.feature_file import load_features, save_features
+from erc.runtime.errors import InputError
+from erc.runtime.files import atomic_path
+from erc.config.params import validate_params
+from erc.features.text import assemble_split_zip
 
 from conftest import RAW, ROOT
 
@@ -42,7 +43,8 @@ def test_minilm_and_praat_on_real_dialogues(tmp_path, few_dialogues):
     assert torch.isfinite(text).all() and torch.isfinite(audio).all()
     # a known answer: the last layer's token mean, normalised, is what sentence-transformers' all-MiniLM-L6-v2 gives
     from sentence_transformers import SentenceTransformer
-    from erc.text import minilm_dir, repair_cp1252
+    from erc.features.text import minilm_dir
+    from erc.data.datasets import repair_cp1252
     sentences = [repair_cp1252(s) for d in few_dialogues for s in d.sentences]
     reference = SentenceTransformer(str(minilm_dir()), device="cpu").encode(sentences, convert_to_tensor=True)
     torch.testing.assert_close(torch.nn.functional.normalize(text[:, -1], dim=-1), reference, atol=1e-4, rtol=1e-3)

@@ -12,14 +12,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from erc.datasets import CLASSES, load_dialogues
-from erc.finetuning import finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
-from erc.utterance_encoder import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir, finetuned_features,
-                           layer_features, length_pieces, new_dialogue_features)
-from erc.io import InputError
-from erc.live import staged_curves
-from erc.losses import task_loss
-from erc.params import validate_params
+from erc.data.datasets import CLASSES, load_dialogues
+from erc.training.finetune import finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
+from erc.features.utterance_encoder import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir,
+                                            finetuned_features, layer_features, length_pieces, new_dialogue_features)
+from erc.runtime.errors import InputError
+from erc.runtime.live import staged_curves
+from erc.training.losses import task_loss
+from erc.config.params import validate_params
 from probing import heldout_finetuned
 
 from conftest import ROOT, SIZE

@@ -12,7 +12,7 @@ import torch
 
 import gpu_check
 from conftest import ROOT, random_feats
-from erc.graphs import build_graphs
+from erc.data.graphs import build_graphs
 
 
 def test_without_a_gpu_the_check_stops_in_one_line(tmp_path):

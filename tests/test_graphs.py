@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from erc.batching import dense_adjacency
-from erc.graphs import build_graphs, dialogue_graph
-from erc.io import InputError
+from erc.data.batching import dense_adjacency
+from erc.data.graphs import dialogue_graph
+from erc.runtime.errors import InputError
 
 
 @pytest.mark.parametrize("n,m", [(1, 1), (2, 3), (5, 2), (9, 3), (4, 1)])

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from erc.io import save_torch
+from erc.runtime.files import save_torch
 
 
 def test_the_same_object_saved_twice_gives_the_same_bytes(tmp_path):

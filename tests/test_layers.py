@@ -1,10 +1,10 @@
-"""erc.layers: the unpacked bidirectional LSTM gives the packed one's outputs and gradients; dropout's law."""
+"""erc.models.layers: the unpacked bidirectional LSTM gives the packed one's outputs and gradients; dropout's law."""
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from erc.layers import Dropout, bidirectional_lstm, dropout, reversal_index
+from erc.models.layers import Dropout, bidirectional_lstm, dropout, reversal_index
 
 
 def test_reversal_index_reverses_within_each_length_and_is_its_own_inverse():

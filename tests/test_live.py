@@ -4,7 +4,7 @@ import os
 import pytest
 
 import dvclive.vscode
-from erc.live import STEP_SIGNAL, live_logger
+from erc.runtime.live import STEP_SIGNAL, live_logger
 
 
 def test_a_logger_ends_cleanly_when_another_removed_the_step_signal_first(tmp_path, monkeypatch):
@@ -37,7 +37,7 @@ def test_other_missing_files_still_fail(tmp_path, monkeypatch):
 def test_staged_curves_land_with_a_plain_folders_mode(tmp_path, monkeypatch):
     import os
     import stat
-    from erc.live import staged_curves
+    from erc.runtime.live import staged_curves
     monkeypatch.chdir(tmp_path)
     old = os.umask(0o022)
     try:

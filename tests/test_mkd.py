@@ -4,10 +4,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from erc.batching import DialogueData
-from erc.losses import CrossEntropy, distillation_loss
-from erc.model import MGLRA
-from erc.training import Objective, fit, predict_all, validation_score
+from erc.data.batching import DialogueData
+from erc.training.losses import CrossEntropy, distillation_loss
+from erc.models.mglra import MGLRA
+from erc.training.loop import Objective, fit, validation_score
+from erc.models.predict import predict_all
 
 from conftest import small_model_kwargs
 
@@ -116,8 +117,8 @@ def test_the_text_student_keeps_its_own_validation_epoch_and_the_fused_selection
 def test_a_unimodal_text_student_keeps_its_epoch_whatever_mkd_text_only_says(toy):
     """Training does not read mkd.text_only (train does not list it in dvc.yaml): the checkpoint keeps the text
     student's own epoch for every answer evaluate and predict.py may be asked for, and no trace of the setting."""
-    from erc.params import validate_params
-    from erc.multimodal import train_model
+    from erc.config.params import validate_params
+    from erc.training.train import train_model
     feats, graphs = toy
     checkpoints = []
     for answer in ("fused", "teacher"):

@@ -2,15 +2,16 @@
 import pytest
 import torch
 
-from erc.batching import DialogueData, drop_modalities
-from erc.evaluation import evaluate_model
-from erc.features import mark_missing, text_only, utterance_split
-from erc.graphs import build_graphs
-from erc.io import InputError
-from erc.metrics import classification_metrics
-from erc.model import MGLRA
-from erc.params import validate_params
-from erc.training import build_objective, fit, model_config, predict
+from erc.data.batching import DialogueData, drop_modalities
+from erc.evaluation.evaluate import evaluate_model
+from erc.data.feature_file import mark_missing, text_only, utterance_split
+from erc.data.graphs import build_graphs
+from erc.runtime.errors import InputError
+from erc.evaluation.metrics import classification_metrics
+from erc.models.mglra import MGLRA
+from erc.config.params import validate_params
+from erc.training.loop import build_objective, fit, model_config
+from erc.models.predict import predict
 
 from conftest import random_feats
 

@@ -5,19 +5,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from erc.batching import DialogueData
-from erc.io import InputError
-from erc.losses import WeightedNLL, class_weights
-from erc.model import MGLRA, MaskedGatedConv
-from erc.params import load_params, validate_params
-from erc.training import Objective, fit, model_config, predict
+from erc.data.batching import DialogueData
+from erc.runtime.errors import InputError
+from erc.training.losses import WeightedNLL, class_weights
+from erc.models.mglra import MGLRA, MaskedGatedConv
+from erc.config.params import load_params, validate_params
+from erc.training.loop import Objective, fit, model_config
+from erc.models.predict import predict
 
 from conftest import small_model_kwargs
 
 
 def test_dense_layer_equals_per_edge_messages_and_a_hand_sum():
-    from erc.batching import dense_adjacency
-    from erc.graphs import dialogue_graph
+    from erc.data.batching import dense_adjacency
+    from erc.data.graphs import dialogue_graph
     torch.manual_seed(0)
     conv = MaskedGatedConv(8, mask_ratio=0.0, faithful=False).eval()
     lengths = torch.tensor([5, 3])
@@ -42,8 +43,8 @@ def test_dense_layer_equals_per_edge_messages_and_a_hand_sum():
 
 
 def test_gradients_flow_through_the_dense_layer_and_not_into_padding():
-    from erc.batching import dense_adjacency
-    from erc.graphs import dialogue_graph
+    from erc.data.batching import dense_adjacency
+    from erc.data.graphs import dialogue_graph
     conv = MaskedGatedConv(4, mask_ratio=0.0, faithful=False)
     adjacency = dense_adjacency([dialogue_graph(3, 2), dialogue_graph(1, 2)], torch.tensor([3, 1]), 2)
     h = torch.randn(2, 6, 4, requires_grad=True)
@@ -261,8 +262,8 @@ def test_model_config_passes_the_new_options(toy):
 
 
 def test_eval_passes_batch_many_dialogues_only_where_answers_do_not_depend_on_the_batch(toy):
-    from erc.references import BcLSTM
-    from erc.training import EVAL_BATCH, eval_batch_size
+    from erc.training.references import BcLSTM
+    from erc.models.predict import EVAL_BATCH, eval_batch_size
     feats, _ = toy
     assert eval_batch_size(MGLRA(**small_model_kwargs(feats)), 16) == EVAL_BATCH
     assert eval_batch_size(MGLRA(**small_model_kwargs(feats, faithful=True)), 16) == 16  # released: as trained

@@ -2,9 +2,9 @@
 import torch
 import torch.nn.functional as F
 
-from erc.batching import DialogueData
-from erc.model import MGLRA
-from erc.mrl import NestedClassifier, matryoshka_loss, nesting_sizes, prefix_columns
+from erc.data.batching import DialogueData
+from erc.models.mglra import MGLRA
+from erc.models.mrl import NestedClassifier, matryoshka_loss, nesting_sizes, prefix_columns
 
 from conftest import small_model_kwargs
 
@@ -92,7 +92,7 @@ def test_mrl_reduction_mean_divides_by_the_weights():
 
 
 def test_every_loss_scores_all_sizes_at_once_as_it_scores_each():
-    from erc.losses import CrossEntropy, ReleasedFocal, WeightedNLL
+    from erc.training.losses import CrossEntropy, ReleasedFocal, WeightedNLL
     torch.manual_seed(0)
     logits = torch.randn(4, 9, 5)
     y = torch.randint(0, 5, (9,))

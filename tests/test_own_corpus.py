@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from erc.corpus import builtin_card, load_corpus, write_corpus
-from erc.datasets import CLASSES, load_dialogues
-from erc.extraction import extract
-from erc.features import load_features
-from erc.params import validate_params
+from erc.data.corpus import builtin_card, load_corpus, write_corpus
+from erc.data.datasets import CLASSES, load_dialogues
+from erc.features.extract import extract
+from erc.data.feature_file import load_features
+from erc.config.params import validate_params
 
 from conftest import CSV_COLUMNS, LABELS, RAW, ROOT, make_corpus, write_rows
 from test_bad_input import assert_one_line_error, run_script
@@ -127,7 +127,7 @@ def test_the_built_in_path_and_the_corpus_path_give_the_same_features(tmp_path, 
     ({"name": "other"}, "'datasets' lists 'mine', neither a built-in dataset nor a corpus"),
 ])
 def test_a_bad_corpus_entry_is_one_line(entry, message):
-    from erc.io import InputError
+    from erc.runtime.errors import InputError
     name = entry.pop("name", "mine")
     raw = {"datasets": ["mine"], "corpora": {name: {"path": "data/corpora/mine.csv", "labels": LABELS, **entry}}}
     with pytest.raises(InputError) as err:
@@ -171,9 +171,9 @@ def test_a_corpus_too_small_to_cross_fit_is_refused_before_fine_tuning(tmp_path)
 
 
 def test_wav_spans_that_cannot_be_measured_and_wavs_outside_the_folder_are_one_line(tmp_path, monkeypatch):
-    from erc.corpus import Card, read_corpus
-    from erc.io import InputError
-    from erc.wav import corpus_wav_descriptors
+    from erc.data.corpus import Card, read_corpus
+    from erc.runtime.errors import InputError
+    from erc.features.wav import corpus_wav_descriptors
     corpora = tmp_path / "data" / "corpora"
     corpora.mkdir(parents=True)
     rows = make_corpus(corpora, n_dialogues=12)

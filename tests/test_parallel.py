@@ -5,11 +5,11 @@ import operator
 import pytest
 import torch
 
-from erc.live import staged_curves
-from erc.params import validate_params
-from erc.parallel import run_parallel
-from erc.multimodal import train_model
-from erc.references import train_references
+from erc.runtime.live import staged_curves
+from erc.config.params import validate_params
+from erc.runtime.parallel import run_parallel
+from erc.training.train import train_model
+from erc.training.references import train_references
 
 
 def toy_params(workers):

@@ -3,11 +3,11 @@ import json
 import pytest
 import torch
 
-from erc.io import InputError
-from erc.model import MGLRA
-from erc.inference import format_table, predict_dialogue, read_dialogue
-from erc.params import Params, load_params
-from erc.training import model_config
+from erc.runtime.errors import InputError
+from erc.models.mglra import MGLRA
+from erc.models.inference import format_table, predict_dialogue, read_dialogue
+from erc.config.params import Params, load_params
+from erc.training.loop import model_config
 
 
 def narrow_params() -> Params:
@@ -94,9 +94,9 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
     student = predict_dialogue(turns, checkpoint, "meld", text_only="student")
     assert fused != student
     # by hand: the ensemble of one seed is the softmax of the model's text student logits
-    from erc.batching import DialogueData
-    from erc.graphs import dialogue_graph
-    from erc.inference import dialogue_features
+    from erc.data.batching import DialogueData
+    from erc.data.graphs import dialogue_graph
+    from erc.models.inference import dialogue_features
     feats = {"features": dialogue_features(turns, checkpoint["config"], checkpoint["sources"], "d", "meld", [0, 1]),
              "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
              "labels": torch.full((2,), -1)}
@@ -113,9 +113,9 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
 
 
 def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_when_asked(tmp_path, checkpoint):
-    from erc.batching import DialogueData
-    from erc.graphs import dialogue_graph
-    from erc.inference import dialogue_features
+    from erc.data.batching import DialogueData
+    from erc.data.graphs import dialogue_graph
+    from erc.models.inference import dialogue_features
     params = narrow_params()
     feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
              "classes": list(range(7))}

@@ -2,9 +2,9 @@
 import torch
 from sklearn.metrics import f1_score
 
-from erc.features import text_only, utterance_split
-from erc.graphs import build_graphs
-from erc.params import validate_params
+from erc.data.feature_file import text_only, utterance_split
+from erc.data.graphs import build_graphs
+from erc.config.params import validate_params
 from probing import heldout_split, probe_run, split_teacher_logits
 
 from conftest import random_feats

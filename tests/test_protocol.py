@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from erc.experiment_table import ROWS
-from erc.io import InputError
-from erc.protocol import (MODE_ROWS, PAPER_WF1, author_summary, gain_summary, gain_table, paper_gain, paper_gains,
-                          protocol_figure, read_author_runs)
+from erc.reporting.experiment_table import ROWS
+from erc.runtime.errors import InputError
+from erc.reporting.protocol import (MODE_ROWS, PAPER_WF1, author_summary, gain_summary, gain_table, paper_gain,
+                                    paper_gains, protocol_figure, read_author_runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = next((d for d in (ROOT.parent / "shared" / "data" / "authors_logs", ROOT / "data" / "authors_logs")

@@ -1,4 +1,4 @@
-"""Per-epoch test records (erc.records, fit(record=...)): recording changes nothing that is trained or chosen,
+"""Per-epoch test records (erc.evaluation.records, fit(record=...)): recording changes nothing that is trained or chosen,
 and what it records is the kept model's own test output."""
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import pytest
 import torch
 from conftest import random_feats, small_model_kwargs
 
-from erc.batching import DialogueData
-from erc.features import save_features, load_features, utterance_split
-from erc.graphs import build_graphs
-from erc.model import MGLRA, restore
-from erc.mrl import nesting_sizes
-from erc.params import validate_params
-from erc.records import both_protocols, collect_records, epoch_scores, epochs_path, load_records, paper_epoch
-from erc.references import BcLSTM, bclstm_input_dim
-from erc.training import build_objective, fit, predict
+from erc.data.batching import DialogueData
+from erc.data.feature_file import save_features, load_features, utterance_split
+from erc.data.graphs import build_graphs
+from erc.models.mglra import MGLRA, restore
+from erc.models.mrl import nesting_sizes
+from erc.config.params import validate_params
+from erc.evaluation.records import both_protocols, collect_records, epoch_scores, epochs_path, load_records, paper_epoch
+from erc.training.references import BcLSTM, bclstm_input_dim
+from erc.training.loop import build_objective, fit
+from erc.models.predict import predict
 
 EPOCHS = 4
 
@@ -103,7 +104,8 @@ def test_collect_records_leaves_the_stage_output_as_before(tmp_path):
 
 
 def test_load_records_checks_shapes(tmp_path):
-    from erc.io import InputError, save_torch
+    from erc.runtime.errors import InputError
+    from erc.runtime.files import save_torch
     path = tmp_path / "m.epochs.pt"
     save_torch({"split": "test", "utterances": torch.arange(3), "runs": {0: torch.zeros(5, 3, 4)}}, path)
     assert load_records(str(path), 4)["runs"][0].shape == (5, 3, 4)
@@ -139,7 +141,7 @@ def test_both_protocols_known_answer():
 
 
 def test_ensemble_of_one_seed_is_that_seed(hidden):
-    from erc.evaluation import evaluate_model
+    from erc.evaluation.evaluate import evaluate_model
     _, graphs, labelled = hidden
     config, _, result = _fit(hidden[0], graphs, None)
     checkpoint = {"config": config, "runs": {0: {"state": result["state"], "epoch": result["epoch"]}}}
@@ -152,7 +154,7 @@ def test_ensemble_of_one_seed_is_that_seed(hidden):
     data = DialogueData(labelled, graphs["multimodal"])
     outs = [predict(restore(config, state, "cpu"), data, "test", "cpu") for state in (result["state"], other)]
     mean = sum(torch.softmax(o["logits"][-1].double(), -1) for o in outs) / 2
-    from erc.metrics import classification_metrics
+    from erc.evaluation.metrics import classification_metrics
     expected = classification_metrics(outs[0]["labels"], mean.argmax(-1), labelled["classes"])
     assert metrics["ensemble"]["test"] == expected
 
@@ -168,4 +170,4 @@ def test_only_evaluate_and_reports_read_test_labels():
             if isinstance(node, ast.keyword) and node.arg == "hide_test_labels" and \
                     not (isinstance(node.value, ast.Constant) and node.value.value is True):
                 readers.add(path.relative_to(ROOT).as_posix())
-    assert readers == {"src/evaluate.py", "src/erc/seed_report.py"}
+    assert readers == {"src/evaluate.py", "src/erc/reporting/seed_report.py"}

@@ -17,17 +17,18 @@ import torch
 import build_graphs
 import predict
 from conftest import RAW, ROOT
-from erc.corpus import Card, read_corpus
-from erc.datasets import load_dialogues
-from erc.feature_pickles import read_feature_file
-from erc.features import save_features
-from erc.inference import MAX_TEXT_CHARS, MAX_TURNS, read_dialogue
-from erc.io import InputError, load_pickle, load_torch, run_stage, save_torch
-from erc.live import SharedLive, staged_curves
-from erc.multimodal import train_model
-from erc.params import validate_params
-from erc.references import train_references
-from erc.teachers import train_teachers
+from erc.data.corpus import Card, read_corpus
+from erc.data.datasets import load_dialogues
+from erc.data.feature_pickles import read_feature_file
+from erc.data.feature_file import save_features
+from erc.models.inference import MAX_TEXT_CHARS, MAX_TURNS, read_dialogue
+from erc.runtime.errors import InputError, run_stage
+from erc.runtime.files import load_pickle, load_torch, save_torch
+from erc.runtime.live import SharedLive, staged_curves
+from erc.training.train import train_model
+from erc.config.params import validate_params
+from erc.training.references import train_references
+from erc.training.teachers import train_teachers
 from test_bad_input import assert_one_line_error, project, run_command, run_script, tiny_checkpoint
 
 
@@ -245,7 +246,7 @@ def test_a_full_disk_is_one_line_naming_the_output_and_nothing_is_half_written(t
 
     def full_disk(file, mode="r", *args, **kwargs):  # the kernel's own ENOSPC: every write to /dev/full fails
         return real_open("/dev/full", mode, *args, **kwargs) if "w" in mode else real_open(file, mode, *args, **kwargs)
-    monkeypatch.setattr("erc.io.open", full_disk, raising=False)
+    monkeypatch.setattr("erc.runtime.files.open", full_disk, raising=False)
     assert run_build_graphs(monkeypatch, cwd) == "error: data/graphs/iemocap.pt: No space left on device"
     assert list((cwd / "data" / "graphs").iterdir()) == []  # no graph file, no temporary
 
@@ -256,7 +257,7 @@ def test_a_read_only_or_forbidden_folder_is_one_line_naming_it(tmp_path, monkeyp
 
     def refused(dir=None, **kwargs):  # as root, chmod cannot stage these: the error the OS would give
         raise OSError(code, os.strerror(code), dir)
-    monkeypatch.setattr("erc.io.tempfile.mkstemp", refused)
+    monkeypatch.setattr("erc.runtime.files.tempfile.mkstemp", refused)
     assert run_build_graphs(monkeypatch, cwd) == f"error: data/graphs: {os.strerror(code)}"
     assert not (cwd / "data" / "graphs" / "iemocap.pt").exists()
 
@@ -277,7 +278,7 @@ def test_predict_names_an_unreadable_file(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- 5. DVCLive curves of a killed run
 KILLED_RUN = """
 import os, signal, sys
-from erc.live import staged_curves
+from erc.runtime.live import staged_curves
 with staged_curves("plots/train/iemocap") as factory:
     live = factory("plots/train/iemocap/seed0")
     for step in range(2):
@@ -312,7 +313,7 @@ def test_a_killed_run_leaves_no_partial_curves(tmp_path, monkeypatch):
 def test_staged_loggers_cross_to_worker_processes_and_stay_inside_their_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with staged_curves("plots/teachers/meld") as factory:
-        again = pickle.loads(pickle.dumps(factory))  # erc.parallel sends it to spawned workers
+        again = pickle.loads(pickle.dumps(factory))  # erc.runtime.parallel sends it to spawned workers
         live = again("plots/teachers/meld/text")
         assert isinstance(live, SharedLive)
         live.end()

@@ -1,4 +1,4 @@
-"""The seed study (src/seed_study.py, erc.seed_report): rows and seeds parsed, records scored with known answers,
+"""The seed study (src/seed_study.py, erc.reporting.seed_report): rows and seeds parsed, records scored with known answers,
 and the page rebuilt from the committed JSON alone."""
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import torch
 from conftest import ROOT, random_feats
 
 import seed_study
-from erc import seed_report
-from erc.features import save_features, utterance_split
-from erc.io import InputError, save_torch
+from erc.reporting import seed_report
+from erc.data.feature_file import save_features, utterance_split
+from erc.runtime.errors import InputError
+from erc.runtime.files import save_torch
 
 
 def test_seeds_and_rows():

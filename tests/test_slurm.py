@@ -1,4 +1,4 @@
-"""DVC experiments as a SLURM job array (erc.slurm) on a real cluster: munge, one controller and two nodes started
+"""DVC experiments as a SLURM job array (erc.runtime.slurm) on a real cluster: munge, one controller and two nodes started
 here on localhost (skipped where SLURM is not installed; .ci/run installs it), a bare git remote, a DVC remote
 (a folder, then S3 served by moto on 127.0.0.1), and a tiny pipeline whose grid runs as the array."""
 import json
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from erc.io import InputError
-from erc.slurm import run_on_slurm
+from erc.runtime.errors import InputError
+from erc.runtime.slurm import run_on_slurm
 import localhost_slurm
 
 pytestmark = [pytest.mark.skipif(not all(shutil.which(p) for p in ("slurmctld", "slurmd", "munged", "sbatch")),

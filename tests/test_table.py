@@ -9,11 +9,11 @@ import torch
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
-from erc import experiment_table as erc_table
-from erc.io import InputError
-from erc.params import validate_params
-from erc.experiment_table import (acc_f1, build_table, protocol_cells, confusions, find_rows, paired_bootstrap, row_name, same_setup,
-                       run_inputs, with_dialogues)
+from erc.reporting import experiment_table as erc_table
+from erc.runtime.errors import InputError
+from erc.config.params import validate_params
+from erc.reporting.experiment_table import (acc_f1, build_table, protocol_cells, confusions, find_rows,
+                                            paired_bootstrap, row_name, same_setup, run_inputs, with_dialogues)
 
 
 def predictions(pred_by_seed, labels, dialogue=None):
@@ -216,7 +216,7 @@ def lock(features_md5: str, lr: float = 0.001, mkd: bool = False) -> str:
     dep = lambda path, md5: {"path": path, "hash": "md5", "md5": md5, "size": 1}  # noqa: E731
     return yaml.safe_dump({"schema": "2.0", "stages": {
         "train@iemocap": {"cmd": "python src/train.py iemocap",
-                          "deps": [dep("data/features/iemocap.pt", features_md5), dep("src/erc/model.py", "c0de")],
+                          "deps": [dep("data/features/iemocap.pt", features_md5), dep("src/erc/models/mglra.py", "c0de")],
                           "params": {"params.yaml": {"mkd.enabled": mkd, "train": {"lr": lr}}},
                           "outs": [dep("models/iemocap.pt", f"weights-{mkd}")]},
         "evaluate@iemocap": {"cmd": "python src/evaluate.py iemocap",
@@ -239,7 +239,7 @@ def test_rows_from_other_inputs_are_not_reused(monkeypatch, tmp_path):
     stale = [{"rev": rev, "name": rev, "params": experiments[0]["params"]} for rev in ("old", "edited", "lockless")]
     inputs = {"iemocap": run_inputs(lock("new"), "iemocap"), "meld": None}
     # the reference run's inputs: train's and evaluate's deps but the model train writes, their params but the switches
-    assert inputs["iemocap"] == {"deps": {"data/features/iemocap.pt": "new", "src/erc/model.py": "c0de",
+    assert inputs["iemocap"] == {"deps": {"data/features/iemocap.pt": "new", "src/erc/models/mglra.py": "c0de",
                                           "src/evaluate.py": "e7a1"},
                                  "params": {"train.lr": 0.001, "mkd.text_only": "student"}}
     rows = find_rows(stale + experiments, params, {}, inputs)
@@ -325,12 +325,12 @@ def fake_dvc(statuses, calls):
 
 
 def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for():
-    from erc.experiment_table import missing_rows, run_missing_rows
+    from erc.reporting.experiment_table import missing_rows, run_missing_rows
     rows = {(name, d): {} for name in ("MGLRA", "MRL + MKD") for d in ("iemocap", "meld")}
     rows[("MKD", "iemocap")] = {}  # run for one dataset only: still missing
     todo = missing_rows(rows)
     assert todo == ["MRL", "MRL-E", "MKD", "MRL-E + MKD", "MGLRA, frozen MiniLM"]
-    from erc.experiment_table import row_overrides
+    from erc.reporting.experiment_table import row_overrides
     assert row_overrides("MGLRA, frozen MiniLM") == ["features.text=minilm", "mrl.enabled=false", "mrl.shared=false",
                                                      "mkd.enabled=false"]
     todo = todo[:4]
@@ -352,7 +352,7 @@ def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for
 
 
 def test_queue_workers_that_stop_early_are_started_again():
-    from erc.experiment_table import queue_state, run_missing_rows
+    from erc.reporting.experiment_table import queue_state, run_missing_rows
     status = ("Task Name Created Status\nab12 table-mrl-e-1 09:36 PM Running\ncd34 table-mkd-1 09:36 PM Queued\n"
               "ef56 table-mrl-0 04:10 PM Failed\n\nWorker status: 1 active, 0 idle\n")
     assert queue_state(status, {"table-mrl-e-1", "table-mkd-1"}) == ({"table-mrl-e-1": "Running",
@@ -366,14 +366,14 @@ def test_queue_workers_that_stop_early_are_started_again():
 
 
 def test_a_failed_queue_task_is_one_line():
-    from erc.experiment_table import run_missing_rows
+    from erc.reporting.experiment_table import run_missing_rows
     statuses = iter(["Task Name Created Status\n1 table-mrl x Failed\n"])
     with pytest.raises(InputError, match="experiment table-mrl failed"):
         run_missing_rows(["MRL"], 1, run=fake_dvc(statuses, []), sleep=lambda s: None)
 
 
 def test_a_queue_that_cannot_start_is_one_line():
-    from erc.experiment_table import start_queue
+    from erc.reporting.experiment_table import start_queue
 
     def fake_run(cmd, stdout=None, **kwargs):
         stdout.write("Starting workers\nERROR: no worker could start\n")  # written where a worker would write

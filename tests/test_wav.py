@@ -1,4 +1,4 @@
-"""Descriptors measured from wav files (erc.wav) and wav turns in predict.py, on speech-like sounds made here:
+"""Descriptors measured from wav files (erc.features.wav) and wav turns in predict.py, on speech-like sounds made here:
 a harmonic source with a known pitch under syllable-like intensity humps."""
 import json
 import math
@@ -8,10 +8,10 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from erc.audio import PRAAT_COLUMNS, SIGNAL_COLUMNS, apply_scaling, shipped_scaling
-from erc.io import InputError
-from erc.inference import dialogue_features, predict_dialogue, read_dialogue
-from erc.wav import signal_descriptors, wav_descriptors
+from erc.features.audio import PRAAT_COLUMNS, SIGNAL_COLUMNS, apply_scaling, shipped_scaling
+from erc.runtime.errors import InputError
+from erc.models.inference import dialogue_features, predict_dialogue, read_dialogue
+from erc.features.wav import signal_descriptors, wav_descriptors
 
 from test_bad_input import assert_one_line_error, project, run_script, tiny_checkpoint
 from conftest import ROOT
@@ -146,10 +146,10 @@ def test_predict_dialogue_accepts_wav_turns_in_process(tmp_path):
 
 
 def test_praat_wav_extraction_measures_a_wav_folder_and_keeps_its_scaling(tmp_path):
-    from erc.datasets import load_dialogues
-    from erc.extraction import extract
-    from erc.params import validate_params
-    from erc.inference import stored_scaling
+    from erc.data.datasets import load_dialogues
+    from erc.features.extract import extract
+    from erc.config.params import validate_params
+    from erc.models.inference import stored_scaling
     dialogues = [d for split in ("train", "valid", "test")
                  for d in [x for x in load_dialogues("meld", ROOT / "data" / "raw") if x.split == split][:2]]
     folder = {"train": "train", "valid": "dev", "test": "test"}

@@ -1,0 +1,1 @@
+"""params.yaml's schema: typed sections, validated once."""

@@ -1,0 +1,1 @@
+"""Corpora, feature files, graphs and batches: what the stages read and write."""

@@ -1,0 +1,1 @@
+"""Audio and text features: the extract_features stage's work."""

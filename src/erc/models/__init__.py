@@ -1,0 +1,1 @@
+"""MGLRA, its layers, the nested heads (MRL), checkpoints, eval passes and serving (predict.py)."""

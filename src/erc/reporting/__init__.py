@@ -1,0 +1,1 @@
+"""Table 1, the seed study, the paper's protocol and generated pages: reports that choose nothing."""

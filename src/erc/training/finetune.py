@@ -1,0 +1,295 @@
+"""Fine-tuning text encoders (``features.text: minilm-ft | mpnet-ft | ft``, stage finetune_text): the encoder
+fine-tuned on the training utterances for emotion classification; ``erc.features.utterance_encoder`` reads the features out.
+
+* Input: the utterance, and with ``finetune.context`` k > 0 the k previous turns with speaker tags as a second
+  segment, cut from its oldest side so that the utterance itself is never truncated; with
+  ``finetune.context_future`` f > 0 the f following turns after them (EmoBERTa's past and future).
+* Cost (a large encoder): ``accumulate`` runs a batch as micro-batches (the same gradient, less memory),
+  ``checkpointing`` recomputes layer activations in the backward pass, ``precision`` bf16 / fp16 autocasts on
+  CUDA, ``freeze_layers`` and ``max_length`` cut the work.
+* Training labels fit, validation labels choose the epoch; test labels never reach this module (the stage
+  hides them before calling it).
+* Cross-fitting (``finetune.folds`` k ≥ 2): the training dialogues are split into k folds (by dialogue, or with
+  ``finetune.fold_by: session`` by IEMOCAP session, i.e. by speaker pair), and the
+  features of a training utterance come from an encoder fine-tuned without its fold, so that downstream models
+  do not learn from features made by an encoder that saw their labels; validation and test features come from
+  the encoder fine-tuned on every training dialogue (``eval_from: full``) or from the mean of the fold encoders'
+  features (``eval_from: folds``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from erc.data.datasets import CLASSES, Dialogue
+from erc.features.utterance_encoder import (FINETUNED, Inputs, UtteranceClassifier, _batches, _rows_by_split,
+                                            base_encoder_dir, check_source, in_length_order, layer_features)
+from erc.runtime.device import make_deterministic, stage_device, to_cpu
+from erc.runtime.errors import InputError
+from erc.runtime.files import atomic_path
+from erc.training.losses import task_loss
+from erc.evaluation.metrics import classification_metrics
+from erc.runtime.parallel import run_parallel
+from erc.config.params import Params
+from erc.training.selection import BestEpoch, log_epoch
+
+
+def session_of(dialogue_id: str) -> str:
+    """IEMOCAP's recording session (``Ses01`` of ``Ses01F_impro01``): its two speakers appear in no other session."""
+    return dialogue_id[:5]
+
+
+def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -> dict[str, int]:
+    """Training dialogue -> fold in 0..k-1: a seeded shuffle dealt round-robin (disjoint, covering, sizes ±1).
+
+    ``by="session"`` deals IEMOCAP's sessions instead of dialogues, so that a fold encoder never saw the speakers of
+    the utterances it makes features for (as the test speakers are unseen)."""
+    if by not in ("dialogue", "session"):
+        raise ValueError(f"folds by {by!r}: dialogue or session")
+    if by == "dialogue":
+        order = np.random.default_rng(seed).permutation(len(dialogue_ids))
+        return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}
+    sessions = sorted({session_of(d) for d in dialogue_ids})
+    if len(sessions) < k:
+        raise InputError(f"finetune.folds: {k} folds by session, but the training dialogues come from "
+                         f"{len(sessions)} sessions")
+    fold = {sessions[i]: rank % k for rank, i in enumerate(np.random.default_rng(seed).permutation(len(sessions)))}
+    return {d: fold[session_of(d)] for d in dialogue_ids}
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 / fp16 autocast of the encoder's forward on CUDA (``finetune.precision``); fp32: a no-op context."""
+    if precision != "fp32" and device.type != "cuda":
+        raise InputError(f"params.yaml: 'finetune.precision' {precision} runs on CUDA only; the device here is "
+                         f"{device.type} (use fp32)")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def micro_batches(chunk: list[int], criterion: nn.Module, labels: torch.Tensor, parts: int):
+    """(rows, share of the batch's loss) of ``parts`` consecutive slices of ``chunk``: the shares weigh each slice's
+    mean loss so that their sum is the whole batch's (class-weighted NLL: by the slices' summed class weights)."""
+    size = math.ceil(len(chunk) / parts)
+    slices = [chunk[k:k + size] for k in range(0, len(chunk), size)]
+    weights = getattr(criterion, "class_weights", None)
+    mass = [float(weights[labels[s]].sum()) if weights is not None else float(len(s)) for s in slices]
+    return [(s, m / sum(mass)) for s, m in zip(slices, mass)]
+
+
+def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: list[int], valid_rows: list[int],
+             classes: list[str], settings: dict, live=None, desc: str = "fine-tune", progress: bool = True,
+             device="cpu") -> dict:
+    """AdamW with linear warm-up (``warmup`` of the steps) and linear decay; the epoch with the best validation
+    weighted F1 is kept. ``labels`` of other rows than train / valid rows are never read. Runs on ``device``; the
+    kept state comes back on the CPU."""
+    device = torch.device(device)
+    make_deterministic(device)
+    torch.manual_seed(settings["seed"])
+    generator = torch.Generator().manual_seed(settings["seed"])  # the batch order: on the host, the same anywhere
+    model = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"],
+                                settings.get("checkpointing", False)).to(device)
+    train_labels = labels[train_rows].to(device)
+    criterion = task_loss(settings["loss"], labels[train_rows], len(classes), 0.0).to(device)
+    precision, parts = settings.get("precision", "fp32"), settings.get("accumulate", 1)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None  # fp16 gradients underflow unscaled
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=settings["lr"], weight_decay=0.01)
+    steps = settings["epochs"] * math.ceil(len(train_rows) / settings["batch_size"])
+    warm = max(1, int(settings["warmup"] * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
+    position = {r: k for k, r in enumerate(train_rows)}
+    best, history = BestEpoch(), []
+    for epoch in range(1, settings["epochs"] + 1):
+        model.train()
+        total = 0.0
+        chunks = list(_batches(train_rows, settings["batch_size"], generator))
+        for chunk in tqdm(chunks, desc=f"{desc} epoch {epoch}", disable=not progress, unit="batch"):
+            optimiser.zero_grad()
+            loss = 0.0
+            for rows, share in (micro_batches(chunk, criterion, labels, parts) if parts > 1 else [(chunk, 1.0)]):
+                with autocast(device, precision):
+                    logits = model.logits(inputs, rows)
+                part = criterion(logits.float(), train_labels[[position[r] for r in rows]])
+                part = part * share if parts > 1 else part
+                (scaler.scale(part) if scaler else part).backward()
+                loss = loss + part.detach()
+            if scaler:
+                scaler.step(optimiser)
+                scaler.update()
+            else:
+                optimiser.step()
+            schedule.step()
+            total += float(loss) * len(chunk)
+        with autocast(device, precision):
+            valid_logits = in_length_order(model, inputs, valid_rows, model)
+        scores = classification_metrics(labels[valid_rows], valid_logits.argmax(-1), classes)
+        row = {"epoch": epoch, "train_loss": total / len(train_rows), "valid_weighted_f1": scores["weighted_f1"],
+               "valid_acc": scores["acc"]}
+        history.append(row)
+        log_epoch(live, row)
+        best.offer((scores["weighted_f1"],), epoch, model)  # no loss tie-break: the first of equal epochs
+    model.load_state_dict(best.state)
+    return {"model": model, "epoch": best.epoch, "valid_weighted_f1": best.key[0], "history": history}
+
+
+def _finetune_job(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live_factory, live_dir, desc,
+                  progress, device="cpu") -> dict:
+    """One encoder's fine-tuning (a unit of ``erc.runtime.parallel``); the kept weights come back as a CPU state dict."""
+    live = live_factory(live_dir) if live_factory else None
+    result = finetune(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live, desc, progress,
+                      device)
+    if live is not None:
+        live.end()
+    model = result.pop("model")  # only the weights cross back, not the module
+    return {**result, "state": to_cpu(model.state_dict())}
+
+
+def settings_of(params: Params, dataset: str) -> dict:
+    return params.for_dataset(dataset).finetune.model_dump(
+        include={"epochs", "lr", "batch_size", "seed", "freeze_layers", "warmup", "loss", "precision", "accumulate",
+                 "checkpointing"})
+
+
+def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: Params, live_factory=None,
+                      progress: bool = True, classes: dict[str, list[str]] | None = None) -> dict[str, dict]:
+    """The encoders of each dataset: "full" on every training dialogue and, with folds ≥ 2, one per fold without it
+    (reading the labels of training and validation dialogues only; ``classes``: each dataset's label list, default
+    the built-ins'); all datasets' encoders in one pool of ``workers`` processes (MELD's single
+    encoder alone would leave a worker idle); the largest jobs start first. Each encoder is the same bits whatever
+    the pool holds: a job runs alone on one thread."""
+    jobs, prepared, device = {}, {}, stage_device(params)
+    autocast(device, params.finetune.precision)  # bf16 on a CPU: refused before any work
+    for dataset, its_dialogues in dialogues.items():
+        its_classes = (classes or {}).get(dataset) or CLASSES[dataset]
+        prepared[dataset], its_jobs = _prepare(dataset, its_dialogues, params, live_factory, progress, device,
+                                               its_classes)
+        jobs.update({(dataset, name): job for name, job in its_jobs.items()})
+    done = run_parallel(_finetune_job, largest_first(jobs), params.workers)
+    return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, **prepared[dataset])
+            for dataset in dialogues}
+
+
+def largest_first(jobs: dict) -> dict:
+    """``_finetune_job`` jobs ordered by tokens an epoch times epochs, the largest first ("full" before its folds)."""
+    cost = {key: sum(len(job[1].ids[r]) for r in job[3]) * job[6]["epochs"] for key, job in jobs.items()}
+    return {key: jobs[key] for key in sorted(jobs, key=lambda key: -cost[key])}
+
+
+def _prepare(dataset: str, dialogues: list[Dialogue], params: Params, live_factory, progress,
+             device=torch.device("cpu"), classes: list[str] | None = None) -> tuple[dict, dict]:
+    """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``_finetune_job`` arguments).
+    Unlabelled utterances (label -1) are inputs and context, never a training or selection row."""
+    from transformers import AutoTokenizer
+    p = params.for_dataset(dataset)
+    source, classes = p.features.text, classes or CLASSES[dataset]
+    check_source(source)
+    model_dir = base_encoder_dir(source, p.finetune.encoder)
+    # local_files_only given, not left to HF_HUB_OFFLINE: the saved tokenizer config records it
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    context, max_length, future = p.finetune.context, p.finetune.max_length, p.finetune.context_future
+    inputs = Inputs(tokenizer, dialogues, dataset, context, max_length, future)
+    labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
+    rows, _ = _rows_by_split(dialogues)
+    rows["valid"] = [r for r in rows["valid"] if labels[r] >= 0]
+    settings = settings_of(params, dataset)
+    assignment, plans = encoder_plans(dialogues, params, dataset)
+    plans = {name: [r for r in train_rows if labels[r] >= 0] for name, train_rows in plans.items()}
+    jobs = {name: (model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live_factory,
+                   f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress, device)
+            for name, train_rows in plans.items()}
+    return dict(model_dir=model_dir, classes=classes, tokenizer=tokenizer, assignment=assignment, inputs=inputs,
+                rows=rows, settings=settings, source=source, context=context, max_length=max_length,
+                device=device, encoder=FINETUNED[source] or p.finetune.encoder, future=future), jobs
+
+
+def encoder_plans(dialogues: list[Dialogue], params: Params, dataset: str) -> tuple[dict, dict]:
+    """(training dialogue -> fold, encoder name -> its training rows): "full" on every training dialogue and, with
+    ``finetune.folds`` k ≥ 2, "fold<f>" on all but fold f."""
+    rows, owner = _rows_by_split(dialogues)
+    finetune = params.for_dataset(dataset).finetune
+    k, by = finetune.folds, finetune.fold_by
+    train_ids = [d.id for d in dialogues if d.split == "train"]
+    assignment = folds_of(train_ids, k, finetune.seed, by) if k >= 2 else {}
+    plans = {"full": rows["train"]}
+    for f in range(k if k >= 2 else 0):
+        plans[f"fold{f}"] = [r for r in rows["train"] if assignment[owner[r]] != f]
+    return assignment, plans
+
+
+def finetune_result(encoders: dict, model_dir: Path, classes: list[str], tokenizer, assignment: dict, inputs: Inputs,
+                    rows: dict, settings: dict, source: str, context: int, max_length: int,
+                    device=torch.device("cpu"), encoder: str | None = None, future: int = 0) -> dict:
+    """What ``save_finetuned`` writes, from the fine-tuning jobs' results (weights as CPU state dicts; the models
+    stay on the CPU for saving, the drift is measured on ``device``)."""
+    for e in encoders.values():
+        e["model"] = UtteranceClassifier(model_dir, len(classes))  # for saving and reading: nothing frozen
+        e["model"].load_state_dict(e.pop("state"))
+        e["model"].eval()
+    return {"encoders": encoders, "tokenizer": tokenizer, "folds": assignment, "inputs": inputs, "rows": rows,
+            "settings": settings, "context": context, "max_length": max_length, "source": source,
+            "encoder": encoder, "context_future": future,
+            "device": torch.device(device).type,
+            "drift": fold_drift(encoders, inputs, rows["valid"], device) if len(encoders) > 2 else None}
+
+
+def fold_drift(encoders: dict, inputs: Inputs, rows: list[int], device="cpu") -> dict:
+    """How far the fold encoders' feature spaces sit apart, on the validation utterances: mean cosine similarity
+    of the same utterance's last-layer feature between two fold encoders, and between a fold encoder and full."""
+    def last_layer(model):
+        features = torch.from_numpy(layer_features(model.to(device), inputs, rows)[:, -1])
+        model.to("cpu")
+        return features
+    last = {name: last_layer(e["model"]) for name, e in encoders.items()}
+    folds = [n for n in last if n != "full"]
+    cos = lambda a, b: float(nn.functional.cosine_similarity(last[a], last[b], dim=-1).mean())  # noqa: E731
+    between = [cos(a, b) for i, a in enumerate(folds) for b in folds[i + 1:]]
+    return {"fold_vs_fold": float(np.mean(between)), "fold_vs_full": float(np.mean([cos(f, "full") for f in folds]))}
+
+
+def save_finetuned(result: dict, out_dir: Path) -> None:
+    """Each encoder (transformers layout) and its tokenizer under ``out_dir/<name>``, and ``finetune.json``."""
+    for name, e in result["encoders"].items():
+        e["model"].encoder.save_pretrained(out_dir / name)
+        result["tokenizer"].save_pretrained(out_dir / name)
+    summary = {"source": result["source"], "encoder": result.get("encoder"), "device": result["device"],
+               "context": result["context"], "context_future": result.get("context_future", 0),
+               "max_length": result["max_length"],
+               "settings": result["settings"], "folds": result["folds"], "drift": result["drift"],
+               "encoders": {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"],
+                                   "history": e["history"]} for name, e in result["encoders"].items()}}
+    (out_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def curves_png(encoders: dict, path, note: str | None = None) -> None:
+    """Training loss and validation w-F1 by epoch of each fine-tuned encoder (a ``finetune_datasets`` result's "encoders"),
+    the selected epoch marked; with ``note`` (nothing fine-tuned), a figure that says so. A PNG: visible offline."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for name, e in encoders.items():
+        epochs = [h["epoch"] for h in e["history"]]
+        line, = loss_ax.plot(epochs, [h["train_loss"] for h in e["history"]], marker="o", label=name)
+        f1_ax.plot(epochs, [h["valid_weighted_f1"] for h in e["history"]], marker="o", color=line.get_color(), label=name)
+        f1_ax.plot([e["epoch"]], [e["valid_weighted_f1"]], marker="*", markersize=14, color=line.get_color())
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="fine-tuning: training loss")
+    f1_ax.set(xlabel="epoch", ylabel="validation weighted F1 (%)", title="validation w-F1 (star: kept epoch)")
+    for ax in (loss_ax, f1_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if encoders:
+            ax.legend(fontsize=8)
+    if note:
+        fig.text(0.5, 0.5, note.strip(), ha="center", va="center", fontsize=12)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
