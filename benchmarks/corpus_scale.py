@@ -10,7 +10,6 @@ wall time, the peak of the tree's summed RSS and of its largest process, and the
 """
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -20,20 +19,11 @@ import numpy as np
 import psutil
 import yaml
 
+from erc.data.corpus import builtin_speaker_name, write_corpus
+from erc.data.datasets import CLASSES, load_dialogues
+from erc.runtime.project import copy_project
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from erc.data.corpus import builtin_speaker_name, write_corpus  # noqa: E402
-from erc.data.datasets import CLASSES, load_dialogues  # noqa: E402
-
-
-def copy_project(work: Path) -> None:
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if name.startswith(("metrics/", "plots/")) or name == "dvc.lock":
-            continue
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, work / name)
 
 
 def tree_rss(root: psutil.Process) -> tuple[int, int]:
@@ -55,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.work.exists():
         sys.exit(f"error: {args.work} exists; give a new folder")
-    copy_project(args.work)
+    copy_project(ROOT, args.work)
     dialogues = load_dialogues(args.dataset, ROOT / "data" / "raw")
     if args.relabel is not None:
         rng = np.random.default_rng(args.relabel)

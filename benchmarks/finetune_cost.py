@@ -15,15 +15,13 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.data.datasets import CLASSES, load_dialogues  # noqa: E402
-from erc.training.finetune import autocast, micro_batches  # noqa: E402
-from erc.training.losses import task_loss  # noqa: E402
-from erc.features.utterance_encoder import Inputs, UtteranceClassifier, _batches, _rows_by_split, resolve_encoder  # noqa: E402
+from erc.data.datasets import CLASSES, load_dialogues
+from erc.features.utterance_encoder import Inputs, UtteranceClassifier, _batches, _rows_by_split, resolve_encoder
+from erc.training.finetune import autocast, micro_batches
+from erc.training.losses import task_loss
 
 RECIPE = {"batch_size": 32, "max_length": 160, "accumulate": 1, "checkpointing": False, "freeze_layers": 0,
           "precision": "fp32"}

@@ -2,9 +2,9 @@
 
 ``probe.py --heldout`` holds a session out of the downstream model, but the pipeline's text features were
 fine-tuned with that session's labels, so it cannot judge a fine-tuning recipe. Here, for each held-out session,
-the text encoders are fine-tuned again **without** it (``benchmarks/probing.py: heldout_finetuned``): the held-out dialogues'
-features come from the all-data encoder, as the unseen test speakers' do, and the held-out session then scores
-MGLRA + MRL + MKD (teachers trained inside the split) at the epoch chosen on the other sessions' validation
+the text encoders are fine-tuned again **without** it (``erc.training.probes.heldout_finetuned``): the held-out
+dialogues' features come from the all-data encoder, as the unseen test speakers' do, and the held-out session then
+scores MGLRA + MRL + MKD (teachers trained inside the split) at the epoch chosen on the other sessions' validation
 dialogues, as ``probe.py --heldout`` does. Test labels are hidden before anything runs.
 
     python benchmarks/finetune_loso.py --heldout Ses03 Ses04 --seeds 0 1 2 \
@@ -19,17 +19,15 @@ import copy
 import json
 import statistics
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.data.datasets import load_dialogues  # noqa: E402
-from erc.data.graphs import build_graphs  # noqa: E402
-from erc.runtime.errors import InputError  # noqa: E402
-from erc.runtime.parallel import run_parallel  # noqa: E402
-from erc.config.params import load_params, validate_params  # noqa: E402
-from probing import check_sessions, heldout_finetuned, probe_run, split_teacher_logits  # noqa: E402
-from erc.runtime.device import stage_device  # noqa: E402
-from probe import override  # noqa: E402
+from erc.config.params import load_params, validate_params
+from erc.data.datasets import load_dialogues
+from erc.data.graphs import build_graphs
+from erc.runtime.device import stage_device
+from erc.runtime.errors import InputError
+from erc.runtime.parallel import run_parallel
+from erc.training.probes import check_sessions, heldout_finetuned, probe_run, split_teacher_logits
+from probe import override  # benchmarks/probe.py, beside this script
 
 DATASET = "iemocap"
 

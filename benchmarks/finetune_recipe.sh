@@ -4,13 +4,15 @@
 # e.g. benchmarks/finetune_recipe.sh iemocap_f3 iemocap "features.text=minilm-ft finetune.folds=3 finetune.eval_from=full"
 # Overrides params.yaml in /tmp/erc-recipes/NAME, runs finetune_text, extract_features and build_graphs there,
 # then benchmarks/probe.py (MGLRA + MRL + MKD at the other params, seeds 0 1 2, standard validation split).
-# One core (OMP_NUM_THREADS=1): run two at a time on a 2-core machine. Results: README, "Fine-tuned text".
+# One core (OMP_NUM_THREADS=1): run two at a time on a 2-core machine. Results: docs/experiments.md, "Fine-tuned
+# text"; rows in docs/evidence/finetune_recipes.jsonl.
 set -euo pipefail
-name=$1; dataset=$2; overrides=$3; out=${4:-$PWD/benchmarks/results/finetune_recipes.jsonl}
+name=$1; dataset=$2; overrides=$3; out=${4:-$PWD/docs/evidence/finetune_recipes.jsonl}
 root=$(git rev-parse --show-toplevel); dir=/tmp/erc-recipes/$name
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE=1
 [ -d "$dir" ] || git -C "$root" worktree add --detach "$dir" HEAD
 cd "$dir"
+export PYTHONPATH=$dir/src  # probe.py imports the worktree's erc, as its stage scripts do, not the installed one
 python - "$overrides" <<'PY'
 import sys, yaml
 params = yaml.safe_load(open("params.yaml"))

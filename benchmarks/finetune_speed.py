@@ -8,15 +8,12 @@ then the per-pass cost in tokens (``PIECE_OVERHEAD``) fitted to all measured pas
 b · padded tokens, overhead = a / b. Not a test: it prints figures; run it with nothing else on the cores.
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.data.datasets import CLASSES, load_dialogues  # noqa: E402
+from erc.data.datasets import CLASSES, load_dialogues
 from erc.features.utterance_encoder import (Inputs, UtteranceClassifier, _batches, _rows_by_split, base_encoder_dir,
                                             length_pieces)
 

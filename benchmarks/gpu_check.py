@@ -224,7 +224,6 @@ def prepare(datasets: list[str], build: Path = BUILD) -> dict:
 
 
 def cmd_prepare(args) -> int:
-    sys.path.insert(0, str(ROOT / "src"))
     datasets = args.datasets or ["iemocap"]
     manifest = prepare(datasets, args.build)
     sizes = travel_sizes(ROOT, args.build)
@@ -309,7 +308,10 @@ def cmd_run(args) -> int:
     done, site = install_wheels(manifest, args.build, scratch)
     print(f"gpu_check: {done} ({time.time() - start:.1f} s)", flush=True)
     env = dict(os.environ, TQDM_MININTERVAL="30", PYTHONUNBUFFERED="1", CUBLAS_WORKSPACE_CONFIG=":4096:8")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (site, str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    # the package is not installed on the node: the stages (and their spawned workers) import it from src/, after
+    # the no-op dvclive and the carried wheels
+    paths = (str(dvclive_stub(scratch)), site, str(ROOT / "src"), env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     deadline = start + args.budget
     cmd = [sys.executable, str(Path(__file__).resolve()), "_work", "--dataset", dataset, "--out", str(out),
            "--scratch", str(scratch), "--build", str(args.build), "--workers", str(args.workers),
@@ -422,6 +424,14 @@ class Live:
     def __exit__(self, *exc):
         self.end()
 '''
+
+
+def dvclive_stub(scratch: Path) -> Path:
+    """A folder holding the no-op ``dvclive`` package, to put first on the stages' PYTHONPATH."""
+    stub = scratch / "stub"
+    (stub / "dvclive").mkdir(parents=True, exist_ok=True)
+    (stub / "dvclive" / "__init__.py").write_text(DVCLIVE_STUB)
+    return stub
 
 
 class StageTimeout(Exception):
@@ -542,11 +552,6 @@ def cmd_work(args) -> int:
 
     scratch, out, build, dataset = Path(args.scratch), Path(args.out), Path(args.build), args.dataset
     cuda = not args.allow_cpu
-    stub = scratch / "stub"
-    (stub / "dvclive").mkdir(parents=True, exist_ok=True)
-    (stub / "dvclive" / "__init__.py").write_text(DVCLIVE_STUB)
-    sys.path.insert(0, str(stub))
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(stub), os.environ.get("PYTHONPATH", "")])
     torch.set_num_threads(1)  # as run_stage does: every stage computes on one thread
     if cuda:
         make_deterministic("cuda")

@@ -26,21 +26,19 @@ session: its labels must not shape the teachers' logits) and cached under ``--te
 split and every parameter they read, so that runs differing only in student settings share them.
 """
 import argparse
-import json
 import copy
+import json
 import sys
-from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.data.feature_file import load_features  # noqa: E402
-from erc.data.graphs import build_graphs  # noqa: E402
+from erc.config.params import load_params, validate_params
+from erc.data.feature_file import load_features
+from erc.data.graphs import build_graphs
+from erc.runtime.device import stage_device
 from erc.runtime.errors import InputError
-from erc.runtime.files import load_torch  # noqa: E402
-from erc.config.params import load_params, validate_params  # noqa: E402
-from probing import heldout_split, probe_run, split_teacher_logits  # noqa: E402
-from erc.runtime.device import stage_device  # noqa: E402
+from erc.runtime.files import load_torch
+from erc.training.probes import heldout_split, probe_run, split_teacher_logits
 
 # shorthand tokens of a --run group: the reference, and the backbone alone (no MRL, no MKD)
 SHORTHANDS = {"model=bclstm": [], "model=mglra": ["mrl.enabled=false", "mkd.enabled=false"]}

@@ -1,6 +1,6 @@
 """Which model answers a dialogue that has only text (``mkd.text_only``), chosen on validation only.
 
-    python benchmarks/text_only_choice.py iemocap [--out benchmarks/results/text_only_choice.jsonl]
+    python benchmarks/text_only_choice.py iemocap [--out docs/evidence/text_only_choice.jsonl]
 
 Scores on the validation split, with every utterance's audio marked missing, each answer the committed run can
 give: ``fused`` (the full model's output), ``student`` (the text student head U_text at its own
@@ -11,20 +11,17 @@ over the checkpoint's seeds.
 """
 import argparse
 import json
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.data.batching import DialogueData  # noqa: E402
-from erc.data.datasets import SPLITS  # noqa: E402
-from erc.data.feature_file import load_features, text_only, utterance_split  # noqa: E402
+from erc.data.batching import DialogueData
+from erc.data.datasets import SPLITS
+from erc.data.feature_file import load_features, text_only, utterance_split
 from erc.data.graphs import GRAPH_KEYS
-from erc.runtime.files import load_torch  # noqa: E402
-from erc.evaluation.metrics import classification_metrics  # noqa: E402
-from erc.models.mglra import MGLRA  # noqa: E402
-from erc.models.predict import predict  # noqa: E402
+from erc.evaluation.metrics import classification_metrics
+from erc.models.mglra import MGLRA
+from erc.models.predict import predict
+from erc.runtime.files import load_torch
 
 
 def main() -> None:

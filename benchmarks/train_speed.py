@@ -24,14 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def import_erc(src: Path):
-    """Put ``src`` (this tree's or another revision's) first on the path, before anything imports erc; the stages'
-    worker processes (spawned) find it through PYTHONPATH."""
-    sys.path.insert(0, str(src))
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])])
-    import torch  # noqa: F401  (imported after the path is set, like the modules below)
-
-
 def released_dims(feats: dict) -> dict:
     import torch
     n = len(feats["labels"])
@@ -159,8 +151,11 @@ def compare(args) -> None:
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), rev], cwd=ROOT, check=True)
         try:
             for label, src in ((f"before ({rev})", tree / "src"), ("after (this tree)", ROOT / "src")):
-                out = subprocess.run([sys.executable, __file__, "--src", str(src), "--json", *forwarded], cwd=ROOT,
-                                     check=True, capture_output=True, text=True, env=os.environ).stdout
+                # that tree's erc first on the path (before the installed package), for the stages' workers too
+                path = os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))
+                env = dict(os.environ, PYTHONPATH=path)
+                out = subprocess.run([sys.executable, __file__, "--json", *forwarded], cwd=ROOT, check=True,
+                                     capture_output=True, text=True, env=env).stdout
                 results[label] = json.loads(out.strip().splitlines()[-1])
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
@@ -183,13 +178,11 @@ def main() -> None:
     parser.add_argument("--stage", action="store_true", help="also time stage train's work (all seeds)")
     parser.add_argument("--stage-epochs", type=int, help="with --stage: this many epochs, not the committed ones")
     parser.add_argument("--compare", metavar="REV", help="before (REV's code) and after (this tree's), one run")
-    parser.add_argument("--src", default=str(ROOT / "src"), help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.chdir(ROOT)
     if args.compare:
         return compare(args)
-    import_erc(Path(args.src))
     rows = measure(args)
     if args.json:
         print(json.dumps(rows))

@@ -1,11 +1,12 @@
 """A built-in dataset in the corpus format (docs/corpora.md): python src/export_corpus.py iemocap|meld OUT.csv
 
 One row per utterance (dialogue, speaker, text, label, split), dialogues in the pipeline's order; read back with
-the dataset's card (``erc.data.corpus.builtin_card``) it gives the same dialogues, labels, speakers and splits."""
+the dataset's card (``erc.data.card.builtin_card``) it gives the same dialogues, labels, speakers and splits."""
 import argparse
 import sys
 
-from erc.data.corpus import builtin_speaker_name, write_corpus
+from erc.data.card import builtin_speaker_name
+from erc.data.corpus_writers import write_corpus
 from erc.data.datasets import CLASSES, load_dialogues
 from erc.runtime.errors import InputError
 from erc.config.params import check_dataset

@@ -12,7 +12,7 @@ import json
 from functools import partial
 
 from erc.runtime.device import stage_device
-from erc.data.corpus import speaker_coding
+from erc.data.card import speaker_coding
 from erc.runtime.errors import InputError, one_line_errors
 from erc.runtime.files import load_torch
 from erc.models.mglra import text_only_head

@@ -102,7 +102,7 @@ def render() -> str:
              "weighted F1, mean ± std over the seeds; test labels are read by `evaluate` only.", "",
              "**Intervals.** Δ figures (Table 1) are a paired cluster bootstrap over *test dialogues*: 1000 resamples "
              "of the dialogues with replacement, the seeds of each row resampled too, the same draw for both rows; "
-             "mean difference and 95 % percentile interval (`erc.reporting.experiment_table.paired_bootstrap`). Utterances within a "
+             "mean difference and 95 % percentile interval (`erc.reporting.bootstrap.paired_bootstrap`). Utterances within a "
              "dialogue are not independent, so resampling utterances would give intervals too narrow.", ""]
     for d in DATASETS:
         if Path(f"metrics/details/{d}.json").is_file():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from erc.reporting.experiment_table import ROWS, row_slug, with_overrides
+from erc.reporting.rows import ROWS, row_slug, with_overrides
 from erc.data.feature_file import load_features
 from erc.data.graphs import GRAPH_KEYS
 from erc.runtime.errors import InputError, run_stage

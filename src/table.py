@@ -18,9 +18,11 @@ from pathlib import Path
 from erc.runtime.errors import InputError, one_line_errors
 from erc.runtime.files import save_text
 from erc.config.params import Params, load_params
-from erc.reporting.experiment_table import (build_table, experiments_from_dvc, find_rows, load_records, missing_rows,
-                                            row_overrides, row_slug, run_device, run_inputs, run_missing_rows,
-                                            save_records)
+from erc.reporting.experiment_table import build_table, find_rows
+from erc.reporting.queue import run_missing_rows
+from erc.reporting.records import load_records, save_records
+from erc.reporting.rows import missing_rows, row_overrides, row_slug
+from erc.reporting.runs import experiments_from_dvc, run_device, run_inputs
 from erc.runtime.slurm import run_on_slurm
 
 

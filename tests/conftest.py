@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ import yaml
 from scipy.io import wavfile
 
 from erc.data.graphs import build_graphs
+from erc.runtime.project import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
@@ -192,16 +192,6 @@ CORPORA = {  # mine: a split column, wav spans, one speaker vocabulary; talk: no
 }
 
 
-def copy_project(repo):
-    """The repository's tracked files in ``repo``, without results (a fresh run: nothing carried over)."""
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if name.startswith(("metrics/", "plots/")) or name == "dvc.lock":
-            continue
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
-
-
 def trim_metadata(raw):
     """Keep the first few dialogues of each split in the metadata pickles (the other raw files stay whole)."""
     with open(raw / "iemocap.pkl", "rb") as f:
@@ -246,7 +236,7 @@ def pipeline(tmp_path_factory):
     a whole run: IEMOCAP and MELD cut to a few real dialogues (``KEEP``), and two corpora made here (``CORPORA``;
     their rows in ``rows``); ``first``: what that repro printed, ``stages``: the stages it ran. A test that changes the project puts it back."""
     repo = tmp_path_factory.mktemp("pipeline") / "project"
-    copy_project(repo)
+    copy_project(ROOT, repo)
     trim_metadata(repo / "data" / "raw")
     corpora = repo / "data" / "corpora"
     rows = {"mine": make_corpus(corpora),

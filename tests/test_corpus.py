@@ -1,16 +1,22 @@
 """Your own conversations in one file format (erc.data.corpus): the built-in datasets round-trip through it, the split
-and speaker rules, bad rows named by file and row, and importers for CoMPM's TSVs and MELD's official CSVs."""
+and speaker rules, bad rows named by file and row, bad cards named by key (one model for a card and a params.yaml
+corpora entry, erc.data.card), and importers for CoMPM's TSVs and MELD's official CSVs (erc.data.corpus_writers)."""
 import json
 import subprocess
 import sys
 
 import pytest
+import yaml
 
-from erc.data.corpus import Card, builtin_card, check_cross_fitting, import_compm, import_meld_csv, read_corpus
+from erc.config.params import validate_params
+from erc.data.card import Card, builtin_card, builtin_speaker_name, card_of
+from erc.data.corpus import check_cross_fitting, read_corpus
+from erc.data.corpus_writers import import_compm, import_meld_csv
 from erc.data.datasets import CLASSES, MELD_CSV, MELD_ID_OFFSET, load_dialogues
 from erc.runtime.errors import InputError
 
 from conftest import RAW, ROOT
+from test_bad_input import assert_one_line_error, run_script
 
 LABELS = ["calm", "happy", "angry", "sad"]  # deliberately not in order of first appearance below
 
@@ -48,7 +54,7 @@ def test_labels_follow_the_card_and_speakers_its_encoding(tmp_path):
     first = corpus.dialogues[0]
     assert first.labels == [2, 0, 3, 1]  # positions in the card's list, not order of appearance
     assert first.speakers == [0, 1, 0, 2] and corpus.n_speakers == 3
-    fixed = read_corpus(path, Card("mine", LABELS, "global", ["Cy", "Bob", "Ann"]))
+    fixed = read_corpus(path, Card("mine", LABELS, speakers="global", speaker_names=["Cy", "Bob", "Ann"]))
     assert fixed.dialogues[0].speakers == [2, 1, 2, 0]
     assert [d.split for d in corpus.dialogues] == ["train"] * 6 + ["valid"] * 2 + ["test"] * 2
     jsonl = tmp_path / "mine.jsonl"
@@ -63,11 +69,12 @@ def test_labels_follow_the_card_and_speakers_its_encoding(tmp_path):
 
 def test_without_a_split_column_dialogues_are_dealt_by_seed(tmp_path):
     path = small(tmp_path, split=False)
-    corpus = read_corpus(path, Card("mine", LABELS, split_fractions=(0.6, 0.2, 0.2)))
+    corpus = read_corpus(path, Card("mine", LABELS, split_fractions=[0.6, 0.2, 0.2]))
     splits = {d.id: d.split for d in corpus.dialogues}
     assert sorted(splits.values()).count("train") == 6 and list(splits.values()).count("valid") == 2
-    assert splits == {d.id: d.split for d in read_corpus(path, Card("mine", LABELS, split_fractions=(0.6, 0.2, 0.2))).dialogues}
-    other = read_corpus(path, Card("mine", LABELS, split_seed=1, split_fractions=(0.6, 0.2, 0.2)))
+    again = read_corpus(path, Card("mine", LABELS, split_fractions=[0.6, 0.2, 0.2]))
+    assert splits == {d.id: d.split for d in again.dialogues}
+    other = read_corpus(path, Card("mine", LABELS, split_seed=1, split_fractions=[0.6, 0.2, 0.2]))
     assert {d.id: d.split for d in other.dialogues} != splits
     assert corpus.split_source == "seed 0, fractions [0.6, 0.2, 0.2]"
 
@@ -96,11 +103,50 @@ def test_bad_rows_are_one_line_naming_the_file_and_row(tmp_path, rows, header, m
         read_corpus(path, Card("bad", LABELS))
 
 
-def test_bad_cards_and_too_small_corpora_are_one_line(tmp_path):
-    with pytest.raises(InputError, match="'labels' must list each class once"):
-        Card("x", ["a", "a"])
-    with pytest.raises(InputError, match="'split_fractions' must be three shares"):
-        Card("x", LABELS, split_fractions=(0.5, 0.5, 0.5))
+# one model checks a corpus's card (erc.config.corpora.CorpusCard): the card a reader is given and a corpora entry
+BAD_CARDS = [
+    ({"labels": ["a", "a"]}, "'labels' must list each class once"),
+    ({"labels": ["a"]}, "'labels' list should have at least 2 items"),
+    ({"labels": ["a", ""]}, "'labels' string should have at least 1 character"),
+    ({"speakers": "each"}, "'speakers' should be 'per_dialogue' or 'global'"),
+    ({"speaker_names": ["A"]}, "'speaker_names' is the global vocabulary: set speakers: global"),
+    ({"speakers": "global", "speaker_names": ["A", "A"]}, "'speaker_names' must list each speaker once"),
+    ({"split_fractions": [0.5, 0.5, 0.5]}, "'split_fractions' must be three shares"),
+    ({"split_fractions": [1.0, 0.0, 0.0]}, "'split_fractions' must be three shares (train, valid, test), each above 0"),
+    ({"split_fractions": [0.5, 0.5]}, "'split_fractions' list should have at least 3 items"),
+    ({"split_seed": -1}, "'split_seed' should be greater than or equal to 0"),
+]
+
+
+@pytest.mark.parametrize("card, message", BAD_CARDS)
+def test_a_bad_card_is_one_line_naming_the_key_by_the_same_rules_in_params(card, message):
+    keys = {"labels": LABELS, **card}
+    with pytest.raises(InputError) as err:
+        Card("mine", **keys)
+    assert str(err.value).startswith("corpus mine: ") and message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(InputError) as err:
+        validate_params({"datasets": ["mine"], "corpora": {"mine": {"path": "data/corpora/mine.csv", **keys}}})
+    assert message.replace("'", "'corpora.mine.", 1) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_bad_corpus_entry_stops_a_stage_in_one_error_line_naming_the_key(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"datasets": ["mine"], "corpora": {"mine": {
+        "path": "data/corpora/mine.csv", "labels": ["calm", "calm"]}}}))
+    assert_one_line_error(run_script("build_graphs.py", "mine", cwd=tmp_path),
+                          "error: params.yaml: 'corpora.mine.labels' must list each class once")
+
+
+def test_the_built_in_cards_and_a_registered_corpus_card(tmp_path):
+    iemocap, meld = builtin_card("iemocap"), builtin_card("meld")
+    assert (iemocap.speakers, iemocap.speaker_names, iemocap.n_speakers) == ("global", ["M", "F"], 2)
+    assert (meld.speakers, meld.speaker_names, meld.n_speakers) == ("per_dialogue", None, 9)
+    assert [builtin_speaker_name("meld")(None, s) for s in range(3)] == ["P0", "P1", "P2"]
+    params = validate_params({"corpora": {"mine": {"path": "data/corpora/mine.csv", "labels": LABELS,
+                                                   "speakers": "global", "split_fractions": [0.6, 0.2, 0.2]}}})
+    assert card_of("mine", params) == Card("mine", LABELS, speakers="global", split_fractions=[0.6, 0.2, 0.2])
+
+
+def test_too_small_corpora_are_one_line(tmp_path):
     corpus = read_corpus(small(tmp_path), Card("mine", LABELS))
     check_cross_fitting(corpus, 2)
     with pytest.raises(InputError, match="6 training dialogues cannot make 8 cross-fitting folds"):

@@ -144,7 +144,7 @@ def test_bf16_on_a_cpu_is_refused_before_any_work(few_dialogues):
 
 
 def test_the_table_keeps_runs_on_another_device_apart():
-    from erc.reporting.experiment_table import run_device
+    from erc.reporting.runs import run_device
     assert run_device({"setup": {"device": {"train": "cpu", "evaluate": "cpu"}}}) == "cpu"
     assert run_device({"setup": {"device": {"train": "cuda", "evaluate": "cpu"}}}) == "cpu+cuda"
     assert run_device({"setup": {"sources": {}}}) == "cpu"  # made before the device was recorded: on the CPU

@@ -37,8 +37,9 @@ def test_a_stale_params_page_is_caught(tmp_path, monkeypatch):
     row = next(line for line in text.splitlines() if line.startswith("| `mkd.lambda_kd` "))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "float ≥ 0" and "train" in cells[4]
-    # a key whose meaning nobody wrote is refused, so a new key cannot go undocumented
-    monkeypatch.delitem(params_doc.MEANING, "mkd.lambda_kd")
+    # a key whose meaning nobody wrote (its field's description) is refused, so a new key cannot go undocumented
+    from erc.config.sections import Mkd
+    monkeypatch.setattr(Mkd.model_fields["lambda_kd"], "description", None)
     with pytest.raises(KeyError, match="mkd.lambda_kd"):
         params_doc.render()
 
@@ -63,3 +64,18 @@ def test_every_figure_in_the_readme_is_in_the_metrics():
     assert len(figures) > 40  # the results table is there
     missing = sorted({f for f in figures if f.lstrip("+") not in sources and f not in sources})
     assert not missing, f"README figures in no metrics file: {missing}"
+
+
+def test_params_yaml_points_at_sections_that_exist():
+    """Each ``(README | docs/<page>.md, "Title")`` params.yaml cites names a heading or a bold paragraph title of
+    that page, and each docs/ path it names exists: the evidence for a default cannot move without the pointer."""
+    text = (ROOT / "params.yaml").read_text()
+    cited = re.findall(r'(README|docs/[\w/.-]+\.md),\s*"([^"]+)"', text)
+    assert len(cited) >= 5
+    for page, title in cited:
+        lines = (ROOT / ("README.md" if page == "README" else page)).read_text().splitlines()
+        titles = [line.lstrip("#").strip() for line in lines if line.startswith("#")]
+        titles += [part for line in lines for part in line.split("**")[1::2]]
+        assert any(t.startswith(title) for t in titles), f'params.yaml cites {page}, "{title}": no such section'
+    for path in re.findall(r"(docs/[\w/.-]+\.\w+)", text):
+        assert (ROOT / path).exists(), f"params.yaml cites {path}, which does not exist"

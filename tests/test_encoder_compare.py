@@ -1,4 +1,4 @@
-"""benchmarks/encoder_compare.py and benchmarks/paired_diff.py on runs committed in a real git repository."""
+"""src/encoder_compare.py and src/paired_diff.py on runs committed in a real git repository."""
 import json
 import subprocess
 import sys
@@ -51,8 +51,8 @@ def commit_run(repo, labels, dialogue, accuracy, head_f1, seed):
 
 
 def run(args, cwd):
-    """benchmarks/encoder_compare.py run in this process (tests/test_bad_input.py, ``run_script``)."""
-    return run_script("benchmarks/encoder_compare.py", *args, cwd=cwd)
+    """src/encoder_compare.py run in this process (tests/test_bad_input.py, ``run_script``)."""
+    return run_script("encoder_compare.py", *args, cwd=cwd)
 
 
 def test_records_of_two_encoders_give_the_comparison_and_its_interval(tmp_path):
@@ -98,7 +98,7 @@ def test_records_of_two_encoders_give_the_comparison_and_its_interval(tmp_path):
     assert "| fine-tuned classifier (its head) | 30.00 " in done.stdout.replace("  ", " ").replace("  ", " ")
 
     # paired_diff reads a record as one side and a git revision as the other: the same difference
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paired_diff.py"), "iemocap",
+    done = subprocess.run([sys.executable, str(ROOT / "src" / "paired_diff.py"), "iemocap",
                            str(tmp_path / "weak.json"), strong, "--n-boot", "200"], cwd=repo, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stderr
@@ -107,7 +107,7 @@ def test_records_of_two_encoders_give_the_comparison_and_its_interval(tmp_path):
 
 def test_a_missing_revision_or_record_is_one_line(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    done = run_command("benchmarks/encoder_compare.py", "record", "nosuchrev", str(tmp_path / "r.json"), "--row", "x",
+    done = run_command("encoder_compare.py", "record", "nosuchrev", str(tmp_path / "r.json"), "--row", "x",
                        cwd=tmp_path)  # once as a command
     assert done.returncode == 1 and done.stderr == "error: nosuchrev:params.yaml not found\n"
     assert not (tmp_path / "r.json").exists()

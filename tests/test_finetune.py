@@ -20,7 +20,7 @@ from erc.runtime.errors import InputError
 from erc.runtime.live import staged_curves
 from erc.training.losses import task_loss
 from erc.config.params import validate_params
-from probing import heldout_finetuned
+from erc.training.probes import heldout_finetuned
 
 from conftest import ROOT, SIZE
 from test_bad_input import run_script

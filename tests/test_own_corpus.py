@@ -10,7 +10,9 @@ import pytest
 import torch
 import yaml
 
-from erc.data.corpus import builtin_card, load_corpus, write_corpus
+from erc.data.card import builtin_card, builtin_speaker_name
+from erc.data.corpus import load_corpus
+from erc.data.corpus_writers import write_corpus
 from erc.data.datasets import CLASSES, load_dialogues
 from erc.features.extract import extract
 from erc.data.feature_file import load_features
@@ -96,7 +98,8 @@ def test_the_built_in_path_and_the_corpus_path_give_the_same_features(tmp_path, 
     dialogues = [d for split in ("train", "valid", "test")
                  for d in [d for d in load_dialogues("iemocap", RAW) if d.split == split][:2]]
     (tmp_path / "data" / "corpora").mkdir(parents=True)
-    write_corpus(dialogues, CLASSES["iemocap"], lambda d, s: "MF"[s], tmp_path / "data" / "corpora" / "iem.csv")
+    write_corpus(dialogues, CLASSES["iemocap"], builtin_speaker_name("iemocap"),
+                 tmp_path / "data" / "corpora" / "iem.csv")
     base = {"features": {"text": "minilm", "audio": "none"}}
     params = validate_params({**base, "datasets": ["iem"], "corpora": {"iem": {
         "path": "data/corpora/iem.csv", "labels": CLASSES["iemocap"], "speakers": "global",
@@ -117,10 +120,11 @@ def test_the_built_in_path_and_the_corpus_path_give_the_same_features(tmp_path, 
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"path": "elsewhere/mine.csv"}, "path must be a .csv or .jsonl file under data/corpora/"),
-    ({"labels": ["a", "a"]}, "labels must list each class once"),
-    ({"speaker_names": ["A"]}, "speaker_names is the global vocabulary"),
-    ({"split_fractions": [0.5, 0.5, 0.5]}, "split_fractions must be three shares"),
+    ({"path": "elsewhere/mine.csv"}, "'corpora.mine.path' must be a .csv or .jsonl file under data/corpora/"),
+    ({"labels": ["a", "a"]}, "'corpora.mine.labels' must list each class once"),
+    ({"labels": ["a"]}, "'corpora.mine.labels' list should have at least 2 items"),
+    ({"speaker_names": ["A"]}, "'corpora.mine.speaker_names' is the global vocabulary"),
+    ({"split_fractions": [0.5, 0.5, 0.5]}, "'corpora.mine.split_fractions' must be three shares"),
     ({"like": "cmu"}, "'corpora.mine.like'"),
     ({"name": "meld"}, "'corpora.meld' clashes with the built-in dataset meld"),
     ({"name": "train"}, "'corpora.train': train names a folder of the pipeline's outputs"),
@@ -171,7 +175,8 @@ def test_a_corpus_too_small_to_cross_fit_is_refused_before_fine_tuning(tmp_path)
 
 
 def test_wav_spans_that_cannot_be_measured_and_wavs_outside_the_folder_are_one_line(tmp_path, monkeypatch):
-    from erc.data.corpus import Card, read_corpus
+    from erc.data.card import Card
+    from erc.data.corpus import read_corpus
     from erc.runtime.errors import InputError
     from erc.features.wav import corpus_wav_descriptors
     corpora = tmp_path / "data" / "corpora"

@@ -5,7 +5,7 @@ from sklearn.metrics import f1_score
 from erc.data.feature_file import text_only, utterance_split
 from erc.data.graphs import build_graphs
 from erc.config.params import validate_params
-from probing import heldout_split, probe_run, split_teacher_logits
+from erc.training.probes import heldout_split, probe_run, split_teacher_logits
 
 from conftest import random_feats
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from erc.reporting.experiment_table import ROWS
+from erc.reporting.rows import ROWS
 from erc.runtime.errors import InputError
 from erc.reporting.protocol import (MODE_ROWS, PAPER_WF1, author_summary, gain_summary, gain_table, paper_gain,
                                     paper_gains, protocol_figure, read_author_runs)

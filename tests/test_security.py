@@ -17,7 +17,8 @@ import torch
 import build_graphs
 import predict
 from conftest import RAW, ROOT
-from erc.data.corpus import Card, read_corpus
+from erc.data.card import Card
+from erc.data.corpus import read_corpus
 from erc.data.datasets import load_dialogues
 from erc.data.feature_pickles import read_feature_file
 from erc.data.feature_file import save_features

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.skipif(not all(shutil.which(p) for p in ("slurmctld", 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A two-node SLURM cluster on localhost (benchmarks/localhost_slurm.py); every daemon it starts is stopped."""
+    """A two-node SLURM cluster on localhost (tests/localhost_slurm.py); every daemon it starts is stopped."""
     d = tmp_path_factory.mktemp("slurm")
     conf = localhost_slurm.start(d, n_nodes=2)
     try:

@@ -9,11 +9,16 @@ import torch
 import yaml
 from sklearn.metrics import accuracy_score, f1_score
 
-from erc.reporting import experiment_table as erc_table
+from erc.reporting import records as erc_records
+from erc.reporting import rows as erc_rows
+from erc.reporting import runs as erc_runs
 from erc.runtime.errors import InputError
 from erc.config.params import validate_params
-from erc.reporting.experiment_table import (acc_f1, build_table, protocol_cells, confusions, find_rows,
-                                            paired_bootstrap, row_name, same_setup, run_inputs, with_dialogues)
+from erc.reporting.bootstrap import acc_f1, confusions, paired_bootstrap
+from erc.reporting.experiment_table import build_table, protocol_cells, find_rows
+from erc.reporting.records import with_dialogues
+from erc.reporting.rows import row_name, same_setup
+from erc.reporting.runs import run_inputs
 
 
 def predictions(pred_by_seed, labels, dialogue=None):
@@ -154,7 +159,7 @@ def fake_experiments(monkeypatch, tmp_path, rng):
                                          "test": {"acc": {"mean": 1, "std": 0}, "weighted_f1": {"mean": 1, "std": 0}}})
         if mkd:
             files[rev, "metrics/iemocap.json"] = json.dumps({"test": {"acc": {"mean": 1, "std": 0}}})
-    monkeypatch.setattr(erc_table, "git_file", lambda rev, path: files.get((rev, path)))
+    monkeypatch.setattr(erc_runs, "git_file", lambda rev, path: files.get((rev, path)))
     params = {"mrl": {"enabled": False}, "mkd": {"enabled": False}, "train": {"lr": 0.001}}
     return [{"rev": "r1", "name": "mglra", "params": params},
             {"rev": "r2", "name": "mkd", "params": {**params, "mkd": {"enabled": True}}}], params
@@ -174,29 +179,29 @@ def test_a_table_rebuilds_from_its_committed_records_without_the_experiments(mon
     experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
     features = str(tmp_path / "{dataset}.pt")
     text = build_table(experiments, params, n_boot=200, defaults={}, features=features)
-    erc_table.save_records(find_rows(experiments, params, {}), features, tmp_path / "records")
+    erc_records.save_records(find_rows(experiments, params, {}), features, tmp_path / "records")
     assert sorted(p.name for p in (tmp_path / "records").glob("*.json")) == ["mglra.json", "mkd.json"]
     # a clone: no experiment in git, only the records (whose CSVs carry the dialogues, so no feature file either)
-    monkeypatch.setattr(erc_table, "git_file", lambda rev, path: None)
+    monkeypatch.setattr(erc_runs, "git_file", lambda rev, path: None)
     (tmp_path / "iemocap.pt").unlink()
-    records = erc_table.load_records(tmp_path / "records")
+    records = erc_records.load_records(tmp_path / "records")
     assert build_table(records, params, n_boot=200, defaults={}, features=features) == text
     with pytest.raises(InputError, match="has metrics"):  # the same experiments, read from git: nothing there
         build_table(experiments, params, n_boot=200, defaults={}, features=features)
     # the MGLRA row alone found again: the MKD record, no longer a row, is removed
-    erc_table.save_records({k: v for k, v in find_rows(records, params, {}).items() if k[0] == "MGLRA"},
+    erc_records.save_records({k: v for k, v in find_rows(records, params, {}).items() if k[0] == "MGLRA"},
                            features, tmp_path / "records")
     assert [p.name for p in (tmp_path / "records").glob("*.json")] == ["mglra.json"]
     (tmp_path / "records" / "mglra.json").write_text('{"row": "MGLRA", "datasets": {"iemocap": {}}}')
     with pytest.raises(InputError, match=r"records/mglra.json: not a Table 1 record \(KeyError"):
-        erc_table.load_records(tmp_path / "records")
+        erc_records.load_records(tmp_path / "records")
 
 
 def test_outputs_of_other_seeds_than_the_params_say_are_skipped(monkeypatch, tmp_path):
     experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
     params = {**params, "train": {"lr": 0.001, "seeds": [0, 1]}}
     experiments = [{**e, "params": {**e["params"], "train": params["train"]}} for e in experiments]
-    real = erc_table.git_file
+    real = erc_runs.git_file
 
     def with_stale(rev, path):  # r0: params say seeds 0, 1 but its predictions are seed 0 only (not rerun)
         if rev != "r0":
@@ -205,7 +210,7 @@ def test_outputs_of_other_seeds_than_the_params_say_are_skipped(monkeypatch, tmp
         if text is None or not path.endswith(".csv"):
             return text
         return pd.read_csv(io.StringIO(text)).query("seed == 0").to_csv(index=False)
-    monkeypatch.setattr(erc_table, "git_file", with_stale)
+    monkeypatch.setattr(erc_runs, "git_file", with_stale)
     stale = {"rev": "r0", "name": "params-ahead-of-outputs", "params": experiments[0]["params"]}
     text = build_table([stale] + experiments, params, n_boot=50, defaults={}, features=str(tmp_path / "{dataset}.pt"))
     assert table_rows(text)["MGLRA"][:2] == ["mglra", "2"] and "params-ahead-of-outputs" not in text
@@ -226,7 +231,7 @@ def lock(features_md5: str, lr: float = 0.001, mkd: bool = False) -> str:
 
 def test_rows_from_other_inputs_are_not_reused(monkeypatch, tmp_path):
     experiments, params = fake_experiments(monkeypatch, tmp_path, np.random.default_rng(4))
-    real = erc_table.git_file
+    real = erc_runs.git_file
     # "old": same params.yaml as r1, run on features an earlier encoder made; "edited": params.yaml edited after
     # its run (its lock says lr 0.01); "lockless": no dvc.lock at all
     locks = {"r1": lock("new"), "r2": lock("new", mkd=True), "old": lock("old"), "edited": lock("new", lr=0.01)}
@@ -235,7 +240,7 @@ def test_rows_from_other_inputs_are_not_reused(monkeypatch, tmp_path):
         if path == "dvc.lock":
             return locks.get(rev)
         return real("r1" if rev in ("old", "edited", "lockless") else rev, path)
-    monkeypatch.setattr(erc_table, "git_file", with_locks)
+    monkeypatch.setattr(erc_runs, "git_file", with_locks)
     stale = [{"rev": rev, "name": rev, "params": experiments[0]["params"]} for rev in ("old", "edited", "lockless")]
     inputs = {"iemocap": run_inputs(lock("new"), "iemocap"), "meld": None}
     # the reference run's inputs: train's and evaluate's deps but the model train writes, their params but the switches
@@ -301,50 +306,62 @@ def test_the_slurm_backend_sends_one_task_per_missing_row(monkeypatch, tmp_path)
     with pytest.raises(SystemExit) as exit_:
         script.main()
     assert exit_.value.code == "error: SLURM: stop here"
-    rows = [*erc_table.ROWS.values(), *erc_table.EXTRA_ROWS]
+    rows = [*erc_rows.ROWS.values(), *erc_rows.EXTRA_ROWS]
     assert len(sent["tasks"]) == len(rows) and len(set(sent["tasks"])) == len(rows)
     for (name, overrides), row in zip(sent["tasks"].items(), rows):
-        assert name.startswith(erc_table.row_slug(row) + "-") and overrides == erc_table.row_overrides(row)
+        assert name.startswith(erc_rows.row_slug(row) + "-") and overrides == erc_rows.row_overrides(row)
     assert sent["remotes"] == ("origin", "cluster") and sent["partition"] == "cpu" and sent["max_parallel"] == 3
 
 
 def test_dvc_exp_show_failure_is_one_line(monkeypatch):
     failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: unexpected error\nERROR: not a git repo\n")
-    monkeypatch.setattr(erc_table.subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(erc_runs.subprocess, "run", lambda *a, **k: failed)
     with pytest.raises(InputError, match=r"^dvc exp show failed: ERROR: not a git repo$"):
-        erc_table.experiments_from_dvc()
+        erc_runs.experiments_from_dvc()
 
 
 def fake_dvc(statuses, calls):
-    """A stand-in for subprocess.run: records each dvc command; `queue status` answers the next of ``statuses``."""
+    """A stand-in for subprocess.run: records each dvc command; `exp show --json` answers the next of ``statuses``."""
     def run(cmd, **kwargs):
         calls.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0, stdout=next(statuses) if cmd[1:3] == ["queue", "status"] else "",
+        return subprocess.CompletedProcess(cmd, 0, stdout=next(statuses) if cmd[1:3] == ["exp", "show"] else "",
                                            stderr="")
     return run
 
 
+def shown(**states):
+    """``dvc exp show --json`` as DVC writes it (its own dataclasses' ``dumpd``): the workspace, then the baseline
+    commit with one experiment per name (``table_mrl="queued"`` names table-mrl; None: a finished experiment whose
+    executor is gone)."""
+    from dvc.repo.experiments.serialize import ExpExecutor, ExpRange, ExpState
+    experiments = [ExpRange(revs=[ExpState(rev=f"{i + 1:040x}", name=name.replace("_", "-"))], name=name.replace("_", "-"),
+                            executor=ExpExecutor(state, name="dvc-task") if state else None)
+                   for i, (name, state) in enumerate(states.items())]
+    return json.dumps([ExpState(rev="workspace").dumpd(), ExpState(rev="a" * 40, experiments=experiments).dumpd()])
+
+
 def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for():
-    from erc.reporting.experiment_table import missing_rows, run_missing_rows
+    from erc.reporting.queue import run_missing_rows
+    from erc.reporting.rows import missing_rows, row_overrides
     rows = {(name, d): {} for name in ("MGLRA", "MRL + MKD") for d in ("iemocap", "meld")}
     rows[("MKD", "iemocap")] = {}  # run for one dataset only: still missing
     todo = missing_rows(rows)
     assert todo == ["MRL", "MRL-E", "MKD", "MRL-E + MKD", "MGLRA, frozen MiniLM"]
-    from erc.reporting.experiment_table import row_overrides
     assert row_overrides("MGLRA, frozen MiniLM") == ["features.text=minilm", "mrl.enabled=false", "mrl.shared=false",
                                                      "mkd.enabled=false"]
     todo = todo[:4]
-    calls, statuses = [], iter(["Task Name Created Status\n1 table-mrl x Running\n2 table-mkd x Queued\n"
-                                "0 table-mrl-11290934 x Failed\n",  # an earlier run's task: not ours
-                                "Task Name Created Status\n1 table-mrl x Success\n2 table-mkd x Running\n",
-                                "Task Name Created Status\n1 table-mrl x Success\n2 table-mkd x Success\n"])
+    calls = []
+    statuses = iter([shown(table_mrl="running", table_mrl_e="queued", table_mkd="queued", table_mrl_e_mkd="queued",
+                           table_mrl_11290934="failed"),  # an earlier run's experiment: not ours
+                     shown(table_mrl=None, table_mrl_e="success", table_mkd="running", table_mrl_e_mkd="running"),
+                     shown(table_mrl=None, table_mrl_e="success", table_mkd="success", table_mrl_e_mkd=None)])
     fake_run = fake_dvc(statuses, calls)
     run_missing_rows(todo, 2, run=fake_run, sleep=lambda s: None)
     queued = [c for c in calls if c[1:4] == ["exp", "run", "--queue"]]
     assert [c[5] for c in queued] == ["table-mrl", "table-mrl-e", "table-mkd", "table-mrl-e-mkd"]
     assert queued[1][6:] == ["-S", "mrl.enabled=true", "-S", "mrl.shared=true", "-S", "mkd.enabled=false"]
     assert ["dvc", "queue", "start", "-j", "2"] in calls
-    assert sum(c[1:3] == ["queue", "status"] for c in calls) == 3  # polled until none of its tasks waits or runs
+    assert sum(c[1:3] == ["exp", "show"] for c in calls) == 3  # polled until none of its tasks waits or runs
     # nothing missing: nothing queued, no queue started
     calls.clear()
     run_missing_rows([], 2, run=fake_run)
@@ -352,28 +369,31 @@ def test_missing_rows_are_queued_with_their_switches_and_the_queue_is_waited_for
 
 
 def test_queue_workers_that_stop_early_are_started_again():
-    from erc.reporting.experiment_table import queue_state, run_missing_rows
-    status = ("Task Name Created Status\nab12 table-mrl-e-1 09:36 PM Running\ncd34 table-mkd-1 09:36 PM Queued\n"
-              "ef56 table-mrl-0 04:10 PM Failed\n\nWorker status: 1 active, 0 idle\n")
-    assert queue_state(status, {"table-mrl-e-1", "table-mkd-1"}) == ({"table-mrl-e-1": "Running",
-                                                                     "table-mkd-1": "Queued"}, 1)
-    statuses = iter([status, status.replace("Running", "Success").replace("Queued", "Running"),
-                     status.replace("Running", "Success").replace("Queued", "Success")])
+    from erc.reporting.queue import queue_state, run_missing_rows
+    stalled = shown(table_mrl_e_1="success", table_mkd_1="queued", table_mrl_0="failed")
+    assert queue_state(json.loads(stalled), {"table-mrl-e-1", "table-mkd-1"}) == {"table-mrl-e-1": "success",
+                                                                                  "table-mkd-1": "queued"}
+    statuses = iter([shown(table_mrl_e_1="running", table_mkd_1="queued"), stalled,
+                     shown(table_mrl_e_1="success", table_mkd_1="running"),
+                     shown(table_mrl_e_1="success", table_mkd_1="success")])
     calls = []
     run_missing_rows(["MRL-E", "MKD"], 2, run=fake_dvc(statuses, calls), sleep=lambda s: None, stamp="1")
-    # one worker for two tasks of ours (one queued): started again once; the stale Failed task is not ours
+    # one of ours queued with nothing running: the workers stopped, started again once; the stale failure is not ours
     assert sum(c[1:3] == ["queue", "start"] for c in calls) == 2
 
 
 def test_a_failed_queue_task_is_one_line():
-    from erc.reporting.experiment_table import run_missing_rows
-    statuses = iter(["Task Name Created Status\n1 table-mrl x Failed\n"])
+    from erc.reporting.queue import run_missing_rows
+    statuses = iter([shown(table_mrl="failed")])
     with pytest.raises(InputError, match="experiment table-mrl failed"):
+        run_missing_rows(["MRL"], 1, run=fake_dvc(statuses, []), sleep=lambda s: None)
+    statuses = iter([shown(table_mkd="success")])  # ours not listed at all: an error, not a silent success
+    with pytest.raises(InputError, match="experiment table-mrl is neither queued, running nor done"):
         run_missing_rows(["MRL"], 1, run=fake_dvc(statuses, []), sleep=lambda s: None)
 
 
 def test_a_queue_that_cannot_start_is_one_line():
-    from erc.reporting.experiment_table import start_queue
+    from erc.reporting.queue import start_queue
 
     def fake_run(cmd, stdout=None, **kwargs):
         stdout.write("Starting workers\nERROR: no worker could start\n")  # written where a worker would write

@@ -8,266 +8,45 @@ once or per dataset (``model.hidden: {iemocap: 128, meld: 256}``) as dataset ``d
 Datasets are the two built-ins and the corpora registered under ``corpora`` (docs/corpora.md). A key given per
 dataset names ``iemocap`` and ``meld`` and may name a corpus too; a corpus it does not name takes the value of the
 built-in its entry is ``like``.
+
+The public entry of ``erc.config``: the sections live in ``erc.config.sections`` (each key's meaning is its field's
+``description``), a corpus entry in ``erc.config.corpora``, the per-dataset machinery in ``erc.config.base``.
 """
 from __future__ import annotations
 
 import difflib
-from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, PositiveInt, Tag, ValidationError,
-                      model_validator)
+from pydantic import BaseModel, Field, PositiveInt, ValidationError, model_validator
 
+from erc.config.base import BUILTIN, DATASETS, ByDataset, Section, per_dataset_values, resolved
+from erc.config.corpora import CorpusEntry
+from erc.config.sections import Features, Finetune, Graphs, Mkd, Model, Mrl, References, Teachers, Train
 from erc.runtime.errors import InputError
 
-BUILTIN = ("iemocap", "meld")
-DATASETS = BUILTIN   # the built-in datasets (a corpus is registered in params.yaml)
+__all__ = ["BUILTIN", "DATASETS", "RESERVED", "Params", "check_dataset", "describe", "dotted_keys", "flat_defaults",
+           "flatten", "load_params", "validate_params"]
+
 # output folders beside the per-dataset ones (plots/<dataset>, metrics/<dataset>.json): no corpus may take their name
 RESERVED = ("finetune", "finetuned", "train", "teachers", "references", "details", "table1")
-Rate = Annotated[float, Field(ge=0, lt=1)]  # dropout rates, mask ratios: a probability below 1
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-    def __reduce__(self):  # pickled as its values: ByDataset[...] classes are made at import and cannot be pickled
-        return type(self).model_validate, (self.model_dump(),)
-
-
-class ByDataset(Section):
-    """A value per dataset: both built-ins, and any registered corpus (an extra key, checked by ``Params``)."""
-    model_config = ConfigDict(extra="allow")
-
-    def value(self, dataset: str, like: str):
-        """``dataset``'s value; a corpus not named here takes the built-in's it is ``like``."""
-        values = dict(self)
-        return values[dataset] if dataset in values else values[like]
-
-
-@cache
-def by_dataset(kind):
-    """The ``ByDataset`` of values of type ``kind``: ``iemocap`` and ``meld`` required, corpora's keys optional."""
-    class Of(ByDataset):
-        __pydantic_extra__: dict[str, kind]
-        iemocap: kind
-        meld: kind
-    Of.__name__ = Of.__qualname__ = f"ByDataset[{getattr(kind, '__name__', kind)}]"
-    return Of
-
-
-def per_dataset_type(kind):
-    """``kind`` once for every dataset, or ``{iemocap: kind, meld: kind[, <corpus>: kind]}``."""
-    return Annotated[Union[Annotated[kind, Tag("one")], Annotated[by_dataset(kind), Tag("each")]],
-                     Discriminator(lambda v: "each" if isinstance(v, (dict, ByDataset)) else "one")]
-
-
-class FileSources(Section):
-    text: Optional[str] = None
-    audio: Optional[str] = None
-    visual: Optional[str] = None
-
-
-class Features(Section):
-    # once, or per dataset ({iemocap: minilm, meld: minilm-ft}): validation may pick a different source for each
-    # ft: the encoder finetune.encoder names, fine-tuned (minilm-ft / mpnet-ft: the two offline packages, fine-tuned)
-    text: per_dataset_type(Literal["minilm", "mpnet", "minilm-ft", "mpnet-ft", "ft", "file", "none"]) = "minilm"
-    audio: Literal["praat", "praat-wav", "opensmile", "file", "none"] = "praat"
-    visual: Literal["file", "none"] = "none"
-    text_batch_size: PositiveInt = 64
-    files: by_dataset(FileSources) = Field(default={"iemocap": {}, "meld": {}}, validate_default=True)
-    wav_dirs: by_dataset(Optional[str]) = Field(default={"iemocap": None, "meld": None}, validate_default=True)
-
-    @model_validator(mode="after")
-    def some_modality(self):
-        texts = list(dict(self.text).values()) if isinstance(self.text, ByDataset) else [self.text]
-        if "none" in texts and self.audio == self.visual == "none":
-            raise ValueError("selects no modality (text, audio and visual are all none)")
-        return self
-
-
-class Graphs(Section):
-    window_past: Annotated[int, Field(ge=-1)] = -1     # -1 = whole dialogue
-    window_future: Annotated[int, Field(ge=-1)] = -1
-
-
-class Model(Section):
-    hidden: per_dataset_type(PositiveInt) = 128
-    graph_hidden: PositiveInt = 128
-    graph_layers: NonNegativeInt = 4
-    attention_heads: PositiveInt = 2
-    dropout: Rate = 0.5
-    input_dropout: per_dataset_type(Rate) = 0.0   # once or per dataset: validation chose 0.5 on MELD only
-    mask_ratio: Rate = 0.5
-    av_lstm: bool = False
-    speaker: Literal["text", "all", "encoder"] = "text"
-    speaker_init_std: PositiveFloat = 1.0   # the speaker embedding's N(0, std) init; released: 1.0
-    block_order: Literal["graph_first", "released"] = "graph_first"
-    faithful: bool = False
-
-    @model_validator(mode="after")
-    def widths_fit(self):
-        widths = [self.hidden] if isinstance(self.hidden, int) else list(dict(self.hidden).values())
-        for width in widths:
-            if width % 2 or width % self.attention_heads:
-                raise ValueError(f"hidden {width} must be even (BiLSTM directions) and divisible by "
-                                 f"attention_heads {self.attention_heads}")
-        return self
-
-
-class Train(Section):
-    lr: PositiveFloat = 1e-3
-    weight_decay: NonNegativeFloat = 3e-5
-    batch_size: PositiveInt = 16
-    epochs: per_dataset_type(PositiveInt) = Field(default={"iemocap": 60, "meld": 20}, validate_default=True)
-    seeds: Annotated[list[NonNegativeInt], Field(min_length=1)] = [0, 1, 2, 3, 4]
-    loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
-        default={"iemocap": "weighted_nll", "meld": "focal"}, validate_default=True)
-    focal_gamma: NonNegativeFloat = 2.5
-    # chance that a training utterance's audio / visual input is marked missing (zeroed, flag set), so that the
-    # model also learns to work from text alone; MGLRA's training only (not teachers, not references)
-    modality_dropout: Rate = 0.0
-    # what one draw marks: an utterance, or a whole dialogue (every utterance of it: what a text-only dialogue is)
-    modality_dropout_unit: Literal["utterance", "dialogue"] = "utterance"
-
-    @model_validator(mode="after")
-    def distinct_seeds(self):
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct, got {self.seeds}")
-        return self
-
-
-class Teachers(Section):
-    seed: NonNegativeInt = 0
-
-
-class Finetune(Section):
-    """The finetune_text stage (features.text: minilm-ft | mpnet-ft | ft); erc.training.finetune says what each key does."""
-    # what features.text: ft fine-tunes: minilm | mpnet (the offline packages) | a Hugging Face model id (from the
-    # local cache, or the hub where reachable) | a local directory in the transformers layout
-    encoder: per_dataset_type(Optional[Annotated[str, Field(min_length=1)]]) = None
-    epochs: per_dataset_type(PositiveInt) = Field(default={"iemocap": 4, "meld": 3}, validate_default=True)
-    lr: PositiveFloat = 1e-4
-    batch_size: PositiveInt = 32
-    max_length: Annotated[int, Field(ge=16, le=512)] = 160
-    seed: NonNegativeInt = 0
-    freeze_layers: NonNegativeInt = 0   # the embeddings and this many lowest layers stay frozen (0: none)
-    warmup: Rate = 0.1                  # share of the steps with a linear learning-rate warm-up
-    # once or per dataset: validation chooses the recipe for each
-    context: per_dataset_type(NonNegativeInt) = 0   # previous turns (with speaker tags) as a second segment
-    context_future: per_dataset_type(NonNegativeInt) = 0  # following turns too, after the previous ones (EmoBERTa's)
-    folds: per_dataset_type(NonNegativeInt) = 0     # cross-fitting folds over training dialogues (0: none, else >= 2)
-    fold_by: per_dataset_type(Literal["dialogue", "session"]) = "dialogue"  # what a fold deals: dialogues, or
-                                                                          # IEMOCAP sessions (speaker-disjoint folds)
-    eval_from: per_dataset_type(Literal["full", "folds"]) = "full"  # validation / test features: the all-data
-                                                                   # encoder or the folds' mean
-    loss: per_dataset_type(Literal["weighted_nll", "focal", "ce"]) = Field(
-        default={"iemocap": "weighted_nll", "meld": "ce"}, validate_default=True)
-    # fp32 | bf16 | fp16 (autocast of the encoder's forward on CUDA, fp16 with a gradient scaler; refused on CPU)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    accumulate: PositiveInt = 1        # micro-batches a batch is run as (gradients summed, one step): less memory
-    checkpointing: bool = False        # gradient checkpointing of the encoder's layers: less memory, more time
-
-    @model_validator(mode="after")
-    def folds_are_none_or_several(self):
-        for name, k in (dict(self.folds).items() if isinstance(self.folds, ByDataset) else [("", self.folds)]):
-            if k == 1:
-                raise ValueError(f"folds{'.' + name if name else ''} must be 0 (no cross-fitting) or at least 2, got 1")
-        meld = self.fold_by.meld if isinstance(self.fold_by, ByDataset) else self.fold_by
-        if meld == "session":
-            where = "fold_by.meld" if isinstance(self.fold_by, ByDataset) else "fold_by (once, so MELD's too)"
-            raise ValueError(f"{where}: MELD has no sessions; fold by session on IEMOCAP only "
-                             "({iemocap: session, meld: dialogue})")
-        return self
-
-
-class Mrl(Section):
-    enabled: bool = True
-    shared: bool = False
-    nesting: list[PositiveInt] = [8, 16, 32, 64, 128]  # [] = the full block only
-    weights: Optional[list[NonNegativeFloat]] = None
-    reduction: Literal["sum", "mean"] = "sum"   # over nesting sizes; sum as in MRL, mean keeps λ_ce / λ_kd comparable
-
-
-class Mkd(Section):
-    enabled: bool = True
-    lambda_ce: NonNegativeFloat = 1.0
-    lambda_kd: NonNegativeFloat = 1.0
-    temperature: PositiveFloat = 1.0
-    placement: Literal["unimodal", "encoder", "graph"] = "unimodal"  # the paper's U_k = C_k(E_k(x_k))
-    # what answers a dialogue without audio (evaluate's text-only metrics, predict.py), once or per dataset: fused
-    # (the full output, audio marked missing) | student (the text student head U_text, which never sees audio;
-    # unimodal placement only) | teacher (the frozen text teacher) | student+teacher (the mean of their
-    # probabilities); an answer the checkpoint cannot give falls back to fused (erc.models.mglra.text_only_head)
-    text_only: per_dataset_type(Literal["fused", "student", "teacher", "student+teacher"]) = "fused"
-
-
-class References(Section):
-    logreg_C: Annotated[list[PositiveFloat], Field(min_length=1)] = [0.01, 0.1, 1.0, 10.0]
-    bclstm_hidden: PositiveInt = 128
-    bclstm_lr: PositiveFloat = 1e-3
-
-
-def _resolved(section: Section, dataset: str, like: str) -> Section:
-    """A copy of ``section`` with each key given per dataset replaced by ``dataset``'s value (a corpus not named:
-    the value of the built-in it is ``like``), section by section."""
-    updates = {}
-    for name, field in type(section).model_fields.items():
-        value = getattr(section, name)
-        structural = isinstance(field.annotation, type) and issubclass(field.annotation, ByDataset)  # files, wav_dirs
-        if isinstance(value, ByDataset) and not structural:
-            updates[name] = value.value(dataset, like)
-        elif isinstance(value, Section) and not isinstance(value, ByDataset):
-            updates[name] = _resolved(value, dataset, like)
-    return section.model_copy(update=updates)
-
-
-def _per_dataset_values(section: Section, prefix: str = ""):
-    """(dotted key, ByDataset) of every value given per dataset, sections and leaves alike."""
-    for name in type(section).model_fields:
-        value = getattr(section, name)
-        if isinstance(value, ByDataset):
-            yield prefix + name, value
-        elif isinstance(value, Section):
-            yield from _per_dataset_values(value, f"{prefix}{name}.")
-
-
-class CorpusEntry(Section):
-    """A corpus of your own (docs/corpora.md): the file and its card."""
-    path: str   # data/corpora/<file>.csv | .jsonl: the stages' dvc.yaml dep is that folder
-    labels: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=2)]  # class index = position
-    speakers: Literal["per_dialogue", "global"] = "per_dialogue"
-    speaker_names: Optional[Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]] = None
-    split_seed: NonNegativeInt = 0     # without a split column: dialogues dealt by this seed and these fractions
-    split_fractions: Annotated[list[NonNegativeFloat], Field(min_length=3, max_length=3)] = [0.8, 0.1, 0.1]
-    like: Literal["iemocap", "meld"] = "meld"  # whose values the keys given per dataset give it, unless they name it
-
-    @model_validator(mode="after")
-    def card_is_sound(self):
-        if not self.path.startswith("data/corpora/") or Path(self.path).suffix not in (".csv", ".jsonl") \
-                or ".." in Path(self.path).parts:
-            raise ValueError(f"path must be a .csv or .jsonl file under data/corpora/ (the folder the stages "
-                             f"depend on), got {self.path!r}")
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"labels must list each class once, got {self.labels}")
-        if self.speaker_names is not None and self.speakers != "global":
-            raise ValueError("speaker_names is the global vocabulary: set speakers: global, or leave it out")
-        if self.speaker_names is not None and len(set(self.speaker_names)) != len(self.speaker_names):
-            raise ValueError(f"speaker_names must list each speaker once, got {self.speaker_names}")
-        if abs(sum(self.split_fractions) - 1) > 1e-6 or not all(self.split_fractions):
-            raise ValueError(f"split_fractions must be three shares (train, valid, test), each above 0, summing "
-                             f"to 1, got {self.split_fractions}")
-        return self
 
 
 class Params(Section):
-    datasets: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = list(BUILTIN)
-    corpora: dict[str, CorpusEntry] = {}   # your own conversations, by name (docs/corpora.md)
-    workers: PositiveInt = 2   # processes for independent units of work; each runs on one thread (cannot change a number)
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: cuda where PyTorch sees a GPU, else cpu (erc.runtime.device)
+    datasets: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] = Field(
+        list(BUILTIN), description="the datasets every stage runs on: iemocap, meld and the corpora registered under "
+                                   "`corpora`")
+    corpora: dict[str, CorpusEntry] = Field(
+        {}, description="your own conversations by name: the file under data/corpora/, its label list (class index "
+                        "= position), speaker encoding, the split rule for a file without a split column, and which "
+                        "built-in's per-dataset values it takes (docs/corpora.md)")
+    workers: PositiveInt = Field(
+        2, description="processes for independent units (encoders, seeds, teachers); each runs on one thread, so it "
+                       "changes the wall time, never a number; no stage lists it")
+    device: Literal["auto", "cpu", "cuda"] = Field(  # erc.runtime.device
+        "auto", description="where every computing stage runs: auto = cuda where PyTorch sees a GPU, else cpu; "
+                            "recorded in metrics and checkpoints")
     features: Features = Field(default_factory=Features)
     graphs: Graphs = Field(default_factory=Graphs)
     model: Model = Field(default_factory=Model)
@@ -284,7 +63,7 @@ class Params(Section):
 
     def for_dataset(self, dataset: str) -> "Params":
         """These params as ``dataset`` sees them: a key given once or per dataset holds ``dataset``'s value."""
-        return _resolved(self, check_dataset(dataset, self), self.like(dataset))
+        return resolved(self, check_dataset(dataset, self), self.like(dataset))
 
     @model_validator(mode="after")
     def datasets_are_known(self):
@@ -304,7 +83,7 @@ class Params(Section):
                 near = difflib.get_close_matches(d, known, n=1, cutoff=0.6)
                 raise ValueError(f"'datasets' lists {d!r}, neither a built-in dataset nor a corpus under 'corpora' "
                                  f"({', '.join(known)})" + (f"; did you mean {near[0]!r}?" if near else ""))
-        for key, value in _per_dataset_values(self):
+        for key, value in per_dataset_values(self):
             for name in value.model_extra or {}:
                 if name not in self.corpora:
                     near = difflib.get_close_matches(f"{key}.{name}", [f"{key}.{k}" for k in known], n=1, cutoff=0.6)
@@ -380,12 +159,13 @@ def dotted_keys(model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
     return keys
 
 
-def describe(error: dict, where: str) -> str:
-    """One line for the first schema error: the dotted key, what it must be, what it got."""
+def describe(error: dict, where: str, known: list[str] | None = None) -> str:
+    """One line for the first schema error: the dotted key, what it must be, what it got; an unknown key is shown
+    with the nearest of ``known`` (default: every key of params.yaml)."""
     path = [str(p) for p in error["loc"] if isinstance(p, str) and p not in ("one", "each") and "[" not in p]
     key = ".".join(path)
     if error["type"] == "extra_forbidden":
-        near = difflib.get_close_matches(key, dotted_keys(), n=1, cutoff=0.6)
+        near = difflib.get_close_matches(key, dotted_keys() if known is None else known, n=1, cutoff=0.6)
         return f"{where}: unknown key '{key}'" + (f" (did you mean '{near[0]}'?)" if near else "")
     if error["type"] == "missing":
         return f"{where}: missing key '{key}'"

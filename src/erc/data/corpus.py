@@ -2,11 +2,11 @@
 dialogue order, with the columns ``dialogue``, ``speaker``, ``text``, ``label`` (empty: unlabelled), and optionally
 ``split`` (train / valid / test), ``wav`` (a path relative to the file) and ``start`` / ``end`` (seconds within it).
 
-A card names the corpus, its label list in a fixed order (class index = position in the list, never the order of
-first appearance) and its speaker encoding: ``per_dialogue`` (speakers indexed by first appearance within each
-dialogue, MELD's) or ``global`` (one vocabulary: the card's ``speakers`` list, or first appearance in the file).
-Without a ``split`` column, dialogues are dealt to train / valid / test from a seed and fractions (recorded in what
-``read_corpus`` returns). Every problem is one ``InputError`` naming the file and the row.
+The file is read under its card (``erc.data.card.Card``: the label list, class index = position, and the speaker
+encoding). Without a ``split`` column, dialogues are dealt to train / valid / test from the card's seed and fractions
+(recorded in what ``read_corpus`` returns). Every problem is one ``InputError`` naming the file and the row.
+``load_corpus`` reads any dataset, a built-in or a registered corpus, as a ``Corpus``; corpus files are written in
+``erc.data.corpus_writers``.
 """
 from __future__ import annotations
 
@@ -18,36 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from erc.config.params import BUILTIN, Params, check_dataset
+from erc.data.card import Card, builtin_card, card_of
 from erc.data.datasets import SPLITS, Dialogue, load_dialogues
 from erc.runtime.errors import InputError
-from erc.config.params import BUILTIN, Params, check_dataset
 
 REQUIRED = ("dialogue", "speaker", "text", "label")
 OPTIONAL = ("split", "wav", "start", "end")
-SPEAKER_ENCODINGS = ("per_dialogue", "global")
-
-
-@dataclass
-class Card:
-    """What a corpus file does not say itself."""
-    name: str
-    labels: list[str]
-    speakers: str = "per_dialogue"               # per_dialogue | global
-    speaker_names: list[str] | None = None       # the global vocabulary, in index order (None: first appearance)
-    split_seed: int = 0
-    split_fractions: tuple = (0.8, 0.1, 0.1)     # train / valid / test, when the file has no split column
-    n_speakers: int | None = None                # the model's speaker slots (None: as many as the file needs)
-
-    def __post_init__(self):
-        if not self.labels or len(set(self.labels)) != len(self.labels):
-            raise InputError(f"corpus {self.name}: 'labels' must list each class once, got {self.labels}")
-        if self.speakers not in SPEAKER_ENCODINGS:
-            raise InputError(f"corpus {self.name}: 'speakers' must be one of {list(SPEAKER_ENCODINGS)}, "
-                             f"got {self.speakers!r}")
-        fractions = tuple(self.split_fractions)
-        if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6 or not fractions[0]:
-            raise InputError(f"corpus {self.name}: 'split_fractions' must be three shares (train, valid, test) "
-                             f"summing to 1 with train > 0, got {list(fractions)}")
 
 
 @dataclass
@@ -230,24 +207,6 @@ def read_corpus(path: str | Path, card: Card, check_wav: bool = True, within: Pa
     return Corpus(card, dialogues, source, audio, list(vocabulary) if card.speakers == "global" else None)
 
 
-def builtin_card(dataset: str) -> Card:
-    """The card under which a built-in dataset, exported (``src/export_corpus.py``), reads back as itself: IEMOCAP's
-    speakers are one vocabulary (M = 0, F = 1), MELD's are indexed by first appearance in each dialogue (9 slots)."""
-    from erc.data.datasets import CLASSES, N_SPEAKERS
-    if dataset == "iemocap":
-        return Card("iemocap", CLASSES["iemocap"], "global", ["M", "F"], n_speakers=N_SPEAKERS["iemocap"])
-    return Card("meld", CLASSES["meld"], "per_dialogue", n_speakers=N_SPEAKERS["meld"])
-
-
-def card_of(name: str, params: Params) -> Card:
-    """The card of a dataset: a built-in's, or a corpus's from its ``corpora`` entry in params.yaml."""
-    if name in BUILTIN:
-        return builtin_card(name)
-    entry = params.corpora[name]
-    return Card(name, list(entry.labels), entry.speakers, entry.speaker_names, entry.split_seed,
-                tuple(entry.split_fractions))
-
-
 def load_corpus(name: str, params: Params, raw_dir: str | Path = "data/raw", check_wav: bool = True) -> Corpus:
     """Dataset ``name`` as a corpus: the built-ins from their standard metadata and splits (``erc.data.datasets``), a
     registered corpus from its file. Every stage reads its dialogues here."""
@@ -258,114 +217,9 @@ def load_corpus(name: str, params: Params, raw_dir: str | Path = "data/raw", che
     return read_corpus(params.corpora[name].path, card_of(name, params), check_wav, Path("data/corpora").resolve())
 
 
-def speaker_coding(name: str, params: Params) -> tuple[Card, list[str] | None]:
-    """(card, global speaker vocabulary or None): how a new dialogue's speakers are encoded for dataset ``name``
-    (a corpus's vocabulary by first appearance is the one training used, kept in its feature file)."""
-    card = card_of(check_dataset(name, params), params)
-    if card.speakers != "global" or card.speaker_names is not None:
-        return card, card.speaker_names
-    from erc.runtime.files import load_torch
-    path = f"data/features/{name}.pt"
-    record = load_torch(path, "feature file (run dvc repro first)").get("corpus") or {}
-    if not record.get("speaker_vocabulary"):
-        raise InputError(f"{path}: holds no speaker vocabulary of corpus {name}; rerun dvc repro")
-    return card, record["speaker_vocabulary"]
-
-
-def speaker_indices(names: list, card: Card, vocabulary: list[str] | None, n_slots: int, where) -> list[int]:
-    """A new dialogue's speakers (names, in turn order) as training encoded them: by the global vocabulary, or by
-    first appearance in the dialogue; one line when the model cannot take them."""
-    names = [str(n) for n in names]
-    if card.speakers == "global":
-        known = {n: k for k, n in enumerate((vocabulary or [])[:n_slots])}
-        bad = [n for n in names if n not in known]
-        if bad:
-            shown = ", ".join(list(known)[:10]) + (", ..." if len(known) > 10 else "")
-            raise InputError(f"{where}: speaker {bad[0]!r} is unknown to {card.name} (its speakers: {shown})")
-        return [known[n] for n in names]
-    order = list(dict.fromkeys(names))
-    if len(order) > n_slots:
-        raise InputError(f"{where}: {len(order)} distinct speakers, the model knows at most {n_slots}")
-    return [order.index(n) for n in names]
-
-
-def builtin_speaker_name(dataset: str):
-    """``write_corpus``'s speaker naming for a built-in dataset (MELD's metadata keeps indices, not names)."""
-    return (lambda d, s: "MF"[s]) if dataset == "iemocap" else (lambda d, s: f"P{s}")
-
-
 def check_cross_fitting(corpus: Corpus, folds: int) -> None:
     """Cross-fitting needs at least ``folds`` training dialogues (one a fold), else one line."""
     n = sum(d.split == "train" for d in corpus.dialogues)
     if folds >= 2 and n < folds:
         raise InputError(f"corpus {corpus.card.name}: {n} training dialogues cannot make {folds} cross-fitting folds "
                          "(finetune.folds: 0, or more training dialogues)")
-
-
-def write_corpus(dialogues: list[Dialogue], classes: list[str], speaker_names, path: str | Path) -> None:
-    """``dialogues`` as a corpus CSV (with its split column); ``speaker_names(dialogue, index)`` names a speaker."""
-    _write_rows([[d.id, speaker_names(d, s), text, classes[y] if y >= 0 else "", d.split]
-                 for d in dialogues for s, y, text in zip(d.speakers, d.labels, d.sentences)], path)
-
-
-def _write_rows(rows: list[list], path: str | Path) -> None:
-    """Corpus rows (dialogue, speaker, text, label, split) as a CSV, written atomically."""
-    from erc.runtime.files import atomic_path
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["dialogue", "speaker", "text", "label", "split"])
-            writer.writerows(rows)
-
-
-def import_compm(files: dict[str, str | Path], out: str | Path) -> None:
-    """CoMPM's TSVs (one file per split: ``Speaker\\tUtterance\\tEmotion[\\tSentiment]``, an optional header, a blank
-    line between dialogues) as one corpus CSV; dialogues are named ``<split>-<n>``."""
-    rows = []
-    for split, file in files.items():
-        file = Path(file)
-        if not file.is_file():
-            raise InputError(f"{file}: CoMPM file not found")
-        n, started = 0, False
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                n, started = (n + 1, False) if started else (n, started)
-                continue
-            cells = line.split("\t")
-            if number == 1 and cells[:3] == ["Speaker", "Utterance", "Emotion"]:
-                continue
-            if len(cells) < 3:
-                raise InputError(f"{file}: line {number} has {len(cells)} tab-separated fields, expected "
-                                 "Speaker, Utterance, Emotion[, Sentiment]")
-            rows.append([f"{split}-{n}", cells[0], cells[1], cells[2], split])
-            started = True
-    _write_rows(rows, out)
-
-
-def import_meld_csv(files: dict[str, str | Path], out: str | Path) -> None:
-    """MELD's official CSVs (``train_sent_emo.csv``, ``dev_sent_emo.csv``, ``test_sent_emo.csv``: Utterance,
-    Speaker, Emotion, Dialogue_ID, Utterance_ID, ...) as one corpus CSV, utterances in Utterance_ID order; dialogues
-    are named ``<split>-<Dialogue_ID>``, with the wav of each clip as MELD's video names it (``dia<D>_utt<U>.wav``)
-    left out (the clips are not shipped with the CSVs)."""
-    import pandas as pd
-    from erc.runtime.files import atomic_path
-    from erc.data.datasets import repair_cp1252
-    frames = []
-    for split, file in files.items():
-        file = Path(file)
-        if not file.is_file():
-            raise InputError(f"{file}: MELD CSV not found")
-        try:
-            table = pd.read_csv(file, usecols=["Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID"])
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
-            raise InputError(f"{file}: not a MELD CSV ({str(err).splitlines()[0]})") from None
-        table = table.sort_values(["Dialogue_ID", "Utterance_ID"], kind="stable")
-        frames.append(pd.DataFrame({"dialogue": [f"{split}-{d}" for d in table["Dialogue_ID"]],
-                                    "speaker": table["Speaker"].astype(str).map(repair_cp1252),
-                                    "text": table["Utterance"].astype(str).map(repair_cp1252),
-                                    "label": table["Emotion"], "split": split}))
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        pd.concat(frames).to_csv(tmp, index=False)

@@ -240,7 +240,7 @@ def curve_plots(checkpoint: dict, out_dir) -> None:
 
 def prediction_table(test_predictions: dict, feats: dict, out_dir) -> None:
     """Per seed, each test utterance's dialogue, label and full-size prediction (utterance = index in the feature
-    file); the dialogue column lets ``erc.reporting.experiment_table`` resample whole dialogues."""
+    file); the dialogue column lets ``erc.reporting.bootstrap`` resample whole dialogues."""
     dialogue_of = utterance_dialogues(feats)
     frames = [pd.DataFrame({"seed": seed, "utterance": utt.numpy(), "dialogue": dialogue_of[utt.numpy()],
                             "label": labels.numpy(), "prediction": pred.numpy()})

@@ -10,8 +10,9 @@ import torch
 from erc.features import audio as audio_lib
 from erc.features import text as text_lib
 from erc.features import wav as wav_lib
-from erc.data.corpus import Corpus, builtin_card, load_corpus
-from erc.data.datasets import Dialogue
+from erc.data.card import builtin_card
+from erc.data.corpus import Corpus, load_corpus
+from erc.data.datasets import Dialogue, repair_cp1252
 from erc.data.feature_pickles import read_feature_file
 from erc.runtime.device import stage_device
 from erc.features.utterance_encoder import FINETUNED, finetune_summary, finetuned_features
@@ -97,7 +98,7 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
             where = f"{source} text encoder"
         elif modality == "text":
             encoder = text_lib.encoder_for(source, device)
-            sentences = [text_lib.repair_cp1252(s) for d in dialogues for s in d.sentences]
+            sentences = [repair_cp1252(s) for d in dialogues for s in d.sentences]
             array = encoder.encode(sentences, p.features.text_batch_size, progress)
             where = f"{source} text encoder"
         else:

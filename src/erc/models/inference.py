@@ -10,7 +10,8 @@ import torch
 
 from erc.features.audio import apply_scaling, shipped_scaling
 from erc.data.batching import DialogueData
-from erc.data.corpus import builtin_card, check_text, lies_in, speaker_indices, valid_unicode
+from erc.data.card import builtin_card, speaker_indices
+from erc.data.corpus import check_text, lies_in, valid_unicode
 from erc.config.params import BUILTIN
 from erc.features.utterance_encoder import FINETUNED, new_dialogue_features
 from erc.data.graphs import dialogue_graph

@@ -125,7 +125,7 @@ class MGLRA(nn.Module):
         super().__init__()
         self.modalities = [m for m in ("text", "audio", "visual") if m in input_dims]
         self.block_order = block_order
-        self.batch_dependent = faithful  # eval answers depend on the batch's other dialogues (training.eval_batch_size)
+        self.batch_dependent = faithful  # eval answers depend on the batch's other dialogues (models.predict.eval_batch_size)
         self.input_dropout = Dropout(input_dropout)  # on each modality's (normalised) features; 0 = released
         self.encoders = nn.ModuleDict()
         self.lstms = nn.ModuleDict()

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from erc.evaluation.evaluate import plt, write_png  # pyplot with the Agg backend set there
-from erc.reporting.experiment_table import PAPER, ROWS
+from erc.reporting.rows import PAPER, ROWS
 from erc.runtime.errors import InputError
 
 RUN_KEYS = ("mode", "seed", "timestamps")
@@ -21,7 +21,7 @@ COLUMNS = ("f1_w", "acc_w", "seed", "timestamps", "mode", "epoch")  # the column
 MODES = ("ORIGINAL", "ORIGINAL_AV_LSTM", "MKD", "MKD_AV_LSTM", "MRL", "MRL_efficient")  # the logs' order
 MODE_ROWS = {"ORIGINAL": "MGLRA", "MKD": "MKD", "MRL": "MRL", "MRL_efficient": "MRL-E"}  # _AV_LSTM: no Table 1 row
 KS = (1, 5, 10, 20, 50)
-_PAPER_WF1_REST = {  # Table 1 w-F1 of the rows erc.reporting.experiment_table.PAPER does not hold (it has MGLRA, MRL-E + MKD)
+_PAPER_WF1_REST = {  # Table 1 w-F1 of the rows erc.reporting.rows.PAPER does not hold (it has MGLRA, MRL-E + MKD)
     ("MRL", "iemocap"): 70.19, ("MRL", "meld"): 66.25, ("MRL-E", "iemocap"): 69.92, ("MRL-E", "meld"): 66.21,
     ("MKD", "iemocap"): 70.77, ("MKD", "meld"): 66.07, ("MRL + MKD", "iemocap"): 71.31, ("MRL + MKD", "meld"): 66.24,
 }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from erc.reporting.experiment_table import ROWS, row_slug
+from erc.reporting.rows import ROWS, row_slug
 from erc.data.feature_file import load_features
 from erc.runtime.errors import InputError
 from erc.runtime.files import atomic_path, load_torch, save_text

@@ -1,12 +1,12 @@
 """The test difference between two committed runs, with a dialogue-level 95 % bootstrap interval.
 
-    python benchmarks/paired_diff.py meld 5b38837 HEAD    # HEAD's run minus 5b38837's, on MELD test
-    python benchmarks/paired_diff.py iemocap metrics/table1/mglra.json REV   # a Table 1 row as a side
+    python src/paired_diff.py meld 5b38837 HEAD    # HEAD's run minus 5b38837's, on MELD test
+    python src/paired_diff.py iemocap metrics/table1/mglra.json REV   # a Table 1 row as a side
 
 Reads ``plots/<dataset>/test_predictions.csv`` of each git revision (every seed's test predictions), or the test
 predictions a Table 1 record (``metrics/table1/<row>.json``, a file) keeps for the dataset, and resamples
 the test dialogues jointly and each side's seeds independently, as Table 1's Δ column does
-(``erc.reporting.experiment_table.paired_bootstrap``). Both runs must have been tested on the same utterances.
+(``erc.reporting.bootstrap.paired_bootstrap``). Both runs must have been tested on the same utterances.
 """
 import argparse
 import sys
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.data.datasets import CLASSES  # noqa: E402
-from erc.runtime.errors import InputError  # noqa: E402
-from erc.config.params import check_dataset  # noqa: E402
-from erc.reporting.experiment_table import git_file, load_record, paired_bootstrap, read_predictions, with_dialogues
+from erc.config.params import check_dataset
+from erc.data.datasets import CLASSES
+from erc.reporting.bootstrap import paired_bootstrap
+from erc.reporting.records import load_record, with_dialogues
+from erc.reporting.runs import git_file, read_predictions
+from erc.runtime.errors import InputError
 
 
 def predictions(side: str, dataset: str) -> pd.DataFrame:

@@ -2,16 +2,16 @@
 
     # in the repository copy that ran it: keep a committed run as a record (metrics, test predictions, the
     # fine-tuned classifier's validation score, params and lock), as Table 1 keeps its rows
-    python benchmarks/encoder_compare.py record REV metrics/encoders/mrl-mkd-mpnet-ft.json --row "MRL + MKD, MPNet-ft"
+    python src/encoder_compare.py record REV metrics/encoders/mrl-mkd-mpnet-ft.json --row "MRL + MKD, MPNet-ft"
     # the comparison, per dataset, written as markdown (docs/results.md includes metrics/encoders.md)
-    python benchmarks/encoder_compare.py table --out metrics/encoders.md --names MiniLM-ft MPNet-ft \\
+    python src/encoder_compare.py table --out metrics/encoders.md --names MiniLM-ft MPNet-ft \\
         --pair MGLRA metrics/table1/mglra.json metrics/encoders/mglra-mpnet-ft.json \\
         --pair "MRL + MKD" metrics/table1/mrl-mkd.json metrics/encoders/mrl-mkd-mpnet-ft.json
 
 Rows of the table: the fine-tuned classifier itself (its own head, validation only: test labels are read by
 ``evaluate`` alone and it does not score that head), the frozen text teacher (one model), the bc-LSTM reference
 (its seeds), then each ``--pair`` (its seeds): validation and test w-F1 of each side, mean ± std, and for the pairs
-the paired dialogue-level bootstrap Δ of test w-F1 (``erc.reporting.experiment_table.paired_bootstrap``, as Table 1's Δ).
+the paired dialogue-level bootstrap Δ of test w-F1 (``erc.reporting.bootstrap.paired_bootstrap``, as Table 1's Δ).
 The classifier, the teacher and the bc-LSTM are read from the first pair's records (``--references LABEL``: that
 pair's). Chooses nothing: a report of finished runs.
 """
@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from erc.data.datasets import CLASSES  # noqa: E402
-from erc.reporting.experiment_table import (git_file, load_record, paired_bootstrap, read_predictions, record_of,
-                                            with_dialogues)
+from erc.data.datasets import CLASSES
+from erc.reporting.bootstrap import paired_bootstrap
+from erc.reporting.records import load_record, record_of, with_dialogues
+from erc.reporting.runs import git_file, read_predictions
+from erc.reporting.pages import markdown_table
 from erc.runtime.errors import InputError
-from erc.runtime.files import save_text  # noqa: E402
-from erc.reporting.pages import markdown_table  # noqa: E402
+from erc.runtime.files import save_text
 
 
 def kept_head(rev: str, d: str) -> dict | None:
@@ -128,7 +128,7 @@ def table(pairs: list[tuple[str, str, str]], names: list[str], n_boot: int, head
     header = ["model", f"{names[0]} valid", f"{names[0]} test", f"{names[1]} valid", f"{names[1]} test",
               "Δ valid", "Δ test w-F1 [95 %]"]
     out = [f"# Text encoders: {names[0]} vs {names[1]} (w-F1 %, mean ± std over seeds)", "",
-           "Written by `python benchmarks/encoder_compare.py table` from the records in `metrics/table1/` and "
+           "Written by `python src/encoder_compare.py table` from the records in `metrics/table1/` and "
            "`metrics/encoders/`. Δ: the second minus the first, paired bootstrap over test dialogues with the seeds "
            f"resampled ({n_boot} resamples), as Table 1's; Δ valid: the difference of the validation means. The classifier is the fine-tuned encoder's own head "
            "(validation only); the teacher is one model; the classifier, the teacher and the bc-LSTM are read from "

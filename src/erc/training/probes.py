@@ -1,5 +1,6 @@
-"""Validation-only settings probes (``benchmarks/probe.py``): a held-out IEMOCAP training session, and one run
-of any configuration the pipeline trains (plain MGLRA, MRL, MKD with teachers trained inside the split, bc-LSTM).
+"""Validation-only settings probes (``benchmarks/probe.py``, ``benchmarks/finetune_loso.py``): a held-out IEMOCAP
+training session, and one run of any configuration the pipeline trains (plain MGLRA, MRL, MKD with teachers trained
+inside the split, bc-LSTM).
 
 Nothing here sees test labels: features come from ``load_features``, which hides them.
 """
@@ -139,8 +140,10 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     everything they depend on, so recipes that share one (e.g. "full") train it once; all missing encoders of
     ``runs`` train together, ``workers`` at a time. Test labels are hidden before anything runs. ``dialogues``:
     the dataset's (default: all of them, from ``data/raw``)."""
+    from erc.features import utterance_encoder
     from erc.features.extract import extract
     from erc.runtime.device import stage_device
+    from erc.training import finetune as finetune_module, losses, selection
     from erc.training.finetune import (_finetune_job, _prepare, finetune_result, largest_first, save_finetuned,
                                        session_of)
     from erc.runtime.parallel import run_parallel
@@ -152,9 +155,8 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
                 if d.split != "test" and session_of(d.id) == session else d for d in base]
     # what every encoder depends on besides its recipe and rows: the dialogues, their labels, the code that trains it
-    code = Path(_finetune_job.__code__.co_filename).parent  # src/erc
-    data = _digest([[d.id for d in withheld], [d.labels for d in withheld], [d.sentences for d in withheld],
-                    [(code / f).read_text() for f in ("finetuning.py", "utterance_encoder.py", "losses.py", "selection.py")]])
+    code = [Path(module.__file__).read_text() for module in (finetune_module, utterance_encoder, losses, selection)]
+    data = _digest([[d.id for d in withheld], [d.labels for d in withheld], [d.sentences for d in withheld], code])
     jobs, plans_of_runs = {}, []
     for params in runs:
         prepared, its_jobs = _prepare(dataset, withheld, params, None, progress, stage_device(params))

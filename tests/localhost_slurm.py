@@ -1,8 +1,8 @@
 """A SLURM cluster on this machine: munge, one controller and N single-CPU nodes on localhost, for trying the
 SLURM backend (docs/cluster.md) where no cluster is at hand, and for tests/test_slurm.py.
 
-    python benchmarks/localhost_slurm.py start DIR [--nodes 2]   # prints: export SLURM_CONF=DIR/slurm.conf
-    python benchmarks/localhost_slurm.py stop DIR                # stops every daemon it started
+    python tests/localhost_slurm.py start DIR [--nodes 2]   # prints: export SLURM_CONF=DIR/slurm.conf
+    python tests/localhost_slurm.py stop DIR                # stops every daemon it started
 
 Debian's packages, root, no systemd: apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge.
 """
