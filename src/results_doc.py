@@ -2,7 +2,7 @@
 
 Every table of the current run (headline, nesting sizes, teachers and student heads, text-only answers, references,
 per seed, validation beside test), read from metrics/details/<dataset>.json, metrics/teachers/<dataset>.json,
-metrics/table1.md and metrics/encoders.md (the text encoders compared, benchmarks/encoder_compare.py).
+metrics/table1.md and metrics/encoders.md (the text encoders compared, src/encoder_compare.py).
 ``--check`` exits non-zero when docs/results.md is not what the metrics give (a test runs it)."""
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def render() -> str:
         if Path(f"metrics/details/{d}.json").is_file():
             lines += dataset_section(d)
     for path, title in (("metrics/table1.md", "Table 1"), ("metrics/encoders.md", "Text encoders")):
-        if Path(path).is_file():  # written by src/table.py / benchmarks/encoder_compare.py
+        if Path(path).is_file():  # written by src/table.py / src/encoder_compare.py
             body = Path(path).read_text().split("\n")
             lines += [f"## {title} ({path})", ""] + ["#" + line if line.startswith("## ") else line for line in body[1:]]
     return "\n".join(lines).rstrip() + "\n"

@@ -1,4 +1,4 @@
-"""The seed study of the paper's protocol (docs/protocol.md): many seeds of a Table 1 row at the committed params,
+"""The seed study of the paper's protocol (docs/seed_study.md): many seeds of a Table 1 row at the committed params,
 each with its per-epoch test records, then both protocols and the "gain from nothing" that the paper's way of
 comparing produces between two sets of runs of one method.
 

@@ -26,7 +26,7 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def script_path(script):
-    """``src/<script>``, or a path from the repository's root (``benchmarks/encoder_compare.py``)."""
+    """``src/<script>``, or a path from the repository's root (``benchmarks/gpu_check.py``)."""
     return str(ROOT / script) if "/" in script else str(ROOT / "src" / script)
 
 
