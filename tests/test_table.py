@@ -392,6 +392,34 @@ def test_a_failed_queue_task_is_one_line():
         run_missing_rows(["MRL"], 1, run=fake_dvc(statuses, []), sleep=lambda s: None)
 
 
+def test_rows_run_through_a_real_dvc_queue(tmp_path, monkeypatch):
+    """The queue path against DVC itself: a throwaway repository whose one stage reads the three switches and fails
+    when MKD is on. MRL's experiment is queued with its switches, runs and is waited for; MKD's failure is one line."""
+    import time
+    from erc.reporting.queue import queue_state, run_missing_rows, shown_experiments
+    monkeypatch.chdir(tmp_path)
+    check = ("import yaml; p = yaml.safe_load(open('params.yaml')); assert not p['mkd']['enabled']; "
+             "open('out.txt', 'w').write(str(p['mrl']))")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(
+        {"stages": {"s": {"cmd": f'python -c "{check}"', "params": ["mrl", "mkd"],
+                                 "outs": [{"out.txt": {"cache": False}}]}}}))  # in git: the experiment's commit holds it
+    (tmp_path / "params.yaml").write_text("mrl: {enabled: false, shared: false}\nmkd: {enabled: false}\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "t"]):
+        subprocess.run(cmd, check=True, capture_output=True)
+    try:
+        run_missing_rows(["MRL"], 1, sleep=lambda s: time.sleep(1), stamp="t")
+        assert queue_state(shown_experiments(), {"table-mrl-t"}) == {"table-mrl-t": "success"}
+        ref, = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], capture_output=True,
+                              text=True).stdout.split()
+        out = subprocess.run(["git", "show", f"{ref}:out.txt"], capture_output=True, text=True)
+        assert out.stdout == "{'enabled': True, 'shared': False}"  # the row's switches reached the stage
+        with pytest.raises(InputError, match=r"^dvc queue: experiment table-mkd-t failed"):
+            run_missing_rows(["MKD"], 1, sleep=lambda s: time.sleep(1), stamp="t")
+    finally:
+        subprocess.run(["dvc", "queue", "stop", "--kill"], capture_output=True)
+
+
 def test_a_queue_that_cannot_start_is_one_line():
     from erc.reporting.queue import start_queue
 
