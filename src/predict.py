@@ -17,7 +17,7 @@ from erc.runtime.errors import InputError, one_line_errors
 from erc.runtime.files import load_torch
 from erc.models.mglra import text_only_head
 from erc.config.params import check_dataset, load_params
-from erc.models.inference import format_table, predict_dialogue, read_dialogue
+from erc.models.inference import Serving, format_table, predict_dialogue, read_dialogue
 
 
 def load_text_teacher(dataset: str, text_only: str) -> dict:
@@ -49,8 +49,8 @@ def main() -> None:
         # the text teacher, read only when a dialogue without audio needs it
         teacher = partial(load_text_teacher, dataset, text_only) \
             if "teacher" in text_only_head(checkpoint["config"], text_only) else None
-        predictions = predict_dialogue(turns, checkpoint, dataset, window, args.seed, args.dialogue, text_only, teacher,
-                                       stage_device(params), coding)
+        serving = Serving(window, text_only, teacher, stage_device(params), coding)
+        predictions = predict_dialogue(turns, checkpoint, dataset, serving, args.seed, args.dialogue)
         if args.format == "table":
             print(format_table(predictions))
         else:

@@ -5,7 +5,7 @@ import torch
 
 from erc.runtime.errors import InputError
 from erc.models.mglra import MGLRA
-from erc.models.inference import format_table, predict_dialogue, read_dialogue
+from erc.models.inference import Serving, format_table, predict_dialogue, read_dialogue
 from erc.config.params import Params, load_params
 from erc.training.loop import model_config
 
@@ -91,7 +91,7 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
     assert checkpoint["config"]["student_placement"] == "unimodal"  # the committed params
     turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
     fused = predict_dialogue(turns, checkpoint, "meld")
-    student = predict_dialogue(turns, checkpoint, "meld", text_only="student")
+    student = predict_dialogue(turns, checkpoint, "meld", Serving(text_only="student"))
     assert fused != student
     # by hand: the ensemble of one seed is the softmax of the model's text student logits
     from erc.data.batching import DialogueData
@@ -109,7 +109,7 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
         assert all(abs(row["probabilities"][c] - float(v)) < 1e-4 for c, v in zip(row["probabilities"], p))
     # one turn with audio: the dialogue is no longer text-only, and the fused output answers
     turns[1]["audio"] = [0.1] * 8
-    assert predict_dialogue(turns, checkpoint, "meld", text_only="student") == predict_dialogue(turns, checkpoint, "meld")
+    assert predict_dialogue(turns, checkpoint, "meld", Serving(text_only="student")) == predict_dialogue(turns, checkpoint, "meld")
 
 
 def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_when_asked(tmp_path, checkpoint):
@@ -137,11 +137,11 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_wh
         p_student = torch.softmax(student(DialogueData(text, [dialogue_graph(2, 2)], ["text", "audio"])
                                           .make_batch([0]))["student_logits"]["text"], -1)
     for answer, expected in (("teacher", p_teacher), ("student+teacher", (p_teacher + p_student) / 2)):
-        rows = predict_dialogue(turns, checkpoint, "meld", text_only=answer, teacher=teacher)
+        rows = predict_dialogue(turns, checkpoint, "meld", Serving(text_only=answer, teacher=teacher))
         for row, p in zip(rows, expected):
             assert all(abs(row["probabilities"][c] - float(v)) < 1e-4 for c, v in zip(row["probabilities"], p))
     with pytest.raises(InputError, match="needs the text teacher"):
-        predict_dialogue(turns, checkpoint, "meld", text_only="teacher")
+        predict_dialogue(turns, checkpoint, "meld", Serving(text_only="teacher"))
     # a turn with audio: the fused output answers, the teacher is not asked
     turns[1]["audio"] = [0.1] * 8
-    assert predict_dialogue(turns, checkpoint, "meld", text_only="teacher") == predict_dialogue(turns, checkpoint, "meld")
+    assert predict_dialogue(turns, checkpoint, "meld", Serving(text_only="teacher")) == predict_dialogue(turns, checkpoint, "meld")

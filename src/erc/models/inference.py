@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,16 +139,28 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
 
 
 @torch.no_grad()
-def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, window=(-1, -1), seed=None,
-                     where="dialogue", text_only: str = "fused", teacher=None, device="cpu",
-                     coding: tuple | None = None) -> list[dict]:
+@dataclass(frozen=True)
+class Serving:
+    """How a dataset's pipeline answers a new dialogue (``predict.py`` fills it from params.yaml once): the graph's
+    ``window`` (graphs.window_past, graphs.window_future); ``text_only`` (``mkd.text_only``): what answers a dialogue
+    with no audio on any turn, where the checkpoint can give it (``text_only_head``): the text student head, the
+    frozen text ``teacher`` (``{"config", "state"}`` of the teacher file's text entry, or a function that loads it:
+    called only when a text-only dialogue needs it), or the mean of the two; the ``device`` the models run on;
+    ``coding``: (card, speaker vocabulary) of the dataset (``erc.data.card.speaker_coding``; default: a built-in's)."""
+    window: tuple = (-1, -1)
+    text_only: str = "fused"
+    teacher: Any = None
+    device: str = "cpu"
+    coding: tuple | None = None
+
+
+def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, serving: Serving = Serving(), seed=None,
+                     where="dialogue") -> list[dict]:
     """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
-    holds (an ensemble), or of one ``seed``. A dialogue with no audio on any turn is answered by what
-    ``text_only`` (``mkd.text_only``) names, where the checkpoint can give it (``text_only_head``): the text
-    student head, the frozen text ``teacher`` (``{"config", "state"}`` of the teacher file's text entry, or a
-    function that loads it: called only when a text-only dialogue needs it), or the mean of the two. The models run
-    on ``device``. ``coding``: (card, speaker vocabulary) of ``dataset`` (``erc.data.corpus.speaker_coding``; default:
-    a built-in's)."""
+    holds (an ensemble), or of one ``seed``; ``serving`` says how (its window, the text-only answer, the device,
+    the speaker coding). ``where`` names the dialogue in error lines."""
+    window, text_only, teacher, device, coding = (serving.window, serving.text_only, serving.teacher,
+                                                  serving.device, serving.coding)
     config, runs = checkpoint["config"], checkpoint["runs"]
     if seed is not None and seed not in runs:
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
