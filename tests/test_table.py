@@ -382,6 +382,23 @@ def test_queue_workers_that_stop_early_are_started_again():
     assert sum(c[1:3] == ["queue", "start"] for c in calls) == 2
 
 
+def test_a_poll_that_fails_while_a_worker_sets_up_is_asked_again():
+    """Seen in a real Table 1 run: dvc exp show fails while a worker creates an experiment's folder."""
+    from erc.reporting.queue import SHOW_RETRIES, run_missing_rows
+    setting_up = "ERROR: failed to show experiments - directory '.dvc/tmp/exps/tmpnrkd2bco/.dvc' does not exist"
+    answers = iter([setting_up, shown(table_mrl="running"), setting_up, shown(table_mrl="success")])
+
+    def run(cmd, **kwargs):
+        answer = next(answers) if cmd[1:3] == ["exp", "show"] else ""
+        failed = answer.startswith("ERROR")
+        return subprocess.CompletedProcess(cmd, int(failed), stdout="" if failed else answer,
+                                           stderr=answer if failed else "")
+    run_missing_rows(["MRL"], 1, run=run, sleep=lambda s: None)  # two failed polls, then done
+    answers = iter([setting_up] * SHOW_RETRIES)
+    with pytest.raises(InputError, match="dvc exp show --json failed: ERROR: failed to show experiments"):
+        run_missing_rows(["MRL"], 1, run=run, sleep=lambda s: None)
+
+
 def test_a_failed_queue_task_is_one_line():
     from erc.reporting.queue import run_missing_rows
     statuses = iter([shown(table_mrl="failed")])

@@ -18,6 +18,7 @@ def _dvc(args: list[str], run=subprocess.run) -> str:
     return result.stdout
 
 
+SHOW_RETRIES = 5  # dvc exp show failing this many polls in a row is an error, not a worker's set-up
 STATES = ("failed", "running", "queued", "success")  # a name listed twice keeps the earlier state here
 
 
@@ -58,7 +59,9 @@ def start_queue(jobs: int, run=subprocess.run) -> None:
 def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None, stamp: str = "") -> None:
     """Queue one DVC experiment per missing row (the current params with the row's switches), start DVC's queue
     with ``jobs`` workers and wait until this run's tasks are done; one of them failing is one InputError line
-    naming it. Workers that stop while this run's tasks still wait are started again."""
+    naming it. Workers that stop while this run's tasks still wait are started again. ``dvc exp show`` fails for a
+    moment while a worker creates an experiment's folder ("directory .../.dvc/tmp/exps/... does not exist"): a
+    failed poll is asked again, ``SHOW_RETRIES`` in a row are an error."""
     import time
     sleep = sleep or time.sleep
     slugs = set()
@@ -69,8 +72,17 @@ def run_missing_rows(names: list[str], jobs: int, run=subprocess.run, sleep=None
     if not names:
         return
     start_queue(jobs, run)
+    unreadable = 0
     while True:
-        states = queue_state(shown_experiments(run), slugs)
+        try:
+            states = queue_state(shown_experiments(run), slugs)
+            unreadable = 0
+        except InputError:  # dvc exp show fails while a worker sets up an experiment's folder: ask again
+            unreadable += 1
+            if unreadable >= SHOW_RETRIES:
+                raise
+            sleep(30)
+            continue
         failed = sorted(name for name, state in states.items() if state == "failed")
         if failed:
             raise InputError(f"dvc queue: experiment {failed[0]} failed (dvc queue logs {failed[0]})")
