@@ -134,6 +134,8 @@ def page(studies: dict, authors) -> str:
              "against the median of MGLRA's (mean, 95 % range and share above 0 over draws of the 5).", ""]
     for dataset, study in studies.items():
         lines += [f"## {dataset.upper()}", "", f"![both protocols](../plots/protocol/{dataset}.png)", ""]
+        if study.get("trained_at"):  # the code the study's seeds ran on, where it is not today's
+            lines += [f"The study's seeds: {study['trained_at']}.", ""]
         if study["rows"]:
             lines += [row_table(study, dataset), ""]
         gains = gain_rows(study)
