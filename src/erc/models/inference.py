@@ -138,7 +138,6 @@ def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dat
     return {m: features[m] for m in ("text", "audio") if m in features}  # the feature file's modality order
 
 
-@torch.no_grad()
 @dataclass(frozen=True)
 class Serving:
     """How a dataset's pipeline answers a new dialogue (``predict.py`` fills it from params.yaml once): the graph's
@@ -154,13 +153,14 @@ class Serving:
     coding: tuple | None = None
 
 
+@torch.no_grad()
 def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, serving: Serving = Serving(), seed=None,
                      where="dialogue") -> list[dict]:
     """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
     holds (an ensemble), or of one ``seed``; ``serving`` says how (its window, the text-only answer, the device,
     the speaker coding). ``where`` names the dialogue in error lines."""
-    window, text_only, teacher, device, coding = (serving.window, serving.text_only, serving.teacher,
-                                                  serving.device, serving.coding)
+    window, text_only, teacher, device = serving.window, serving.text_only, serving.teacher, serving.device
+    coding = serving.coding
     config, runs = checkpoint["config"], checkpoint["runs"]
     if seed is not None and seed not in runs:
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")

@@ -1,4 +1,4 @@
-"""A fresh copy of the project, for a run from nothing: its git-tracked files without results (the tests'
+"""A fresh copy of the project, for a run from nothing: its files without results (the tests'
 end-to-end pipeline, ``benchmarks/corpus_scale.py``)."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ def copy_project(root: str | Path, dest: str | Path) -> None:
     ignored) copied into ``dest``, without ``metrics/``, ``plots/`` and ``dvc.lock``: nothing of a previous run
     carried over."""
     root, dest = Path(root), Path(dest)
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    listed = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
+    files = subprocess.run(listed, cwd=root, capture_output=True, text=True, check=True).stdout.split()
     for name in files:
         if name.startswith(("metrics/", "plots/")) or name == "dvc.lock":
             continue
