@@ -26,7 +26,7 @@ from erc.data.graphs import build_graphs
 from erc.runtime.device import stage_device
 from erc.runtime.errors import InputError
 from erc.runtime.parallel import run_parallel
-from erc.training.probes import check_sessions, heldout_finetuned, probe_run, split_teacher_logits
+from erc.training.probes import Probe, check_sessions, heldout_finetuned, probe_run, split_teacher_logits
 from probe import override  # benchmarks/probe.py, beside this script
 
 DATASET = "iemocap"
@@ -58,7 +58,8 @@ def main() -> None:
             graphs = build_graphs(feats["lengths"].tolist(), len(feats["features"]), *window)
             teachers = split_teacher_logits(DATASET, feats, graphs, params, args.teacher_cache or None) \
                 if params.mkd.enabled else None
-            jobs = {seed: (DATASET, feats, graphs, copy.deepcopy(params), seed, device, True, False, teachers)
+            jobs = {seed: Probe(DATASET, feats, graphs, copy.deepcopy(params), seed, device, heldout=True,
+                               teacher_logits=teachers)
                     for seed in args.seeds}
             for seed, r in run_parallel(probe_run, jobs, params.workers).items():
                 selected[label].append(r["selected"])

@@ -38,7 +38,7 @@ from erc.data.graphs import build_graphs
 from erc.runtime.device import stage_device
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch
-from erc.training.probes import heldout_split, probe_run, split_teacher_logits
+from erc.training.probes import Probe, heldout_split, probe_run, split_teacher_logits
 
 # shorthand tokens of a --run group: the reference, and the backbone alone (no MRL, no MKD)
 SHORTHANDS = {"model=bclstm": [], "model=mglra": ["mrl.enabled=false", "mkd.enabled=false"]}
@@ -86,8 +86,8 @@ def main() -> None:
             if params.mkd.enabled and not bclstm:  # trained on this split only: held-out labels stay out
                 teachers = split_teacher_logits(args.dataset, feats, group_graphs, params, args.teacher_cache or None)
             for seed in args.seeds:
-                r = probe_run(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device,
-                              heldout=bool(session), bclstm=bclstm, teacher_logits=teachers)
+                r = probe_run(Probe(args.dataset, feats, group_graphs, copy.deepcopy(params), seed, device,
+                                    heldout=bool(session), bclstm=bclstm, teacher_logits=teachers))
                 bests.append(r["best"])
                 if args.out:
                     with open(args.out, "a") as out:

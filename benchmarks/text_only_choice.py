@@ -19,6 +19,7 @@ from erc.data.datasets import SPLITS
 from erc.data.feature_file import load_features, text_only, utterance_split
 from erc.data.graphs import GRAPH_KEYS
 from erc.evaluation.metrics import classification_metrics
+from erc.models.checkpoint import Checkpoint
 from erc.models.mglra import MGLRA
 from erc.models.predict import predict
 from erc.runtime.files import load_torch
@@ -33,14 +34,14 @@ def main() -> None:
     ds = args.dataset
     feats = load_features(f"data/features/{ds}.pt")  # test labels hidden
     graphs = load_torch(f"data/graphs/{ds}.pt", "graph file", GRAPH_KEYS)
-    checkpoint = load_torch(f"models/{ds}.pt", "model checkpoint")
+    checkpoint = Checkpoint.load(f"models/{ds}.pt")
     teacher = load_torch(f"models/teachers/{ds}.pt", "teacher file")["text"]
     data = DialogueData(text_only(feats), graphs["multimodal"])
     valid = utterance_split(feats) == SPLITS.index("valid")
     classes = feats["classes"]
     rows = []
-    for seed, run in checkpoint["runs"].items():
-        model = MGLRA(**checkpoint["config"])
+    for seed, run in checkpoint.runs.items():
+        model = MGLRA(checkpoint.config)
         model.load_state_dict(run["state"])
         fused = predict(model, data, "valid", "cpu")
         model.load_state_dict(run.get("text_only_state", run["state"]))

@@ -53,8 +53,8 @@ def bench_epoch(dataset: str, device, params, released: bool, epochs: int, profi
     data = DialogueData(feats, graphs["multimodal"]).to(device)  # as fit does: features on the device once
     config = model_config(feats, params, dataset, use_mkd=False)
     torch.manual_seed(0)
-    model = MGLRA(**config).to(device)
-    objective = build_objective(params, dataset, feats, len(config["nesting"]), use_mkd=False)
+    model = MGLRA(config).to(device)
+    objective = build_objective(params, dataset, feats, len(config.nesting), use_mkd=False)
     objective.to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     if device.type == "cuda":

@@ -7,7 +7,7 @@ import torch
 from erc.evaluation import evaluate as ev
 from erc.runtime.device import stage_device
 from erc.data.feature_file import load_features
-from erc.models.checkpoint import CHECKPOINT_KEYS
+from erc.models.checkpoint import Checkpoint
 from erc.data.graphs import GRAPH_KEYS
 from erc.runtime.files import load_torch, save_json
 from erc.runtime.errors import run_stage
@@ -20,7 +20,7 @@ def main(dataset: str) -> None:
     text_only, device = params.for_dataset(check_dataset(dataset, params)).mkd.text_only, stage_device(params)
     feats = load_features(f"data/features/{dataset}.pt", hide_test_labels=False)
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
-    checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint", CHECKPOINT_KEYS)
+    checkpoint = Checkpoint.load(f"models/{dataset}.pt")
     teacher_file = f"models/teachers/{dataset}.pt"
     teacher_models = load_torch(teacher_file, "teacher file")
     teachers = ev.evaluate_teachers(teacher_models, feats, teacher_file)
@@ -30,7 +30,7 @@ def main(dataset: str) -> None:
     metrics["references"] = ev.evaluate_references(references, feats)
     # the paper's protocol beside ours, measured on the per-epoch test records: reported, never used to pick
     labels, classes = feats["labels"], feats["classes"]
-    runs = {"model": ({seed: run["epoch"] for seed, run in checkpoint["runs"].items()}, f"models/{dataset}.pt"),
+    runs = {"model": ({seed: run["epoch"] for seed, run in checkpoint.runs.items()}, f"models/{dataset}.pt"),
             "bc_lstm": ({seed: r["epoch"] for seed, r in references["bc_lstm"].items()},
                         f"models/references/{dataset}.pt"),
             "teachers": ({m: t["epoch"] for m, t in teacher_models.items()}, teacher_file)}
@@ -40,8 +40,8 @@ def main(dataset: str) -> None:
     metrics["references"]["bc_lstm"]["protocols"] = protocols["bc_lstm"]
     for run in protocols["teachers"]["per_run"]:
         teachers[run["run"]]["protocols"] = {k: v for k, v in run.items() if k != "run"}
-    mrl, mkd = checkpoint["mrl"], checkpoint["mkd"]
-    metrics["setup"] = {"sources": checkpoint["sources"], "mrl": mrl["enabled"], "mrl_shared": mrl["shared"],
+    mrl, mkd = checkpoint.mrl, checkpoint.mkd
+    metrics["setup"] = {"sources": checkpoint.sources, "mrl": mrl["enabled"], "mrl_shared": mrl["shared"],
                         "mkd": mkd["enabled"], "seeds": [run["seed"] for run in metrics["per_seed"]],
                         "device": ev.devices(feats, checkpoint, teacher_models, references, device)}
     save_json(metrics, f"metrics/details/{dataset}.json")

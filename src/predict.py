@@ -15,6 +15,7 @@ from erc.runtime.device import stage_device
 from erc.data.card import speaker_coding
 from erc.runtime.errors import InputError, one_line_errors
 from erc.runtime.files import load_torch
+from erc.models.checkpoint import Checkpoint
 from erc.models.mglra import text_only_head
 from erc.config.params import check_dataset, load_params
 from erc.models.inference import Serving, format_table, predict_dialogue, read_dialogue
@@ -41,14 +42,13 @@ def main() -> None:
         params = load_params()
         dataset = check_dataset(args.dataset, params)
         coding = speaker_coding(dataset, params)
-        checkpoint = load_torch(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)",
-                                ("config", "runs", "sources"))
+        checkpoint = Checkpoint.load(f"models/{dataset}.pt", "model checkpoint (run dvc repro first)")
         window = (params.graphs.window_past, params.graphs.window_future)
         turns = read_dialogue(args.dialogue, args.allow_any_path)
         text_only = params.for_dataset(dataset).mkd.text_only
         # the text teacher, read only when a dialogue without audio needs it
         teacher = partial(load_text_teacher, dataset, text_only) \
-            if "teacher" in text_only_head(checkpoint["config"], text_only) else None
+            if "teacher" in text_only_head(checkpoint.config, text_only) else None
         serving = Serving(window, text_only, teacher, stage_device(params), coding)
         predictions = predict_dialogue(turns, checkpoint, dataset, serving, args.seed, args.dialogue)
         if args.format == "table":

@@ -75,11 +75,11 @@ def run(dataset: str, row: str, seeds: list[int]) -> None:
         start = time.time()
         one = params.model_copy(update={"train": params.train.model_copy(update={"seeds": [seed]})})
         checkpoint = train_model(dataset, feats, graphs, one, teacher_logits, progress=False)
-        record = collect_records(checkpoint["runs"])
-        run_ = checkpoint["runs"][seed]
+        record = collect_records(checkpoint.runs)
+        run_ = checkpoint.runs[seed]
         save_torch({"dataset": dataset, "row": row, "seed": seed, "epoch": run_["epoch"], "history": run_["history"],
                     "utterances": record["utterances"], "recorded": record["runs"][seed],
-                    "sources": checkpoint["sources"], "device": checkpoint["device"]}, folder / f"seed{seed}.pt")
+                    "sources": checkpoint.sources, "device": checkpoint.device}, folder / f"seed{seed}.pt")
         best = run_["history"][run_["epoch"] - 1]["valid_weighted_f1"]
         print(f"{dataset} {row} seed {seed}: epoch {run_['epoch']}, valid w-F1 {best:.2f} "
               f"({time.time() - start:.0f} s)", flush=True)

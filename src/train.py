@@ -22,10 +22,10 @@ def main(dataset: str) -> None:
         teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]), len(feats["labels"]))
     with staged_curves(f"plots/train/{dataset}") as live_factory:  # the curves: whole or absent
         checkpoint = train_model(dataset, feats, graphs, params, teacher_logits, live_factory=live_factory)
-    records = collect_records(checkpoint["runs"])  # each seed's per-epoch test probabilities, out of the checkpoint
-    save_torch(checkpoint, f"models/{dataset}.pt")
+    records = collect_records(checkpoint.runs)  # each seed's per-epoch test probabilities, out of the checkpoint
+    checkpoint.save(f"models/{dataset}.pt")
     save_torch(records, epochs_path(f"models/{dataset}.pt"))
-    for seed, run in checkpoint["runs"].items():
+    for seed, run in checkpoint.runs.items():
         best = run["history"][run["epoch"] - 1]
         print(f"{dataset} seed {seed}: epoch {run['epoch']}, valid w-F1 {best['valid_weighted_f1']:.2f}")
 

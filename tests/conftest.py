@@ -56,6 +56,12 @@ def small_model_kwargs(feats, **overrides):
     return kwargs
 
 
+def small_config(feats, **overrides):
+    """A tiny ``MGLRAConfig`` for ``feats`` (``small_model_kwargs``)."""
+    from erc.models.mglra import MGLRAConfig
+    return MGLRAConfig(**small_model_kwargs(feats, **overrides))
+
+
 # ---------------------------------------------------------------- tiny random encoders (no download)
 SIZE = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64)
 ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]

@@ -147,7 +147,7 @@ def test_committed_params_pass_and_defaults_fill_missing_keys():
     assert filled.references.bclstm_hidden == 128 and filled.references.logreg_C == [0.01, 0.1, 1.0, 10.0]
     assert filled.model.hidden.model_dump() == PARAMS["model"]["hidden"]  # what is given is kept
     assert model_config({"features": {"text": torch.zeros(1, 2, 12)}, "n_speakers": 2, "classes": [0, 1, 2]},
-                        filled, "iemocap")["speaker"] == "text"
+                        filled, "iemocap").speaker == "text"
 
 
 # ---------------------------------------------------------------- stage scripts
@@ -232,7 +232,7 @@ def tiny_checkpoint(path):
     config = model_config(feats, params, "meld")
     torch.manual_seed(0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": config, "runs": {0: {"state": MGLRA(**config).state_dict()}},
+    torch.save({"config": config.as_dict(), "runs": {0: {"state": MGLRA(config).state_dict()}},
                 "sources": {"text": "minilm", "audio": "praat", "visual": "none"}}, path)
 
 

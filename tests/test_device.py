@@ -11,12 +11,12 @@ import json
 import pytest
 import torch
 
-from conftest import ROOT, random_feats, small_model_kwargs
+from conftest import ROOT, random_feats, small_config
 from erc.data.batching import DialogueData
 from erc.data.datasets import CLASSES, load_dialogues
 from erc.runtime.device import resolve_device, to_cpu
 from erc.evaluation.evaluate import evaluate_model
-from erc.training.finetune import finetune, settings_of
+from erc.training.finetune import FinetuneJob, finetune, settings_of
 from erc.features.utterance_encoder import Inputs, base_encoder_dir, layer_features
 from erc.data.graphs import build_graphs
 from erc.runtime.errors import InputError
@@ -24,7 +24,7 @@ from erc.training.losses import task_loss
 from erc.models.mglra import MGLRA
 from erc.training.train import train_model
 from erc.config.params import validate_params
-from erc.training.loop import Objective, fit
+from erc.training.loop import Objective, Schedule, fit
 from erc.models.predict import predict_all
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -64,12 +64,11 @@ def test_an_epoch_with_validation_creates_nothing_off_its_inputs_device(loss):
     # unimodal students with teacher logits, modality dropout, the text student's own selection: the whole of fit
     feats, graphs = toy_data()
     data = DialogueData(feats, graphs["multimodal"])
-    model = MGLRA(**small_model_kwargs(feats, student_placement="unimodal", nesting=[4, 16]))
+    model = MGLRA(small_config(feats, student_placement="unimodal", nesting=[4, 16]))
     teacher = {m: torch.randn(len(feats["labels"]), 3) for m in feats["features"]}
     objective = Objective(task_loss(loss, feats["labels"], 3, 2.5), None, teacher)
     with default_device_meta():
-        result = fit(model, data, objective, feats["classes"], epochs=2, lr=1e-3, weight_decay=0.0, batch_size=4,
-                     seed=0, device="cpu", progress=False, modality_dropout=0.3, student="text")
+        result = fit(model, data, objective, Schedule(epochs=2, lr=1e-3, weight_decay=0.0, batch_size=4, seed=0, progress=False, modality_dropout=0.3, student="text"), "cpu")
         logits = predict_all(model, data, "cpu")
     assert len(result["history"]) == 2 and logits.shape == (len(feats["labels"]), 3)
     assert all(v.device.type == "cpu" for v in result["state"].values())
@@ -93,7 +92,7 @@ def test_evaluation_creates_nothing_off_its_inputs_device(tmp_path):
     teacher_logits = torch.randn(len(feats["labels"]), 3)
     with default_device_meta():
         metrics, predictions = evaluate_model(checkpoint, feats, graphs, "teacher", teacher_logits, "cpu")
-    assert checkpoint["device"] == "cpu" and {"test", "text_only"} <= set(metrics)
+    assert checkpoint.device == "cpu" and {"test", "text_only"} <= set(metrics)
     assert predictions[0][0].device.type == "cpu"
 
 
@@ -119,8 +118,7 @@ def one_epoch_setup(dialogues, context: int):
 def test_fine_tuning_and_feature_reading_create_nothing_off_the_encoders_device(few_dialogues):
     inputs, labels, train, valid, settings = one_epoch_setup(few_dialogues, context=1)
     with default_device_meta():
-        result = finetune(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings,
-                          progress=False, device="cpu")
+        result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings, progress=False, device="cpu"))
         features = layer_features(result["model"], inputs, valid)
     assert features.shape == (len(valid), 4, 384)
 
@@ -161,11 +159,11 @@ def test_cuda_training_and_evaluation_agree_with_the_cpu():
                                   "train": {"epochs": {"iemocap": 3, "meld": 3}, "seeds": [0]}, "device": device,
                                   "mrl": {"nesting": [4]}, "mkd": {"enabled": False}, "workers": 1})
         checkpoint = train_model("iemocap", feats, graphs, params, progress=False)
-        assert checkpoint["device"] == device
-        assert all(v.device.type == "cpu" for v in checkpoint["runs"][0]["state"].values())  # saved on the CPU
+        assert checkpoint.device == device
+        assert all(v.device.type == "cpu" for v in checkpoint.runs[0]["state"].values())  # saved on the CPU
         metrics, _ = evaluate_model(checkpoint, feats, graphs, "fused", None, device)
         runs[device] = (checkpoint, metrics)
-    history = {d: [h["train_loss"] for h in runs[d][0]["runs"][0]["history"]] for d in runs}
+    history = {d: [h["train_loss"] for h in runs[d][0].runs[0]["history"]] for d in runs}
     assert history["cpu"] == pytest.approx(history["cuda"], rel=1e-3)
     assert runs["cpu"][1]["test"]["weighted_f1"]["mean"] == pytest.approx(runs["cuda"][1]["test"]["weighted_f1"]["mean"],
                                                                           abs=5.0)
@@ -176,8 +174,7 @@ def test_cuda_fine_tuning_agrees_with_the_cpu(few_dialogues):
     inputs, labels, train, valid, settings = one_epoch_setup(few_dialogues, context=0)
     out = {}
     for device in ("cpu", "cuda"):
-        result = finetune(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings,
-                          progress=False, device=device)
+        result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings, progress=False, device=device))
         out[device] = result["history"][0]["train_loss"]
         assert all(v.device.type == "cpu" for v in result["model"].to("cpu").state_dict().values())
     assert out["cpu"] == pytest.approx(out["cuda"], rel=0.1)  # dropout draws differ between devices' generators

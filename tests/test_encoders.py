@@ -14,7 +14,6 @@ from erc.features.extract import extract
 from erc.training.finetune import finetune_datasets, micro_batches, save_finetuned
 from erc.data.graphs import build_graphs
 from erc.runtime.errors import InputError
-from erc.runtime.files import save_torch
 from erc.training.losses import task_loss
 from erc.training.train import train_model
 from erc.config.params import validate_params
@@ -66,7 +65,7 @@ def test_a_tiny_encoder_of_each_family_goes_through_the_whole_pipeline(family, t
     checkpoint = train_model("iemocap", {**feats, "labels": feats["labels"].masked_fill(
         torch.tensor([s == "test" for s in feats["splits"]]).repeat_interleave(feats["lengths"]), -1)},
         graphs, params, progress=False)
-    save_torch(checkpoint, tmp_path / "models" / "iemocap.pt")
+    checkpoint.save(tmp_path / "models" / "iemocap.pt")
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     (tmp_path / "d.json").write_text(json.dumps([{"speaker": "F", "text": "I can't believe you did that."},
@@ -108,7 +107,7 @@ def test_micro_batches_sum_to_the_batch_loss():
 
 
 def test_accumulated_fine_tuning_takes_the_same_steps(tmp_path, dialogues):
-    from erc.training.finetune import finetune
+    from erc.training.finetune import FinetuneJob, finetune
     encoder = tiny_encoder("bert", tmp_path, [])
     from transformers import AutoTokenizer
     inputs = Inputs(AutoTokenizer.from_pretrained(encoder), dialogues, "iemocap", 0, 48)
@@ -116,13 +115,11 @@ def test_accumulated_fine_tuning_takes_the_same_steps(tmp_path, dialogues):
     rows = [r for r in range(len(labels))]
     settings = {"epochs": 1, "lr": 1e-3, "batch_size": 8, "seed": 0, "freeze_layers": 0, "warmup": 0.1,
                 "loss": "weighted_nll", "precision": "fp32"}
-    one = finetune(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), settings, progress=False)
-    four = finetune(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), {**settings, "accumulate": 4},
-                    progress=False)
+    one = finetune(FinetuneJob(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), settings, progress=False))
+    four = finetune(FinetuneJob(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), {**settings, "accumulate": 4}, progress=False))
     # dropout draws differ between the two ways of cutting a batch: the same loss scale, not the same bits
     assert one["history"][0]["train_loss"] == pytest.approx(four["history"][0]["train_loss"], rel=0.2)
-    checkpointed = finetune(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)),
-                            {**settings, "checkpointing": True}, progress=False)
+    checkpointed = finetune(FinetuneJob(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), {**settings, "checkpointing": True}, progress=False))
     assert checkpointed["history"][0]["train_loss"] == pytest.approx(one["history"][0]["train_loss"], rel=1e-4)
 
 

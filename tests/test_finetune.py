@@ -13,7 +13,7 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.data.datasets import CLASSES, load_dialogues
-from erc.training.finetune import finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
+from erc.training.finetune import FinetuneJob, finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
 from erc.features.utterance_encoder import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir,
                                             finetuned_features, layer_features, length_pieces, new_dialogue_features)
 from erc.runtime.errors import InputError
@@ -132,8 +132,7 @@ def test_one_epoch_lowers_the_training_loss(dialogues):
     before = UtteranceClassifier(base_encoder_dir("minilm-ft"), 6).eval()
     with torch.no_grad():
         start = float(criterion(before(inputs.batch(train)), labels[train]))
-    result = finetune(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"],
-                      dict(settings, loss="ce"), progress=False)
+    result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], dict(settings, loss="ce"), progress=False))
     with torch.no_grad():
         end = float(criterion(result["model"].eval()(inputs.batch(train)), labels[train]))
     assert end < start - 0.1, (start, end)

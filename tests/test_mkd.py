@@ -6,11 +6,11 @@ import torch.nn.functional as F
 
 from erc.data.batching import DialogueData
 from erc.training.losses import CrossEntropy, distillation_loss
-from erc.models.mglra import MGLRA
-from erc.training.loop import Objective, fit, validation_score
+from erc.models.mglra import MGLRA, MGLRAConfig
+from erc.training.loop import Objective, Schedule, fit, validation_score
 from erc.models.predict import predict_all
 
-from conftest import small_model_kwargs
+from conftest import small_config, small_model_kwargs
 
 
 def test_kd_is_kl_plus_teacher_entropy_and_vanishes_when_equal():
@@ -35,9 +35,9 @@ def test_no_gradient_reaches_a_teacher(toy):
     feats, graphs = toy
     torch.manual_seed(0)
     kwargs = small_model_kwargs(feats)
-    teacher = MGLRA(**dict(kwargs, input_dims={"audio": kwargs["input_dims"]["audio"]}))
+    teacher = MGLRA(MGLRAConfig(**dict(kwargs, input_dims={"audio": kwargs["input_dims"]["audio"]})))
     teacher_logits = teacher(DialogueData(feats, graphs["unimodal"], ["audio"]).make_batch(range(10)))["logits"][-1]
-    student = MGLRA(**small_model_kwargs(feats, student_placement="encoder"))
+    student = MGLRA(small_config(feats, student_placement="encoder"))
     batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1, 2])
     objective = Objective(CrossEntropy(), teacher_logits={"text": teacher_logits, "audio": teacher_logits})
     objective(student(batch), batch).backward()
@@ -51,7 +51,7 @@ def test_no_gradient_reaches_a_teacher(toy):
 def test_loss_with_mkd_adds_student_terms_and_disabled_is_the_task_loss(toy):
     feats, graphs = toy
     torch.manual_seed(0)
-    model = MGLRA(**small_model_kwargs(feats, nesting=[4, 16], student_placement="graph")).eval()
+    model = MGLRA(small_config(feats, nesting=[4, 16], student_placement="graph")).eval()
     batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1])
     out = model(batch)
     y = batch.labels
@@ -69,8 +69,8 @@ def test_loss_with_mkd_adds_student_terms_and_disabled_is_the_task_loss(toy):
 def test_student_heads_sit_where_placement_says(toy):
     feats, graphs = toy
     # widths that tell the placements apart: hidden 16, graph_hidden 4 (a post-graph block is 2 * 4 = 8 wide)
-    enc = MGLRA(**small_model_kwargs(feats, hidden=16, graph_hidden=4, student_placement="encoder"))
-    post = MGLRA(**small_model_kwargs(feats, hidden=16, graph_hidden=4, student_placement="graph"))
+    enc = MGLRA(small_config(feats, hidden=16, graph_hidden=4, student_placement="encoder"))
+    post = MGLRA(small_config(feats, hidden=16, graph_hidden=4, student_placement="graph"))
     assert enc.student_heads["text"].in_features == 16      # encoder width (hidden)
     assert post.student_heads["text"].in_features == 8      # [h^K | h^0] = 2 * graph_hidden
     assert post.student_heads["audio"].in_features == 8
@@ -82,7 +82,7 @@ def test_unimodal_student_sees_only_its_own_modality(toy):
     batch, other = (DialogueData(f, graphs["multimodal"]).make_batch([0, 1, 2]) for f in (feats, changed))
     for placement, audio_sees_text in (("unimodal", False), ("encoder", True)):
         torch.manual_seed(0)
-        model = MGLRA(**small_model_kwargs(feats, student_placement=placement)).eval()
+        model = MGLRA(small_config(feats, student_placement=placement)).eval()
         with torch.no_grad():
             before, after = model(batch)["student_logits"], model(other)["student_logits"]
         assert torch.equal(before["audio"], after["audio"]) != audio_sees_text  # encoder: after attention from text
@@ -95,20 +95,19 @@ def test_the_text_student_keeps_its_own_validation_epoch_and_the_fused_selection
     data = DialogueData(feats, graphs["multimodal"])
     teachers = {m: torch.randn(int(feats["lengths"].sum()), 3, generator=torch.Generator().manual_seed(1))
                 for m in ("text", "audio")}
-    kwargs = dict(epochs=8, lr=1e-2, weight_decay=0.0, batch_size=2, seed=0, device="cpu", progress=False)
+    schedule = Schedule(epochs=8, lr=1e-2, weight_decay=0.0, batch_size=2, seed=0, progress=False)
 
     def run(student):
         torch.manual_seed(0)
-        model = MGLRA(**small_model_kwargs(feats, nesting=[4, 16], student_placement="unimodal"))
-        return fit(model, data, Objective(CrossEntropy(), teacher_logits=teachers), feats["classes"],
-                   student=student, **kwargs)
+        model = MGLRA(small_config(feats, nesting=[4, 16], student_placement="unimodal"))
+        return fit(model, data, Objective(CrossEntropy(), teacher_logits=teachers), schedule.but(student=student), "cpu")
     plain, both = run(None), run("text")
     key = "valid_text_student_weighted_f1"
     scores = [row[key] for row in both["history"]]
     assert both["history"][both["student_epoch"] - 1][key] == max(scores)
     assert plain["epoch"] == both["epoch"] and all(torch.equal(plain["state"][k], both["state"][k]) for k in plain["state"])
     # the kept state is that epoch's: its text head scores what the history says
-    model = MGLRA(**small_model_kwargs(feats, nesting=[4, 16], student_placement="unimodal")).eval()
+    model = MGLRA(small_config(feats, nesting=[4, 16], student_placement="unimodal")).eval()
     model.load_state_dict(both["student_state"])
     _, (own, _) = validation_score(model, data, Objective(CrossEntropy()), "cpu", feats["classes"], 2, student="text")
     assert own["weighted_f1"] == max(scores)
@@ -129,7 +128,7 @@ def test_a_unimodal_text_student_keeps_its_epoch_whatever_mkd_text_only_says(toy
                     for m in ("text", "audio")}
         checkpoints.append(train_model("iemocap", feats, graphs, params, teachers, progress=False))
     first, second = checkpoints
-    assert {"text_only_state", "text_only_epoch"} <= set(first["runs"][0]) and "text_only" not in first["mkd"]
-    assert first["mkd"] == second["mkd"] and first["runs"][0]["text_only_epoch"] == second["runs"][0]["text_only_epoch"]
-    assert all(torch.equal(first["runs"][0]["text_only_state"][k], second["runs"][0]["text_only_state"][k])
-               for k in first["runs"][0]["text_only_state"])
+    assert {"text_only_state", "text_only_epoch"} <= set(first.runs[0]) and "text_only" not in first.mkd
+    assert first.mkd == second.mkd and first.runs[0]["text_only_epoch"] == second.runs[0]["text_only_epoch"]
+    assert all(torch.equal(first.runs[0]["text_only_state"][k], second.runs[0]["text_only_state"][k])
+               for k in first.runs[0]["text_only_state"])

@@ -10,7 +10,8 @@ from erc.runtime.errors import InputError
 from erc.evaluation.metrics import classification_metrics
 from erc.models.mglra import MGLRA
 from erc.config.params import validate_params
-from erc.training.loop import build_objective, fit, model_config
+from erc.models.checkpoint import Checkpoint
+from erc.training.loop import Schedule, build_objective, fit, model_config
 from erc.models.predict import predict
 
 from conftest import random_feats
@@ -82,23 +83,23 @@ def test_modality_dropout_changes_training_only_through_the_inputs():
     states = []
     for rate in (0.0, 0.5):
         torch.manual_seed(0)
-        model = MGLRA(**config)
+        model = MGLRA(config)
         first = {k: v.clone() for k, v in model.state_dict().items()}
         objective = build_objective(params, "iemocap", feats, 1)
-        fit(model, data, objective, feats["classes"], epochs=2, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0,
-            device="cpu", progress=False, modality_dropout=rate)
+        fit(model, data, objective, Schedule(epochs=2, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, modality_dropout=rate), "cpu")
         states.append((first, model.state_dict()))
     assert all(torch.equal(states[0][0][k], states[1][0][k]) for k in states[0][0])
     assert not all(torch.equal(states[0][1][k], states[1][1][k]) for k in states[0][1])
 
 
-def untrained_checkpoint(feats, mkd: dict, n_seeds: int = 1) -> dict:
+def untrained_checkpoint(feats, mkd: dict, n_seeds: int = 1) -> Checkpoint:
     """A small model's checkpoint with ``n_seeds`` untrained seeds (different initial weights)."""
     params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 1},
                               "mrl": {"enabled": False, "nesting": [4]}, "mkd": mkd})
     config = model_config(feats, params, "iemocap")
     torch.manual_seed(0)
-    return {"config": config, "runs": {s: {"state": MGLRA(**config).state_dict(), "epoch": 1} for s in range(n_seeds)}}
+    runs = {s: {"state": MGLRA(config).state_dict(), "epoch": 1} for s in range(n_seeds)}
+    return Checkpoint(config, runs, {}, "cpu", {}, {})
 
 
 def test_evaluate_reports_text_only_metrics():
@@ -133,7 +134,7 @@ def test_text_only_metrics_come_from_the_head_mkd_text_only_names(placement):
 def test_the_text_teacher_and_the_student_teacher_mean_answer_text_only_dialogues_when_asked():
     feats, graphs = flagged_feats()
     checkpoint = untrained_checkpoint(feats, {"enabled": True}, n_seeds=2)
-    config = checkpoint["config"]
+    config = checkpoint.config
     n = len(feats["labels"])
     teacher = torch.randn(n, len(feats["classes"]))
     teacher[:, 0] += 0.5  # a teacher that differs from the student
@@ -149,8 +150,8 @@ def test_the_text_teacher_and_the_student_teacher_mean_answer_text_only_dialogue
     # the mean answer: argmax of the mean of the student's and the teacher's softmax, seed by seed
     data = DialogueData(text_only(feats), graphs["multimodal"])
     per_seed = []
-    for run in checkpoint["runs"].values():
-        model = MGLRA(**config)
+    for run in checkpoint.runs.values():
+        model = MGLRA(config)
         model.load_state_dict(run["state"])
         out = predict(model, data, "test", "cpu")
         p = torch.softmax(out["student_logits"]["text"], -1) + torch.softmax(teacher[out["utterances"]], -1)

@@ -8,12 +8,12 @@ import torch
 from erc.data.batching import DialogueData
 from erc.runtime.errors import InputError
 from erc.training.losses import WeightedNLL, class_weights
-from erc.models.mglra import MGLRA, MaskedGatedConv
+from erc.models.mglra import MGLRA, MGLRAConfig, MaskedGatedConv
 from erc.config.params import load_params, validate_params
-from erc.training.loop import Objective, fit, model_config
+from erc.training.loop import Objective, Schedule, fit, model_config
 from erc.models.predict import predict
 
-from conftest import small_model_kwargs
+from conftest import small_config, small_model_kwargs
 
 
 def test_dense_layer_equals_per_edge_messages_and_a_hand_sum():
@@ -69,7 +69,7 @@ def eval_outputs(model, data, order, batch_size):
 def test_batch_composition_does_not_change_eval_outputs(toy):
     feats, graphs = toy
     torch.manual_seed(0)
-    model = MGLRA(**small_model_kwargs(feats))
+    model = MGLRA(small_config(feats))
     data = DialogueData(feats, graphs["multimodal"])
     dialogues = list(range(len(feats["lengths"])))
     a = eval_outputs(model, data, dialogues, batch_size=4)
@@ -81,7 +81,7 @@ def test_batch_composition_does_not_change_eval_outputs(toy):
 def test_faithful_mode_reproduces_the_released_quirks(toy):
     feats, graphs = toy
     torch.manual_seed(0)
-    model = MGLRA(**small_model_kwargs(feats, faithful=True))
+    model = MGLRA(small_config(feats, faithful=True))
     data = DialogueData(feats, graphs["multimodal"])
     dialogues = list(range(len(feats["lengths"])))
     torch.manual_seed(1)
@@ -107,7 +107,7 @@ def test_mask_is_off_in_eval_and_rescaled_in_training():
 
 def test_two_eval_passes_agree(toy):
     feats, graphs = toy
-    model = MGLRA(**small_model_kwargs(feats))
+    model = MGLRA(small_config(feats))
     data = DialogueData(feats, graphs["multimodal"])
     first = predict(model, data, "valid", "cpu")["logits"]
     second = predict(model, data, "valid", "cpu")["logits"]
@@ -118,17 +118,17 @@ def test_each_dataset_reads_its_own_input_dropout(toy):
     raw = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump()
     raw["model"]["input_dropout"] = {"iemocap": 0.125, "meld": 0.375}
     params = validate_params(raw)
-    assert model_config(toy[0], params, "iemocap")["input_dropout"] == 0.125
-    assert model_config(toy[0], params, "meld")["input_dropout"] == 0.375
+    assert model_config(toy[0], params, "iemocap").input_dropout == 0.125
+    assert model_config(toy[0], params, "meld").input_dropout == 0.375
     # and the model built from it drops at that rate
-    assert MGLRA(**model_config(toy[0], params, "meld")).input_dropout.p == 0.375
+    assert MGLRA(model_config(toy[0], params, "meld")).input_dropout.p == 0.375
     with pytest.raises(InputError, match="model.input_dropout"):
         validate_params({**raw, "model": {**raw["model"], "input_dropout": {"iemocap": 0.1}}})
 
 
 def test_input_dropout_acts_only_in_training(toy):
     feats, graphs = toy
-    model = MGLRA(**small_model_kwargs(feats, dropout=0.0, mask_ratio=0.0, input_dropout=0.5))
+    model = MGLRA(small_config(feats, dropout=0.0, mask_ratio=0.0, input_dropout=0.5))
     batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1])
     torch.manual_seed(0)
     train_outs = [model(batch)["logits"][-1] for _ in range(2)]  # BatchNorm uses batch statistics: same input
@@ -143,7 +143,7 @@ def test_input_dropout_acts_only_in_training(toy):
 def test_nonsense_rates_are_named(toy, key, value):
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump()
     params["model"][key] = 0.25
-    assert model_config(toy[0], validate_params(params), "iemocap")[key] == 0.25
+    assert getattr(model_config(toy[0], validate_params(params), "iemocap"), key) == 0.25
     bad = copy.deepcopy(params)
     bad["model"][key] = value
     with pytest.raises(InputError, match=rf"'model.{key}(\.meld)?' should be"):
@@ -152,7 +152,7 @@ def test_nonsense_rates_are_named(toy, key, value):
 
 def test_padding_does_not_change_a_real_utterance(toy):
     feats, graphs = toy
-    model = MGLRA(**small_model_kwargs(feats, av_lstm=True)).eval()
+    model = MGLRA(small_config(feats, av_lstm=True)).eval()
     data = DialogueData(feats, graphs["multimodal"])
     with torch.no_grad():
         alone = model(data.make_batch([5]))["logits"][-1]           # 2 utterances
@@ -164,7 +164,7 @@ def test_single_modality_model_is_a_teacher(toy):
     feats, graphs = toy
     kwargs = small_model_kwargs(feats)
     kwargs["input_dims"] = {"audio": kwargs["input_dims"]["audio"]}
-    model = MGLRA(**kwargs)
+    model = MGLRA(MGLRAConfig(**kwargs))
     assert model.cross_attention is None and not hasattr(model, "speaker_embedding")
     out = model(DialogueData(feats, graphs["unimodal"], ["audio"]).make_batch([0, 1]))
     assert out["logits"][-1].shape == (8, 3)
@@ -173,12 +173,11 @@ def test_single_modality_model_is_a_teacher(toy):
 def test_loss_falls_on_a_tiny_dataset(toy):
     feats, graphs = toy
     torch.manual_seed(0)
-    model = MGLRA(**small_model_kwargs(feats, dropout=0.0, mask_ratio=0.0))
+    model = MGLRA(small_config(feats, dropout=0.0, mask_ratio=0.0))
     data = DialogueData(feats, graphs["multimodal"])
     train_labels = feats["labels"][:sum(feats["lengths"][:6])]
     objective = Objective(WeightedNLL(class_weights(train_labels, 3)))
-    result = fit(model, data, objective, feats["classes"], epochs=40, lr=1e-2, weight_decay=0.0, batch_size=3,
-                 seed=0, device="cpu", progress=False)
+    result = fit(model, data, objective, Schedule(epochs=40, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False), "cpu")
     losses = [row["train_loss"] for row in result["history"]]
     assert losses[-1] < 0.3 * losses[0]
 
@@ -193,11 +192,10 @@ def test_test_labels_cannot_change_the_selected_checkpoint(toy):
             labels[test_rows] = (labels[test_rows] + 1) % 3
         changed = dict(feats, labels=labels)
         torch.manual_seed(0)
-        model = MGLRA(**small_model_kwargs(changed))
+        model = MGLRA(small_config(changed))
         data = DialogueData(changed, graphs["multimodal"])
         objective = Objective(WeightedNLL(torch.ones(3)))
-        runs.append(fit(model, data, objective, feats["classes"], epochs=6, lr=1e-2, weight_decay=0.0,
-                        batch_size=3, seed=0, device="cpu", progress=False))
+        runs.append(fit(model, data, objective, Schedule(epochs=6, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False), "cpu"))
     assert runs[0]["epoch"] == runs[1]["epoch"]
     assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])
 
@@ -213,10 +211,9 @@ def test_on_epoch_hook_sees_eval_mode_and_leaves_training_unchanged(toy):
 
     for on_epoch in (None, hook):
         torch.manual_seed(0)
-        model = MGLRA(**small_model_kwargs(feats))
+        model = MGLRA(small_config(feats))
         data = DialogueData(feats, graphs["multimodal"])
-        runs.append(fit(model, data, Objective(WeightedNLL(torch.ones(3))), feats["classes"], epochs=4, lr=1e-2,
-                        weight_decay=0.0, batch_size=3, seed=0, device="cpu", progress=False, on_epoch=on_epoch))
+        runs.append(fit(model, data, Objective(WeightedNLL(torch.ones(3))), Schedule(epochs=4, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False), "cpu", on_epoch=on_epoch))
     assert calls == [(1, False), (2, False), (3, False), (4, False)]
     assert [r["valid_weighted_f1"] for r in runs[0]["history"]] == [r["valid_weighted_f1"] for r in runs[1]["history"]]
     assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])
@@ -233,7 +230,7 @@ def test_speaker_all_or_encoder_reaches_audio_nodes(toy):
     outputs = {}
     for where in ("text", "all", "encoder"):
         torch.manual_seed(0)
-        model = MGLRA(**kwargs, speaker=where).eval()
+        model = MGLRA(MGLRAConfig(**kwargs, speaker=where)).eval()
         with torch.no_grad():
             outputs[where] = (model(batch)["logits"][-1], model(swapped)["logits"][-1])
     assert torch.equal(*outputs["text"])          # released: an audio teacher never sees the speaker
@@ -244,12 +241,12 @@ def test_speaker_all_or_encoder_reaches_audio_nodes(toy):
 def test_speaker_init_std_scales_only_when_asked(toy):
     feats, _ = toy
     torch.manual_seed(0)
-    released = MGLRA(**small_model_kwargs(feats, hidden=512)).state_dict()
+    released = MGLRA(small_config(feats, hidden=512)).state_dict()
     torch.manual_seed(0)
-    explicit = MGLRA(**small_model_kwargs(feats, hidden=512, speaker_init_std=1.0)).state_dict()
+    explicit = MGLRA(small_config(feats, hidden=512, speaker_init_std=1.0)).state_dict()
     assert all(torch.equal(released[k], explicit[k]) for k in released)  # the released init, bit for bit
     torch.manual_seed(0)
-    small = MGLRA(**small_model_kwargs(feats, hidden=512, speaker_init_std=0.05)).speaker_embedding.weight
+    small = MGLRA(small_config(feats, hidden=512, speaker_init_std=0.05)).speaker_embedding.weight
     assert 0.04 < small.std().item() < 0.06 and 0.9 < released["speaker_embedding.weight"].std().item() < 1.1
 
 
@@ -257,15 +254,15 @@ def test_model_config_passes_the_new_options(toy):
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model_dump()
     params["model"]["speaker_init_std"], params["mkd"]["placement"] = 0.1, "unimodal"
     config = model_config(toy[0], validate_params(params), "iemocap")
-    assert config["speaker_init_std"] == 0.1 and config["student_placement"] == "unimodal"
-    MGLRA(**config)
+    assert config.speaker_init_std == 0.1 and config.student_placement == "unimodal"
+    MGLRA(config)
 
 
 def test_eval_passes_batch_many_dialogues_only_where_answers_do_not_depend_on_the_batch(toy):
     from erc.training.references import BcLSTM
     from erc.models.predict import EVAL_BATCH, eval_batch_size
     feats, _ = toy
-    assert eval_batch_size(MGLRA(**small_model_kwargs(feats)), 16) == EVAL_BATCH
-    assert eval_batch_size(MGLRA(**small_model_kwargs(feats, faithful=True)), 16) == 16  # released: as trained
+    assert eval_batch_size(MGLRA(small_config(feats)), 16) == EVAL_BATCH
+    assert eval_batch_size(MGLRA(small_config(feats, faithful=True)), 16) == 16  # released: as trained
     assert eval_batch_size(BcLSTM(4, 2, 3), 16) == EVAL_BATCH
-    assert eval_batch_size(MGLRA(**small_model_kwargs(feats)), 128) == 128
+    assert eval_batch_size(MGLRA(small_config(feats)), 128) == 128

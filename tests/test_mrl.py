@@ -6,7 +6,7 @@ from erc.data.batching import DialogueData
 from erc.models.mglra import MGLRA
 from erc.models.mrl import NestedClassifier, matryoshka_loss, nesting_sizes, prefix_columns
 
-from conftest import small_model_kwargs
+from conftest import small_config
 
 
 def test_nesting_sizes_always_end_with_the_block():
@@ -49,7 +49,7 @@ def test_mrl_loss_is_the_weighted_sum_of_per_size_losses():
 def test_mrl_disabled_is_plain_mglra(toy):
     feats, graphs = toy
     torch.manual_seed(0)
-    model = MGLRA(**small_model_kwargs(feats)).eval()
+    model = MGLRA(small_config(feats)).eval()
     classifier = dict(model.classifier.named_parameters())
     assert {k: v.shape for k, v in classifier.items()} == {"heads.0.weight": (3, 32), "heads.0.bias": (3,)}
     batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1])
@@ -59,7 +59,7 @@ def test_mrl_disabled_is_plain_mglra(toy):
     assert len(out) == 1
     assert torch.allclose(out[0], captured["fused"] @ classifier["heads.0.weight"].T + classifier["heads.0.bias"])
     # enabling MRL adds only heads: the rest of the network is the same
-    with_mrl = MGLRA(**small_model_kwargs(feats, nesting=[2, 4, 16]))
+    with_mrl = MGLRA(small_config(feats, nesting=[2, 4, 16]))
     rest = lambda m: {k: v.shape for k, v in m.state_dict().items() if not k.startswith("classifier")}  # noqa: E731
     assert rest(with_mrl) == rest(model)
 
@@ -70,7 +70,7 @@ def test_graph_first_puts_gcn_output_in_small_prefixes(toy):
     outputs = {}
     for order in ("graph_first", "released"):
         torch.manual_seed(0)
-        model = MGLRA(**small_model_kwargs(feats, block_order=order)).eval()
+        model = MGLRA(small_config(feats, block_order=order)).eval()
         model.classifier.register_forward_hook(lambda m, inp, out, o=order: outputs.update({o: inp[0]}))
         model(batch)
     first, released = outputs["graph_first"], outputs["released"]  # blocks of 2 * graph_hidden = 16

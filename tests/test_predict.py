@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from erc.runtime.errors import InputError
+from erc.models.checkpoint import Checkpoint
 from erc.models.mglra import MGLRA
 from erc.models.inference import Serving, format_table, predict_dialogue, read_dialogue
 from erc.config.params import Params, load_params
@@ -25,8 +26,8 @@ def checkpoint():
     params = narrow_params()
     config = model_config(feats, params, "meld")
     torch.manual_seed(0)
-    return {"config": config, "runs": {0: {"state": MGLRA(**config).state_dict()}},
-            "sources": {"text": "minilm", "audio": "praat", "visual": "none"}}
+    return Checkpoint(config, {0: {"state": MGLRA(config).state_dict()}},
+                      {"text": "minilm", "audio": "praat", "visual": "none"}, "cpu", {}, {})
 
 
 def write(tmp_path, obj):
@@ -41,7 +42,7 @@ def test_prediction_per_turn_with_probabilities(tmp_path, checkpoint):
     out = predict_dialogue(turns, checkpoint, "meld")
     assert [o["speaker"] for o in out] == ["Joey", "Rachel"]
     # the ensemble's probabilities are the mean of the seeds' own (each a distribution over the classes)
-    single = [predict_dialogue(turns, checkpoint, "meld", seed=s) for s in checkpoint["runs"]]
+    single = [predict_dialogue(turns, checkpoint, "meld", seed=s) for s in checkpoint.runs]
     for k, o in enumerate(out):
         for c, p in o["probabilities"].items():
             assert p == pytest.approx(sum(run[k]["probabilities"][c] for run in single) / len(single), abs=2e-4)
@@ -64,7 +65,7 @@ def test_bad_dialogues_get_clear_errors(tmp_path, checkpoint):
 
 def test_seeds_are_averaged_by_default_and_one_seed_on_request(tmp_path, checkpoint):
     torch.manual_seed(1)
-    checkpoint["runs"][3] = {"state": MGLRA(**checkpoint["config"]).state_dict()}  # a second, different seed
+    checkpoint.runs[3] = {"state": MGLRA(checkpoint.config).state_dict()}  # a second, different seed
     turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
     one, other = (predict_dialogue(turns, checkpoint, "meld", seed=s) for s in (0, 3))
     both = predict_dialogue(turns, checkpoint, "meld")
@@ -88,7 +89,7 @@ def test_table_format_has_one_row_per_turn_with_the_emotion_and_its_probability(
 
 
 def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(checkpoint):
-    assert checkpoint["config"]["student_placement"] == "unimodal"  # the committed params
+    assert checkpoint.config.student_placement == "unimodal"  # the committed params
     turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
     fused = predict_dialogue(turns, checkpoint, "meld")
     student = predict_dialogue(turns, checkpoint, "meld", Serving(text_only="student"))
@@ -97,12 +98,12 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
     from erc.data.batching import DialogueData
     from erc.data.graphs import dialogue_graph
     from erc.models.inference import dialogue_features
-    feats = {"features": dialogue_features(turns, checkpoint["config"], checkpoint["sources"], "d", "meld", [0, 1]),
+    feats = {"features": dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]),
              "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
              "labels": torch.full((2,), -1)}
     batch = DialogueData(feats, [dialogue_graph(2, 2, -1, -1)], ["text", "audio"]).make_batch([0])
-    model = MGLRA(**checkpoint["config"]).eval()
-    model.load_state_dict(checkpoint["runs"][0]["state"])
+    model = MGLRA(checkpoint.config).eval()
+    model.load_state_dict(checkpoint.runs[0]["state"])
     with torch.no_grad():
         expected = torch.softmax(model(batch)["student_logits"]["text"], -1)
     for row, p in zip(student, expected):
@@ -121,16 +122,16 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_wh
              "classes": list(range(7))}
     config = model_config(feats, params, "meld", modalities=["text"], use_mrl=False, use_mkd=False)
     torch.manual_seed(5)
-    teacher = {"config": config, "state": MGLRA(**config).state_dict()}
+    teacher = {"config": config.as_dict(), "state": MGLRA(config).state_dict()}
     turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
     # by hand: the teacher's softmax on the text of the dialogue (its own one-modality graph) and the student's
-    text = {"features": dialogue_features(turns, checkpoint["config"], checkpoint["sources"], "d", "meld", [0, 1]),
+    text = {"features": dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]),
             "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
             "labels": torch.full((2,), -1)}
-    model = MGLRA(**config).eval()
+    model = MGLRA(config).eval()
     model.load_state_dict(teacher["state"])
-    student = MGLRA(**checkpoint["config"]).eval()
-    student.load_state_dict(checkpoint["runs"][0]["state"])
+    student = MGLRA(checkpoint.config).eval()
+    student.load_state_dict(checkpoint.runs[0]["state"])
     with torch.no_grad():
         p_teacher = torch.softmax(model(DialogueData(text, [dialogue_graph(2, 1)], ["text"]).make_batch([0]))
                                   ["logits"][-1], -1)

@@ -5,7 +5,7 @@ from sklearn.metrics import f1_score
 from erc.data.feature_file import text_only, utterance_split
 from erc.data.graphs import build_graphs
 from erc.config.params import validate_params
-from erc.training.probes import heldout_split, probe_run, split_teacher_logits
+from erc.training.probes import Probe, heldout_split, probe_run, split_teacher_logits
 
 from conftest import random_feats
 
@@ -73,21 +73,21 @@ def test_probe_run_trains_the_full_model_and_reports_the_selected_heldout_score(
     params = small_params(**{"mkd.placement": "unimodal"})
     split = heldout_split(feats, "Ses01")
     teachers = split_teacher_logits("iemocap", split, graphs, params)
-    report = probe_run("iemocap", split, graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers)
+    report = probe_run(Probe("iemocap", split, graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers))
     assert report["epochs"] == 2 and 1 <= report["epoch"] <= 2 and 1 <= report["peak_epoch"] <= 2
     assert 0 <= report["selected"] <= report["best"] <= 100
     # the same seed gives the same run (timing aside); MKD without teachers is refused
-    again = probe_run("iemocap", split, graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers)
+    again = probe_run(Probe("iemocap", split, graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers))
     assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in report.items() if k != "seconds"}
     # text-only: with every audio already marked missing it is the selected score itself; the text teacher is
     # scored on the held-out utterances only
-    only = probe_run("iemocap", text_only(split), graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers)
+    only = probe_run(Probe("iemocap", text_only(split), graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers))
     assert only["text_only"] == only["selected"] and 0 <= report["text_only"] <= 100
     held = (utterance_split(split) == 2) & (split["labels"] >= 0)
     expected = f1_score(split["labels"][held], teachers["text"][held].argmax(-1), average="weighted") * 100
     assert abs(report["text_teacher"] - expected) < 1e-9
     try:
-        probe_run("iemocap", split, graphs, params, 0, "cpu", heldout=True)
+        probe_run(Probe("iemocap", split, graphs, params, 0, "cpu", heldout=True))
     except ValueError as err:
         assert "teacher" in str(err)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import random_feats, small_model_kwargs
+from conftest import random_feats, small_config
 
 from erc.data.batching import DialogueData
 from erc.data.feature_file import save_features, load_features, utterance_split
@@ -14,7 +14,8 @@ from erc.models.mrl import nesting_sizes
 from erc.config.params import validate_params
 from erc.evaluation.records import both_protocols, collect_records, epoch_scores, epochs_path, load_records, paper_epoch
 from erc.training.references import BcLSTM, bclstm_input_dim
-from erc.training.loop import build_objective, fit
+from erc.models.checkpoint import Checkpoint
+from erc.training.loop import Schedule, build_objective, fit
 from erc.models.predict import predict
 
 EPOCHS = 4
@@ -33,16 +34,15 @@ def hidden(tmp_path):
 def _fit(feats, graphs, record, faithful=False):
     params = validate_params({"mrl": {"enabled": True, "nesting": [2, 4]},
                               "mkd": {"enabled": True, "placement": "unimodal"}})
-    config = small_model_kwargs(feats, nesting=nesting_sizes([2, 4], 16), student_placement="unimodal",
+    config = small_config(feats, nesting=nesting_sizes([2, 4], 16), student_placement="unimodal",
                                 faithful=faithful)
     torch.manual_seed(0)
-    model = MGLRA(**config)
+    model = MGLRA(config)
     n = int(feats["lengths"].sum())
     teacher_logits = {m: torch.randn(n, 3, generator=torch.Generator().manual_seed(1)) for m in feats["features"]}
-    objective = build_objective(params, "iemocap", feats, len(config["nesting"]), teacher_logits)
+    objective = build_objective(params, "iemocap", feats, len(config.nesting), teacher_logits)
     data = DialogueData(feats, graphs["multimodal"])
-    result = fit(model, data, objective, feats["classes"], epochs=EPOCHS, lr=1e-2, weight_decay=0.0, batch_size=3,
-                 seed=0, device="cpu", progress=False, student="text", record=record)
+    result = fit(model, data, objective, Schedule(epochs=EPOCHS, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, student="text", record=record), "cpu")
     return config, data, result
 
 
@@ -82,9 +82,7 @@ def test_bclstm_recording_changes_nothing(hidden):
         torch.manual_seed(0)
         model = BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], 3, hidden=8)
         objective = build_objective(params, "iemocap", feats, 1, use_mkd=False)
-        runs.append(fit(model, DialogueData(feats, graphs["unimodal"]), objective, feats["classes"], epochs=3,
-                        lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, device="cpu", progress=False,
-                        record=record))
+        runs.append(fit(model, DialogueData(feats, graphs["unimodal"]), objective, Schedule(epochs=3, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, record=record), "cpu"))
     off, on = runs
     assert on["history"] == off["history"] and on["epoch"] == off["epoch"]
     assert all(torch.equal(on["state"][k], off["state"][k]) for k in on["state"])
@@ -144,12 +142,12 @@ def test_ensemble_of_one_seed_is_that_seed(hidden):
     from erc.evaluation.evaluate import evaluate_model
     _, graphs, labelled = hidden
     config, _, result = _fit(hidden[0], graphs, None)
-    checkpoint = {"config": config, "runs": {0: {"state": result["state"], "epoch": result["epoch"]}}}
+    checkpoint = Checkpoint(config, {0: {"state": result["state"], "epoch": result["epoch"]}}, {}, "cpu", {}, {})
     metrics, _ = evaluate_model(checkpoint, labelled, graphs, "fused")
     for split in ("valid", "test"):
         assert metrics["ensemble"][split]["weighted_f1"] == metrics["per_seed"][0][split]["weighted_f1"]
     other = _fit(hidden[0], graphs, None, True)[2]["state"]  # another run's weights, same architecture
-    two = {"config": config, "runs": {0: checkpoint["runs"][0], 1: {"state": other, "epoch": 1}}}
+    two = Checkpoint(config, {0: checkpoint.runs[0], 1: {"state": other, "epoch": 1}}, {}, "cpu", {}, {})
     metrics, _ = evaluate_model(two, labelled, graphs, "fused")
     data = DialogueData(labelled, graphs["multimodal"])
     outs = [predict(restore(config, state, "cpu"), data, "test", "cpu") for state in (result["state"], other)]

@@ -79,7 +79,7 @@ def test_every_file_the_pipeline_writes_loads_with_weights_only(tmp_path, toy):
     teachers = train_teachers("iemocap", feats, graphs, params, progress=False)
     outputs = {"graph file": graphs, "teacher file": teachers,
                "model checkpoint": train_model("iemocap", feats, graphs, params,
-                                               {m: t["logits"] for m, t in teachers.items()}, progress=False),
+                                               {m: t["logits"] for m, t in teachers.items()}, progress=False).as_dict(),
                "reference file": train_references("iemocap", feats, graphs, params, progress=False)}
     save_features({**feats, "audio_scaling": {"columns": ["f0"], "median": [1.0], "mean": [0.0], "std": [1.0]}},
                   tmp_path / "features.pt")

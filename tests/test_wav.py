@@ -10,6 +10,7 @@ from scipy.io import wavfile
 
 from erc.features.audio import PRAAT_COLUMNS, SIGNAL_COLUMNS, apply_scaling, shipped_scaling
 from erc.runtime.errors import InputError
+from erc.models.checkpoint import Checkpoint
 from erc.models.inference import dialogue_features, predict_dialogue, read_dialogue
 from erc.features.wav import signal_descriptors, wav_descriptors
 
@@ -87,13 +88,13 @@ def test_a_wav_turn_becomes_the_scaled_descriptors_with_the_flag_off(tmp_path):
     dialogue.write_text(json.dumps([{"speaker": "Joey", "text": "I waited three hours!", "wav": "a.wav"},
                                     {"speaker": "Ross", "text": "Sorry."}]))
     turns = read_dialogue(dialogue)  # the wav path is resolved next to the dialogue file
-    config = {"input_dims": {"audio": (9,)}}
-    audio = dialogue_features(turns, config, {"audio": "praat"}, "d.json", "meld")["audio"]
+    dims = {"audio": (9,)}
+    audio = dialogue_features(turns, dims, {"audio": "praat"}, "d.json", "meld")["audio"]
     expected = apply_scaling(wav_descriptors(tmp_path / "a.wav", "meld", "t")[None], shipped_scaling("meld"))[0]
     assert torch.allclose(audio[0, :-1], torch.from_numpy(expected)) and audio[0, -1] == 0
     assert audio[1, -1] == 1 and (audio[1, :-1] == 0).all()  # no wav: audio missing
     with pytest.raises(InputError, match="came from 'opensmile'"):
-        dialogue_features(turns, config, {"audio": "opensmile"}, "d.json", "meld")
+        dialogue_features(turns, dims, {"audio": "opensmile"}, "d.json", "meld")
 
 
 def test_predict_end_to_end_from_text_and_generated_wavs(tmp_path):
@@ -137,7 +138,7 @@ def test_predict_dialogue_accepts_wav_turns_in_process(tmp_path):
     write_wav(tmp_path / "a.wav", speech())
     checkpoint_path = tmp_path / "meld.pt"
     tiny_checkpoint(checkpoint_path)
-    checkpoint = torch.load(checkpoint_path, weights_only=False)
+    checkpoint = Checkpoint.load(checkpoint_path)
     with_wav = [{"speaker": "Joey", "text": "Hi.", "wav": str(tmp_path / "a.wav")}]
     without = [{"speaker": "Joey", "text": "Hi."}]
     a = predict_dialogue(with_wav, checkpoint, "meld")[0]["probabilities"]

@@ -71,6 +71,10 @@ class DialogueData:
         sources = feats.get("sources", {})
         self.flagged = {m: sources.get(m) in FLAGGED_SOURCES for m in self.modalities}
 
+    @property
+    def classes(self) -> list[str]:
+        return self.feats["classes"]
+
     def to(self, device) -> "DialogueData":
         """The same data with the per-utterance tensors (features, speakers, labels) on ``device``, moved once, so
         that each batch is gathered there; graphs are collated per batch on the host and moved with it."""

@@ -19,6 +19,7 @@ from erc.runtime.files import atomic_path  # noqa: E402
 from erc.evaluation.metrics import classification_metrics, summarise  # noqa: E402
 from erc.models.mglra import TEXT_ONLY_ANSWERS, restore, text_only_head  # noqa: E402
 from erc.models.predict import predict  # noqa: E402
+from erc.models.checkpoint import Checkpoint  # noqa: E402
 
 EVAL_SPLITS = ("valid", "test")
 
@@ -34,7 +35,7 @@ def summary(per_seed: list[dict]) -> dict:
     return {s: summarise([run[s] for run in per_seed]) for s in EVAL_SPLITS}
 
 
-def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str = "fused",
+def evaluate_model(checkpoint: Checkpoint, feats: dict, graphs: dict, text_head: str = "fused",
                    teacher_logits: torch.Tensor | None = None, device="cpu") -> tuple[dict, dict]:
     """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions).
     ``text_head`` (``mkd.text_only``) names what answers a dialogue without audio; its scores are the
@@ -47,7 +48,7 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
     # every utterance's audio / visual marked missing: what the model does with a dialogue that has only text
     text_data = DialogueData(text_only(feats), graphs["multimodal"]).to(device) if len(feats["features"]) > 1 else None
     teacher_logits = teacher_logits.to(device) if teacher_logits is not None else None
-    sizes, config = checkpoint["config"]["nesting"], checkpoint["config"]
+    sizes, config = checkpoint.config.nesting, checkpoint.config
     answers = [a for a in TEXT_ONLY_ANSWERS if text_only_head(config, a) == a
                and (teacher_logits is not None or "teacher" not in a)]
     head = text_only_head(config, text_head)
@@ -61,7 +62,7 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
         """Metrics of ``logits_of(split outputs)`` on each evaluated split."""
         return {s: classification_metrics(out[s]["labels"], logits_of(out[s]).argmax(-1), classes) for s in EVAL_SPLITS}
 
-    for seed, run in checkpoint["runs"].items():
+    for seed, run in checkpoint.runs.items():
         model = restore(config, run["state"], device)
         outputs = {s: predict(model, data, s, device) for s in EVAL_SPLITS}
         for s in EVAL_SPLITS:
@@ -90,7 +91,7 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
         test_predictions[seed] = (outputs["test"]["labels"][keep].cpu(),
                                   outputs["test"]["logits"][-1].argmax(-1)[keep].cpu(),
                                   outputs["test"]["utterances"][keep].cpu())
-    n_blocks = len(config["input_dims"])
+    n_blocks = len(config.input_dims)
     metrics = {
         **summary(per_seed),
         "nesting": {str(m): {"dim": m * n_blocks, **summary(per_size[m])} for m in sizes},
@@ -104,11 +105,11 @@ def evaluate_model(checkpoint: dict, feats: dict, graphs: dict, text_head: str =
     return metrics, test_predictions
 
 
-def devices(feats: dict, checkpoint: dict, teachers: dict, references: dict, device) -> dict:
+def devices(feats: dict, checkpoint: Checkpoint, teachers: dict, references: dict, device) -> dict:
     """Where each stage of this run computed (outputs made before the key existed ran on the CPU)."""
     made = {**feats.get("devices", {}),
             "teachers": next((t.get("device", "cpu") for t in teachers.values() if isinstance(t, dict)), "cpu"),
-            "references": references.get("device", "cpu"), "train": checkpoint.get("device", "cpu"),
+            "references": references.get("device", "cpu"), "train": checkpoint.device,
             "evaluate": torch.device(device).type}
     return made
 
@@ -219,11 +220,11 @@ def modality_plots(teachers: dict, students: dict, out_dir) -> None:
     write_png(fig, f"{out_dir}/modalities.png")
 
 
-def curve_plots(checkpoint: dict, out_dir) -> None:
+def curve_plots(checkpoint: Checkpoint, out_dir) -> None:
     """Validation w-F1 and training loss per epoch of every seed, the selected epoch marked (from the checkpoint's
     histories, so that the curves are a PNG visible without a network)."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
-    for seed, run in checkpoint["runs"].items():
+    for seed, run in checkpoint.runs.items():
         epochs = [row["epoch"] for row in run["history"]]
         line, = top.plot(epochs, [row["valid_weighted_f1"] for row in run["history"]], label=f"seed {seed}")
         top.plot(run["epoch"], run["history"][run["epoch"] - 1]["valid_weighted_f1"], "o", color=line.get_color())

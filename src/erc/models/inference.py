@@ -19,7 +19,8 @@ from erc.features.utterance_encoder import FINETUNED, new_dialogue_features
 from erc.data.graphs import dialogue_graph
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch
-from erc.models.mglra import MGLRA, restore, text_only_head
+from erc.models.checkpoint import Checkpoint
+from erc.models.mglra import MGLRA, MGLRAConfig, restore, text_only_head
 from erc.features.text import encoder_for
 from erc.data.datasets import repair_cp1252
 from erc.features.wav import wav_descriptors
@@ -98,10 +99,11 @@ def stored_scaling(dataset: str) -> dict:
     return {k: np.asarray(v) if k != "columns" else v for k, v in scaling.items()}
 
 
-def dialogue_features(turns: list[dict], config: dict, sources: dict, where, dataset: str = "iemocap",
+def dialogue_features(turns: list[dict], dims: dict, sources: dict, where, dataset: str = "iemocap",
                       speakers: list[int] | None = None, device="cpu") -> dict:
+    """modality -> (n_turns, *dims[modality]) features of a new dialogue, made as the stages made the model's
+    (``dims``: the model config's ``input_dims``; ``sources``: the checkpoint's feature sources)."""
     n, features = len(turns), {}  # audio first: its checks are cheap, the text encoder is not
-    dims = config["input_dims"]
     if "audio" in dims:
         width = dims["audio"][0]
         audio = torch.zeros(n, width)
@@ -154,14 +156,14 @@ class Serving:
 
 
 @torch.no_grad()
-def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, serving: Serving = Serving(), seed=None,
+def predict_dialogue(turns: list[dict], checkpoint: Checkpoint, dataset: str, serving: Serving = Serving(), seed=None,
                      where="dialogue") -> list[dict]:
     """Per-turn emotion and class probabilities: the mean of the probabilities of every seed the checkpoint
     holds (an ensemble), or of one ``seed``; ``serving`` says how (its window, the text-only answer, the device,
     the speaker coding). ``where`` names the dialogue in error lines."""
     window, text_only, teacher, device = serving.window, serving.text_only, serving.teacher, serving.device
     coding = serving.coding
-    config, runs = checkpoint["config"], checkpoint["runs"]
+    config, runs = checkpoint.config, checkpoint.runs
     if seed is not None and seed not in runs:
         raise InputError(f"--seed {seed}: the checkpoint holds seeds {list(runs)}")
     seeds = [seed] if seed is not None else list(runs)
@@ -171,12 +173,12 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, serving:
             raise InputError(f"{dataset}: a corpus's speaker coding must be given (erc.data.corpus.speaker_coding)")
         coding = builtin_card(dataset), builtin_card(dataset).speaker_names
     card, vocabulary = coding
-    speakers = speaker_indices([t["speaker"] for t in turns], card, vocabulary, config["n_speakers"], where)
-    feats = {"features": dialogue_features(turns, config, checkpoint["sources"], where, dataset, speakers, device),
+    speakers = speaker_indices([t["speaker"] for t in turns], card, vocabulary, config.n_speakers, where)
+    feats = {"features": dialogue_features(turns, config.input_dims, checkpoint.sources, where, dataset, speakers, device),
              "lengths": torch.tensor([n]), "splits": ["test"],
              "speakers": torch.tensor(speakers),
              "labels": torch.full((n,), -1)}
-    modalities = [m for m in ("text", "audio", "visual") if m in config["input_dims"]]
+    modalities = [m for m in ("text", "audio", "visual") if m in config.input_dims]
     batch = DialogueData(feats, [dialogue_graph(n, len(modalities), *window)], modalities).make_batch([0]).to(device)
     # a model without audio input is its own text-only answer (what evaluate scored); one with audio answers a
     # dialogue without any as mkd.text_only says
@@ -187,12 +189,12 @@ def predict_dialogue(turns: list[dict], checkpoint: dict, dataset: str, serving:
         if teacher is None:
             raise InputError(f"mkd.text_only: {text_only} needs the text teacher (models/teachers/{dataset}.pt)")
         teacher = teacher() if callable(teacher) else teacher
-        model = restore(teacher["config"], teacher["state"], device)
+        model = restore(MGLRAConfig.from_dict(teacher["config"], "the text teacher"), teacher["state"], device)
         text_batch = DialogueData(feats, [dialogue_graph(n, 1, *window)], ["text"]).make_batch([0]).to(device)
         teacher_p = torch.softmax(model(text_batch)["logits"][-1], -1).cpu()
     student = answer in ("student", "student+teacher")
-    model = MGLRA(**config).to(device).eval()
-    probabilities = torch.zeros(n, config["n_classes"])  # (n_turns, n_classes), averaged over seeds
+    model = MGLRA(config).to(device).eval()
+    probabilities = torch.zeros(n, config.n_classes)  # (n_turns, n_classes), averaged over seeds
     if teacher_p is not None and not torch.isfinite(teacher_p).all():
         raise InputError(f"{where}: the text teacher gives non-finite probabilities")
     for s in seeds if answer != "teacher" else []:  # one frozen teacher: no seeds to average

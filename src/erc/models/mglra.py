@@ -5,6 +5,9 @@ A teacher is the same model over one modality: no cross-modal attention, the uni
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +16,47 @@ from torch_geometric.utils import scatter
 from erc.data.batching import to_padded
 from erc.models.mrl import NestedClassifier
 from erc.models.layers import Dropout, bidirectional_lstm
+from erc.runtime.errors import InputError
+
+
+@dataclass
+class MGLRAConfig:
+    """Everything that builds an MGLRA (``erc.training.loop.model_config`` fills it from params.yaml and the feature
+    file); a checkpoint stores it as a plain dict (``as_dict``, in this field order) and reads it back with
+    ``from_dict``."""
+    input_dims: dict  # modality -> feature shape per utterance: text (layers, dim), the others (dim,)
+    n_speakers: int
+    n_classes: int
+    hidden: int = 512
+    graph_hidden: int = 512
+    input_dropout: float = 0.0
+    graph_layers: int = 4
+    attention_heads: int = 2
+    dropout: float = 0.5
+    mask_ratio: float = 0.5
+    av_lstm: bool = False
+    speaker: str = "text"
+    speaker_init_std: float = 1.0
+    block_order: str = "graph_first"
+    faithful: bool = False
+    nesting: list[int] | None = None  # the MRL sizes; None: the full block only
+    shared_head: bool = False
+    student_placement: str | None = None  # MKD's student heads: unimodal | encoder | graph, or None
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: dict, where) -> "MGLRAConfig":
+        """A stored config; an entry this code does not know (another version's checkpoint) is an InputError."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known) if isinstance(config, dict) else ["(not a dict)"]
+        if unknown:
+            raise InputError(f"{where}: model config has unknown entries {unknown}")
+        try:
+            return cls(**config)
+        except TypeError as err:
+            raise InputError(f"{where}: model config incomplete ({err})") from None
 
 
 class BiLSTM(nn.Module):
@@ -90,11 +134,11 @@ class MaskedGatedConv(nn.Module):
         return scatter(messages, edge_index[1], dim=0, dim_size=h.shape[0], reduce="sum")
 
 
-def restore(config: dict, state: dict, device="cpu") -> "MGLRA":
+def restore(config: MGLRAConfig, state: dict, device="cpu") -> "MGLRA":
     """A trained MGLRA from a checkpoint's config and (CPU) state, on ``device``, in eval mode: built and loaded on
     the host, then moved."""
     with torch.device("cpu"):
-        model = MGLRA(**config)
+        model = MGLRA(config)
     model.load_state_dict(state)
     return model.to(device).eval()
 
@@ -102,62 +146,61 @@ def restore(config: dict, state: dict, device="cpu") -> "MGLRA":
 TEXT_ONLY_ANSWERS = ("fused", "student", "teacher", "student+teacher")
 
 
-def text_only_head(config: dict, wanted: str) -> str:
+def text_only_head(config: MGLRAConfig, wanted: str) -> str:
     """What answers a dialogue without audio (``mkd.text_only``), as far as the checkpoint can give it:
     ``student`` (and ``student+teacher``, the mean of the student's and the frozen text teacher's probabilities)
     only where the checkpoint has a text student head that never sees audio (``unimodal`` placement);
     ``teacher`` wherever the model reads text (the pipeline trains a text teacher whenever it does). Anything
     else, or an answer the checkpoint cannot give, is ``fused``: the full output with the audio marked missing."""
-    has_text = "text" in config["input_dims"]
-    has_student = config.get("student_placement") == "unimodal" and has_text
+    has_text = "text" in config.input_dims
+    has_student = config.student_placement == "unimodal" and has_text
     if wanted in ("student", "student+teacher") and has_student or wanted == "teacher" and has_text:
         return wanted
     return "fused"
 
 
 class MGLRA(nn.Module):
-    def __init__(self, input_dims: dict, n_speakers: int, n_classes: int, hidden: int = 512, graph_hidden: int = 512,
-                 graph_layers: int = 4, attention_heads: int = 2, dropout: float = 0.5, mask_ratio: float = 0.5,
-                 input_dropout: float = 0.0, av_lstm: bool = False, speaker: str = "text", speaker_init_std: float = 1.0,
-                 block_order: str = "graph_first", faithful: bool = False,
-                 nesting: list[int] | None = None, shared_head: bool = False, student_placement: str | None = None):
-        """input_dims: modality -> feature shape per utterance, text as (layers, dim), others as (dim,)."""
+    def __init__(self, config: MGLRAConfig):
         super().__init__()
+        c = self.config = config
+        input_dims, hidden, graph_hidden, dropout = c.input_dims, c.hidden, c.graph_hidden, c.dropout
         self.modalities = [m for m in ("text", "audio", "visual") if m in input_dims]
-        self.block_order = block_order
-        self.batch_dependent = faithful  # eval answers depend on the batch's other dialogues (models.predict.eval_batch_size)
-        self.input_dropout = Dropout(input_dropout)  # on each modality's (normalised) features; 0 = released
+        self.block_order = c.block_order
+        self.batch_dependent = c.faithful  # eval answers depend on the batch's other dialogues (models.predict.eval_batch_size)
+        self.input_dropout = Dropout(c.input_dropout)  # on each modality's (normalised) features; 0 = released
         self.encoders = nn.ModuleDict()
         self.lstms = nn.ModuleDict()
         for m in self.modalities:
             dim = input_dims[m][-1]
             self.encoders[m] = nn.Linear(dim, hidden)
-            if m == "text" or av_lstm:
+            if m == "text" or c.av_lstm:
                 self.lstms[m] = BiLSTM(hidden, dropout)
         # Where the speaker embedding is added: "text", the text nodes (released); "all", every modality's nodes
         # (the paper's figure); "encoder", every modality's encoding before its BiLSTM, so the sequence models
         # see who speaks (as the bc-LSTM's speaker one-hot does).
-        self.speaker = speaker
+        self.speaker = speaker = c.speaker
         self.speaker_nodes = {"text": [m for m in self.modalities if m == "text"], "all": self.modalities,
                               "encoder": []}[speaker]
         if "text" in input_dims:
             layers, dim = input_dims["text"]  # one BatchNorm per (layer, dimension): each layer normalised apart
             self.text_norm = nn.BatchNorm1d(layers * dim)
         if self.speaker_nodes or speaker == "encoder":
-            self.speaker_embedding = nn.Embedding(n_speakers, hidden)  # N(0, 1) rows, as released
-            if speaker_init_std != 1.0:  # re-drawn only when asked, so the released init keeps its random stream
-                nn.init.normal_(self.speaker_embedding.weight, std=speaker_init_std)
-        self.cross_attention = (CrossModalAttention(hidden, attention_heads, faithful)
+            self.speaker_embedding = nn.Embedding(c.n_speakers, hidden)  # N(0, 1) rows, as released
+            if c.speaker_init_std != 1.0:  # re-drawn only when asked, so the released init keeps its random stream
+                nn.init.normal_(self.speaker_embedding.weight, std=c.speaker_init_std)
+        self.cross_attention = (CrossModalAttention(hidden, c.attention_heads, c.faithful)
                                 if "text" in input_dims and len(self.modalities) > 1 else None)
         self.projection = nn.Linear(hidden, graph_hidden)
-        self.convs = nn.ModuleList(MaskedGatedConv(graph_hidden, mask_ratio, faithful) for _ in range(graph_layers))
+        self.convs = nn.ModuleList(MaskedGatedConv(graph_hidden, c.mask_ratio, c.faithful)
+                                   for _ in range(c.graph_layers))
         self.dropout = Dropout(dropout)
         block = 2 * graph_hidden
-        self.classifier = NestedClassifier(block, len(self.modalities), nesting or [block], n_classes, shared_head)
-        self.student_placement = student_placement
-        if student_placement:
-            width = block if student_placement == "graph" else hidden
-            self.student_heads = nn.ModuleDict({m: nn.Linear(width, n_classes) for m in self.modalities})
+        self.classifier = NestedClassifier(block, len(self.modalities), c.nesting or [block], c.n_classes,
+                                           c.shared_head)
+        self.student_placement = c.student_placement
+        if c.student_placement:
+            width = block if c.student_placement == "graph" else hidden
+            self.student_heads = nn.ModuleDict({m: nn.Linear(width, c.n_classes) for m in self.modalities})
 
     def encode(self, batch) -> tuple[dict, dict]:
         """Per-modality utterance encodings, modality -> (N, hidden): after cross-modal attention, and before it

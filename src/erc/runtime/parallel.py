@@ -24,12 +24,12 @@ def _loads(data: bytes):
     return torch.load(io.BytesIO(data), weights_only=False)  # our own bytes, made a moment ago by _dumps
 
 
-def one_thread(fn: Callable, job: tuple):
-    """``fn(*job)`` with torch on one thread, the thread count restored afterwards."""
+def one_thread(fn: Callable, job):
+    """``fn(job)`` with torch on one thread, the thread count restored afterwards."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return fn(*job)
+        return fn(job)
     finally:
         torch.set_num_threads(threads)
 
@@ -40,8 +40,9 @@ def _in_worker(payload: bytes) -> bytes:
 
 
 def run_parallel(fn: Callable, jobs: dict, workers: int) -> dict:
-    """``{name: fn(*job)}``, ``workers`` jobs at a time (1, or a single job: in this process, one after another).
-    ``fn`` must be a module-level function; jobs start in the order given (put the longest first)."""
+    """``{name: fn(job)}``, ``workers`` jobs at a time (1, or a single job: in this process, one after another).
+    ``fn`` must be a module-level function and each job picklable (a small dataclass naming its fields); jobs start
+    in the order given (put the longest first)."""
     if workers <= 1 or len(jobs) <= 1:
         return {name: one_thread(fn, job) for name, job in jobs.items()}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked OpenMP or tokenizer state

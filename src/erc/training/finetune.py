@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,7 +40,7 @@ from erc.training.losses import task_loss
 from erc.evaluation.metrics import classification_metrics
 from erc.runtime.parallel import run_parallel
 from erc.config.params import Params
-from erc.training.selection import BestEpoch, log_epoch
+from erc.training.selection import epoch_loop
 
 
 def session_of(dialogue_id: str) -> str:
@@ -84,20 +86,42 @@ def micro_batches(chunk: list[int], criterion: nn.Module, labels: torch.Tensor, 
     return [(s, m / sum(mass)) for s, m in zip(slices, mass)]
 
 
-def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: list[int], valid_rows: list[int],
-             classes: list[str], settings: dict, live=None, desc: str = "fine-tune", progress: bool = True,
-             device="cpu") -> dict:
-    """AdamW with linear warm-up (``warmup`` of the steps) and linear decay; the epoch with the best validation
-    weighted F1 is kept. ``labels`` of other rows than train / valid rows are never read. Runs on ``device``; the
-    kept state comes back on the CPU."""
-    device = torch.device(device)
+@dataclass
+class FinetuneJob:
+    """One encoder's fine-tuning (a unit of ``erc.runtime.parallel``): the encoder at ``model_dir`` trained on
+    ``train_rows`` of ``inputs`` with ``settings`` (params.yaml's finetune section, ``settings_of``), its epoch chosen
+    on ``valid_rows``; ``labels`` of other rows are never read. With ``live_factory``, curves go to ``live_dir``."""
+    model_dir: Path
+    inputs: Inputs
+    labels: torch.Tensor
+    train_rows: list[int]
+    valid_rows: list[int]
+    classes: list[str]
+    settings: dict
+    desc: str = "fine-tune"
+    progress: bool = True
+    device: str | torch.device = "cpu"
+    live_factory: Callable | None = None
+    live_dir: str | None = None
+
+    def cost(self) -> int:
+        """Tokens an epoch times epochs (``largest_first``)."""
+        return sum(len(self.inputs.ids[r]) for r in self.train_rows) * self.settings["epochs"]
+
+
+def finetune(job: FinetuneJob, live=None) -> dict:
+    """AdamW with linear warm-up (``warmup`` of the steps) and linear decay, in ``erc.training.selection``'s epoch
+    loop: the epoch with the best validation weighted F1 is kept. Runs on ``job.device``; the kept state comes back on
+    the CPU."""
+    settings, inputs, labels, train_rows = job.settings, job.inputs, job.labels, job.train_rows
+    device = torch.device(job.device)
     make_deterministic(device)
     torch.manual_seed(settings["seed"])
     generator = torch.Generator().manual_seed(settings["seed"])  # the batch order: on the host, the same anywhere
-    model = UtteranceClassifier(model_dir, len(classes), settings["freeze_layers"],
+    model = UtteranceClassifier(job.model_dir, len(job.classes), settings["freeze_layers"],
                                 settings.get("checkpointing", False)).to(device)
     train_labels = labels[train_rows].to(device)
-    criterion = task_loss(settings["loss"], labels[train_rows], len(classes), 0.0).to(device)
+    criterion = task_loss(settings["loss"], labels[train_rows], len(job.classes), 0.0).to(device)
     precision, parts = settings.get("precision", "fp32"), settings.get("accumulate", 1)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None  # fp16 gradients underflow unscaled
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -107,12 +131,12 @@ def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: 
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
     position = {r: k for k, r in enumerate(train_rows)}
-    best, history = BestEpoch(), []
-    for epoch in range(1, settings["epochs"] + 1):
+
+    def one_epoch(epoch: int) -> tuple[dict, tuple]:
         model.train()
         total = 0.0
         chunks = list(_batches(train_rows, settings["batch_size"], generator))
-        for chunk in tqdm(chunks, desc=f"{desc} epoch {epoch}", disable=not progress, unit="batch"):
+        for chunk in tqdm(chunks, desc=f"{job.desc} epoch {epoch}", disable=not job.progress, unit="batch"):
             optimiser.zero_grad()
             loss = 0.0
             for rows, share in (micro_batches(chunk, criterion, labels, parts) if parts > 1 else [(chunk, 1.0)]):
@@ -130,23 +154,20 @@ def finetune(model_dir: Path, inputs: Inputs, labels: torch.Tensor, train_rows: 
             schedule.step()
             total += float(loss) * len(chunk)
         with autocast(device, precision):
-            valid_logits = in_length_order(model, inputs, valid_rows, model)
-        scores = classification_metrics(labels[valid_rows], valid_logits.argmax(-1), classes)
+            valid_logits = in_length_order(model, inputs, job.valid_rows, model)
+        scores = classification_metrics(labels[job.valid_rows], valid_logits.argmax(-1), job.classes)
         row = {"epoch": epoch, "train_loss": total / len(train_rows), "valid_weighted_f1": scores["weighted_f1"],
                "valid_acc": scores["acc"]}
-        history.append(row)
-        log_epoch(live, row)
-        best.offer((scores["weighted_f1"],), epoch, model)  # no loss tie-break: the first of equal epochs
-    model.load_state_dict(best.state)
+        return row, (scores["weighted_f1"],)  # no loss tie-break: the first of equal epochs
+
+    best, history = epoch_loop(model, range(1, settings["epochs"] + 1), one_epoch, live)
     return {"model": model, "epoch": best.epoch, "valid_weighted_f1": best.key[0], "history": history}
 
 
-def _finetune_job(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live_factory, live_dir, desc,
-                  progress, device="cpu") -> dict:
+def _finetune_job(job: FinetuneJob) -> dict:
     """One encoder's fine-tuning (a unit of ``erc.runtime.parallel``); the kept weights come back as a CPU state dict."""
-    live = live_factory(live_dir) if live_factory else None
-    result = finetune(model_dir, inputs, labels, train_rows, valid_rows, classes, settings, live, desc, progress,
-                      device)
+    live = job.live_factory(job.live_dir) if job.live_factory else None
+    result = finetune(job, live)
     if live is not None:
         live.end()
     model = result.pop("model")  # only the weights cross back, not the module
@@ -174,19 +195,36 @@ def finetune_datasets(dialogues: dict[str, list[Dialogue]], params: Params, live
                                                its_classes)
         jobs.update({(dataset, name): job for name, job in its_jobs.items()})
     done = run_parallel(_finetune_job, largest_first(jobs), params.workers)
-    return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, **prepared[dataset])
+    return {dataset: finetune_result({name: done[(d, name)] for d, name in jobs if d == dataset}, prepared[dataset])
             for dataset in dialogues}
 
 
 def largest_first(jobs: dict) -> dict:
     """``_finetune_job`` jobs ordered by tokens an epoch times epochs, the largest first ("full" before its folds)."""
-    cost = {key: sum(len(job[1].ids[r]) for r in job[3]) * job[6]["epochs"] for key, job in jobs.items()}
-    return {key: jobs[key] for key in sorted(jobs, key=lambda key: -cost[key])}
+    return {key: jobs[key] for key in sorted(jobs, key=lambda key: -jobs[key].cost())}
+
+
+@dataclass
+class Prepared:
+    """What ``finetune_result`` needs of a dataset besides its fine-tuned encoders."""
+    model_dir: Path
+    classes: list[str]
+    tokenizer: object
+    assignment: dict  # training dialogue -> fold
+    inputs: Inputs
+    rows: dict  # split -> utterance rows
+    settings: dict
+    source: str
+    context: int
+    max_length: int
+    device: torch.device = torch.device("cpu")
+    encoder: str | None = None
+    future: int = 0
 
 
 def _prepare(dataset: str, dialogues: list[Dialogue], params: Params, live_factory, progress,
-             device=torch.device("cpu"), classes: list[str] | None = None) -> tuple[dict, dict]:
-    """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``_finetune_job`` arguments).
+             device=torch.device("cpu"), classes: list[str] | None = None) -> tuple[Prepared, dict]:
+    """(what ``finetune_result`` needs besides the encoders, encoder name -> its ``FinetuneJob``).
     Unlabelled utterances (label -1) are inputs and context, never a training or selection row."""
     from transformers import AutoTokenizer
     p = params.for_dataset(dataset)
@@ -203,12 +241,11 @@ def _prepare(dataset: str, dialogues: list[Dialogue], params: Params, live_facto
     settings = settings_of(params, dataset)
     assignment, plans = encoder_plans(dialogues, params, dataset)
     plans = {name: [r for r in train_rows if labels[r] >= 0] for name, train_rows in plans.items()}
-    jobs = {name: (model_dir, inputs, labels, train_rows, rows["valid"], classes, settings, live_factory,
-                   f"plots/finetune/{dataset}/{name}", f"{dataset} {name}", progress, device)
+    jobs = {name: FinetuneJob(model_dir, inputs, labels, train_rows, rows["valid"], classes, settings,
+                              f"{dataset} {name}", progress, device, live_factory, f"plots/finetune/{dataset}/{name}")
             for name, train_rows in plans.items()}
-    return dict(model_dir=model_dir, classes=classes, tokenizer=tokenizer, assignment=assignment, inputs=inputs,
-                rows=rows, settings=settings, source=source, context=context, max_length=max_length,
-                device=device, encoder=FINETUNED[source] or p.finetune.encoder, future=future), jobs
+    return Prepared(model_dir, classes, tokenizer, assignment, inputs, rows, settings, source, context, max_length,
+                    device, FINETUNED[source] or p.finetune.encoder, future), jobs
 
 
 def encoder_plans(dialogues: list[Dialogue], params: Params, dataset: str) -> tuple[dict, dict]:
@@ -225,20 +262,19 @@ def encoder_plans(dialogues: list[Dialogue], params: Params, dataset: str) -> tu
     return assignment, plans
 
 
-def finetune_result(encoders: dict, model_dir: Path, classes: list[str], tokenizer, assignment: dict, inputs: Inputs,
-                    rows: dict, settings: dict, source: str, context: int, max_length: int,
-                    device=torch.device("cpu"), encoder: str | None = None, future: int = 0) -> dict:
+def finetune_result(encoders: dict, prepared: Prepared) -> dict:
     """What ``save_finetuned`` writes, from the fine-tuning jobs' results (weights as CPU state dicts; the models
-    stay on the CPU for saving, the drift is measured on ``device``)."""
+    stay on the CPU for saving, the drift is measured on the prepared device)."""
+    p = prepared
     for e in encoders.values():
-        e["model"] = UtteranceClassifier(model_dir, len(classes))  # for saving and reading: nothing frozen
+        e["model"] = UtteranceClassifier(p.model_dir, len(p.classes))  # for saving and reading: nothing frozen
         e["model"].load_state_dict(e.pop("state"))
         e["model"].eval()
-    return {"encoders": encoders, "tokenizer": tokenizer, "folds": assignment, "inputs": inputs, "rows": rows,
-            "settings": settings, "context": context, "max_length": max_length, "source": source,
-            "encoder": encoder, "context_future": future,
-            "device": torch.device(device).type,
-            "drift": fold_drift(encoders, inputs, rows["valid"], device) if len(encoders) > 2 else None}
+    return {"encoders": encoders, "tokenizer": p.tokenizer, "folds": p.assignment, "inputs": p.inputs, "rows": p.rows,
+            "settings": p.settings, "context": p.context, "max_length": p.max_length, "source": p.source,
+            "encoder": p.encoder, "context_future": p.future,
+            "device": torch.device(p.device).type,
+            "drift": fold_drift(encoders, p.inputs, p.rows["valid"], p.device) if len(encoders) > 2 else None}
 
 
 def fold_drift(encoders: dict, inputs: Inputs, rows: list[int], device="cpu") -> dict:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -67,36 +68,52 @@ def split_teacher_logits(dataset: str, feats: dict, graphs: dict, params, cache_
     return logits
 
 
-def probe_run(dataset: str, feats: dict, graphs: dict, params, seed: int, device, heldout: bool = False,
-              bclstm: bool = False, teacher_logits: dict | None = None) -> dict:
+@dataclass
+class Probe:
+    """One probe run (``probe_run``; a unit of ``erc.runtime.parallel``): ``params``' model on ``feats`` / ``graphs``
+    with ``seed`` on ``device``; ``bclstm``: the reference instead; ``heldout``: also score the labelled test-split
+    utterances (the held-out session) after every epoch; ``teacher_logits``: MKD's, where params ask for MKD."""
+    dataset: str
+    feats: dict
+    graphs: dict
+    params: object
+    seed: int
+    device: object = "cpu"
+    heldout: bool = False
+    bclstm: bool = False
+    teacher_logits: dict | None = None
+
+
+def probe_run(probe: Probe) -> dict:
     """One training run as the pipeline does it (MRL / MKD as ``params`` say; ``bclstm``: the reference).
-    ``heldout``: also score the labelled test-split utterances (the held-out session) after every epoch.
     Returns the best validation (or held-out) w-F1, the selected epoch, and with ``heldout`` the held-out
     w-F1 at that epoch ("selected", what test measures; also per class) and at its own best epoch ("peak")."""
-    seed_everything(seed)
+    dataset, feats, graphs, params, device = probe.dataset, probe.feats, probe.graphs, probe.params, probe.device
+    heldout, bclstm, teacher_logits = probe.heldout, probe.bclstm, probe.teacher_logits
+    seed_everything(probe.seed)
     if bclstm:
         objective = build_objective(params, dataset, feats, 1, use_mkd=False)
         settings, model = bclstm_settings(params, dataset), bclstm_model(feats, params)
         data = DialogueData(feats, graphs["unimodal"])
     else:
         config = model_config(feats, params, dataset)
-        if config["student_placement"] and teacher_logits is None:
+        if config.student_placement and teacher_logits is None:
             raise ValueError("MKD needs teacher logits")
-        objective = build_objective(params, dataset, feats, len(config["nesting"]), teacher_logits)
-        settings, model = train_settings(params, dataset), MGLRA(**config)
-        settings["modality_dropout"] = params.train.modality_dropout
-        settings["modality_dropout_unit"] = params.train.modality_dropout_unit
+        objective = build_objective(params, dataset, feats, len(config.nesting), teacher_logits)
+        model = MGLRA(config)
+        settings = train_settings(params, dataset).but(modality_dropout=params.train.modality_dropout,
+                                                       modality_dropout_unit=params.train.modality_dropout_unit)
         data = DialogueData(feats, graphs["multimodal"])
     heldout_scores, heldout_per_class = [], []
 
     def score_heldout(model, epoch):
-        scores, _ = validation_score(model, data, objective, device, feats["classes"], settings["batch_size"], "test")
+        scores, _ = validation_score(model, data, objective, device, feats["classes"], settings.batch_size, "test")
         heldout_scores.append(scores["weighted_f1"])
         heldout_per_class.append(scores["per_class_f1"])
 
     start = time.perf_counter()
-    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=False,
-                 on_epoch=score_heldout if heldout else None, **settings)
+    result = fit(model, data, objective, settings.but(seed=probe.seed, progress=False), device,
+                 on_epoch=score_heldout if heldout else None)
     scores = heldout_scores or [row["valid_weighted_f1"] for row in result["history"]]
     report = {"best": max(scores), "epoch": result["epoch"], "epochs": len(scores),
               "last10": sum(scores[-10:]) / len(scores[-10:]), "seconds": time.perf_counter() - start}
@@ -107,7 +124,7 @@ def probe_run(dataset: str, feats: dict, graphs: dict, params, seed: int, device
     if not bclstm and len(feats["features"]) > 1:  # the selected model with every utterance's audio marked missing
         text_data = DialogueData(text_only(feats), graphs["multimodal"])
         text_scores, _ = validation_score(model, text_data, objective, device, feats["classes"],
-                                          settings["batch_size"], split)
+                                          settings.batch_size, split)
         report["text_only"] = text_scores["weighted_f1"]
     if teacher_logits and "text" in teacher_logits:  # the frozen text teacher on the same utterances
         rows = (utterance_split(feats) == SPLITS.index(split)) & (feats["labels"] >= 0)
@@ -160,8 +177,8 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     jobs, plans_of_runs = {}, []
     for params in runs:
         prepared, its_jobs = _prepare(dataset, withheld, params, None, progress, stage_device(params))
-        keys = {name: _digest([data, dataset, prepared["source"], prepared["context"], prepared["max_length"],
-                               prepared["settings"], prepared["device"].type, job[3], job[4]])
+        keys = {name: _digest([data, dataset, prepared.source, prepared.context, prepared.max_length,
+                               prepared.settings, prepared.device.type, job.train_rows, job.valid_rows])
                 for name, job in its_jobs.items()}
         jobs.update({keys[name]: job for name, job in its_jobs.items()
                      if not (work_dir / "encoders" / f"{keys[name]}.pt").is_file()})
@@ -178,7 +195,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
             tmp = finetuned_dir / f".{dataset}.partial"
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            save_finetuned(finetune_result(encoders, **prepared), tmp)
+            save_finetuned(finetune_result(encoders, prepared), tmp)
             tmp.rename(finetuned_dir / dataset)
         feats = extract(dataset, params, dialogues=withheld, progress=False, finetuned_dir=finetuned_dir)
         feats["splits"] = [d.split for d in base]  # the real splits back, test labels still hidden

@@ -4,6 +4,8 @@ context-free logistic regression on each utterance's own features, and a bc-LSTM
 Features are read with the test labels hidden; only ``erc.evaluation.evaluate`` sees them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -17,7 +19,7 @@ from erc.data.feature_file import utterance_split
 from erc.runtime.parallel import run_parallel
 from erc.models.layers import Dropout, bidirectional_lstm
 from erc.config.params import Params
-from erc.training.loop import build_objective, fit, seed_everything, seeds, train_settings
+from erc.training.loop import Schedule, build_objective, fit, seed_everything, seeds, train_settings
 from erc.models.predict import predict_all
 
 
@@ -66,12 +68,10 @@ def bclstm_input_dim(features: dict) -> int:
     return int(utterance_vectors({m: t[:1] for m, t in features.items()}).shape[1])
 
 
-def bclstm_settings(params: Params, dataset: str) -> dict:
-    """``fit`` keywords for the bc-LSTM: the model's settings (same epochs, batches and selection rule, so the
+def bclstm_settings(params: Params, dataset: str) -> Schedule:
+    """``fit``'s schedule for the bc-LSTM: the model's settings (same epochs, batches and selection rule, so the
     same budget of steps and validation checks) with the reference's own learning rate."""
-    settings = train_settings(params, dataset)
-    settings.update(lr=params.references.bclstm_lr)
-    return settings
+    return train_settings(params, dataset).but(lr=params.references.bclstm_lr)
 
 
 def bclstm_model(feats: dict, params: Params) -> BcLSTM:
@@ -79,22 +79,34 @@ def bclstm_model(feats: dict, params: Params) -> BcLSTM:
                   params.references.bclstm_hidden, params.model.dropout)
 
 
-def _bclstm_seed(seed, dataset, feats, data, params, device, settings, progress) -> dict:
-    """One seed of the bc-LSTM reference (a unit of ``erc.runtime.parallel``): its selected epoch and every utterance's logits."""
-    seed_everything(seed)
-    model = bclstm_model(feats, params)
-    objective = build_objective(params, dataset, feats, 1, use_mkd=False)
-    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, progress=progress,
-                 desc=f"{dataset} bc-LSTM seed {seed}", record="test", **settings)
-    return {"epoch": result["epoch"], "logits": predict_all(model, data, device),
+@dataclass
+class BcLSTMJob:
+    """One seed of the bc-LSTM reference (a unit of ``erc.runtime.parallel``)."""
+    dataset: str
+    feats: dict
+    data: DialogueData
+    params: Params
+    device: torch.device
+    schedule: Schedule  # with the seed
+
+
+def _bclstm_seed(job: BcLSTMJob) -> dict:
+    """One seed of the bc-LSTM reference: its selected epoch and every utterance's logits."""
+    seed_everything(job.schedule.seed)
+    model = bclstm_model(job.feats, job.params)
+    objective = build_objective(job.params, job.dataset, job.feats, 1, use_mkd=False)
+    result = fit(model, job.data, objective, job.schedule, job.device)
+    return {"epoch": result["epoch"], "logits": predict_all(model, job.data, job.device),
             "recorded": result["recorded"], "recorded_utterances": result["recorded_utterances"]}  # erc.evaluation.records
 
 
 def train_references(dataset: str, feats: dict, graphs: dict, params: Params, progress=True) -> dict:
     """Logits of every utterance from the logistic regression and from one bc-LSTM per seed."""
-    device, settings = stage_device(params), bclstm_settings(params, dataset)
+    device = stage_device(params)
+    schedule = bclstm_settings(params, dataset).but(progress=progress, record="test")
     logreg = logistic_regression(feats, params.references.logreg_C)
     data = DialogueData(feats, graphs["unimodal"])
-    jobs = {seed: (seed, dataset, feats, data, params, device, settings, progress) for seed in seeds(params)}
+    jobs = {seed: BcLSTMJob(dataset, feats, data, params, device,
+                            schedule.but(seed=seed, desc=f"{dataset} bc-LSTM seed {seed}")) for seed in seeds(params)}
     bclstm = run_parallel(_bclstm_seed, jobs, params.workers)
     return {"logreg": logreg, "bc_lstm": bclstm, "device": device.type}

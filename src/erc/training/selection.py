@@ -1,6 +1,9 @@
-"""What every training loop here shares (the model's ``fit``, the teachers', the references', the text encoder's
-``finetune``): keep the state of the best validation epoch, and log each epoch's row to DVCLive."""
+"""The one epoch loop every trainer here runs (the model's ``fit``, which the teachers and the references use too,
+and the text encoder's ``finetune``): each epoch trains and scores validation, its row goes to DVCLive, and the
+state of the best validation epoch is kept and loaded back."""
 from __future__ import annotations
+
+from typing import Callable, Iterable
 
 from erc.runtime.device import to_cpu
 
@@ -27,3 +30,19 @@ def log_epoch(live, row: dict) -> None:
         if key != "epoch":
             live.log_metric(key, value)
     live.next_step()
+
+
+def epoch_loop(model, epochs: Iterable[int], one_epoch: Callable[[int], tuple[dict, tuple]],
+               live=None) -> tuple[BestEpoch, list[dict]]:
+    """``one_epoch(epoch)`` trains one epoch and scores validation, returning the epoch's curve row and its
+    selection key (higher is better); the rows are logged (``log_epoch``) and returned, and ``model`` ends holding
+    the state of the best key's epoch. The trainer's own parts (steps, losses, what it records) live in
+    ``one_epoch``."""
+    best, history = BestEpoch(), []
+    for epoch in epochs:
+        row, key = one_epoch(epoch)
+        history.append(row)
+        log_epoch(live, row)
+        best.offer(key, epoch, model)
+    model.load_state_dict(best.state)
+    return best, history

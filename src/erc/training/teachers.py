@@ -4,7 +4,11 @@ with its logits for every utterance kept for the student's distillation term.
 Features are read with the test labels hidden; only ``erc.evaluation.evaluate`` sees them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+import torch
 
 from erc.data.batching import DialogueData
 from erc.runtime.device import stage_device
@@ -13,33 +17,46 @@ from erc.runtime.files import load_torch
 from erc.models.mglra import MGLRA
 from erc.runtime.parallel import run_parallel
 from erc.config.params import Params
-from erc.training.loop import build_objective, fit, live_for, model_config, seed_everything, train_settings
+from erc.training.loop import Schedule, build_objective, fit, live_for, model_config, seed_everything, train_settings
 from erc.models.predict import predict_all
+
+
+@dataclass
+class TeacherJob:
+    """The unimodal teacher of one modality (a unit of ``erc.runtime.parallel``)."""
+    modality: str
+    dataset: str
+    feats: dict
+    graphs: dict
+    params: Params
+    device: torch.device
+    schedule: Schedule
+    live_factory: Callable | None = None
 
 
 def train_teachers(dataset: str, feats: dict, graphs: dict, params: Params, live_factory=None, progress=True) -> dict:
     """modality -> its teacher: config, CPU state, selected epoch, curves, device, logits of every utterance."""
-    device, settings = stage_device(params), train_settings(params, dataset)
-    jobs = {modality: (modality, dataset, feats, graphs, params, device, settings, live_factory, progress)
+    device = stage_device(params)
+    schedule = train_settings(params, dataset).but(seed=params.teachers.seed, progress=progress, record="test")
+    jobs = {modality: TeacherJob(modality, dataset, feats, graphs, params, device,
+                                 schedule.but(desc=f"{dataset} {modality} teacher"), live_factory)
             for modality in feats["features"]}
     return run_parallel(_teacher, jobs, params.workers)
 
 
-def _teacher(modality, dataset, feats, graphs, params, device, settings, live_factory, progress) -> dict:
+def _teacher(job: TeacherJob) -> dict:
     """The unimodal teacher of one modality (a unit of ``erc.runtime.parallel``)."""
-    seed = params.teachers.seed
-    config = model_config(feats, params, dataset, modalities=[modality], use_mrl=False, use_mkd=False)
-    data = DialogueData(feats, graphs["unimodal"], [modality])
-    seed_everything(seed)
-    model = MGLRA(**config)
-    objective = build_objective(params, dataset, feats, 1, use_mkd=False)
-    live = live_for(f"plots/teachers/{dataset}/{modality}", live_factory)
-    result = fit(model, data, objective, feats["classes"], seed=seed, device=device, live=live,
-                 progress=progress, desc=f"{dataset} {modality} teacher", record="test", **settings)
+    config = model_config(job.feats, job.params, job.dataset, modalities=[job.modality], use_mrl=False, use_mkd=False)
+    data = DialogueData(job.feats, job.graphs["unimodal"], [job.modality])
+    seed_everything(job.schedule.seed)
+    model = MGLRA(config)
+    objective = build_objective(job.params, job.dataset, job.feats, 1, use_mkd=False)
+    live = live_for(f"plots/teachers/{job.dataset}/{job.modality}", job.live_factory)
+    result = fit(model, data, objective, job.schedule, job.device, live)
     if live is not None:
         live.end()
-    return {"config": config, "state": result["state"], "epoch": result["epoch"], "device": device.type,
-            "history": result["history"], "logits": predict_all(model, data, device),
+    return {"config": config.as_dict(), "state": result["state"], "epoch": result["epoch"], "device": job.device.type,
+            "history": result["history"], "logits": predict_all(model, data, job.device),
             "recorded": result["recorded"], "recorded_utterances": result["recorded_utterances"]}  # erc.evaluation.records
 
 
