@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from erc.data.corpus import check_cross_fitting, load_corpus
+from erc.data.datasets import without_test_labels
 from erc.training.finetune import curves_png, finetune_datasets, save_finetuned
 from erc.features.utterance_encoder import FINETUNED
 from erc.runtime.errors import run_stage
@@ -30,10 +31,8 @@ def main(*names: str) -> None:
         if dataset not in notes:
             corpus = load_corpus(dataset, params)
             check_cross_fitting(corpus, params.for_dataset(dataset).finetune.folds)
-            tune[dataset], classes[dataset] = corpus.dialogues, corpus.classes
-            for d in tune[dataset]:  # the stage never holds a test label
-                if d.split == "test":
-                    d.labels = [-1] * len(d)
+            # the stage never holds a test label
+            tune[dataset], classes[dataset] = without_test_labels(corpus.dialogues), corpus.classes
     with staged_curves(*(f"plots/finetune/{d}" for d in datasets)) as live_factory:  # whole or absent
         results = finetune_datasets(tune, params, live_factory, classes=classes) if tune else {}
     for dataset in datasets:

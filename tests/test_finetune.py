@@ -15,7 +15,7 @@ from transformers import AutoTokenizer
 from erc.data.datasets import CLASSES, load_dialogues
 from erc.training.finetune import FinetuneJob, finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
 from erc.features.utterance_encoder import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir,
-                                            finetuned_features, layer_features, length_pieces, new_dialogue_features)
+                                            finetuned_features, layer_features, length_pieces, text_features)
 from erc.runtime.errors import InputError
 from erc.runtime.live import staged_curves
 from erc.training.losses import task_loss
@@ -163,7 +163,12 @@ def test_test_labels_leave_the_weights_bit_identical_and_folds_route_the_feature
     # predict.py reads a new dialogue as the stage's test dialogues are read
     test = dialogues[-1] if dialogues[-1].split == "test" else next(d for d in dialogues if d.split == "test")
     k = dialogues.index(test)
-    again = new_dialogue_features("iemocap", test.sentences, test.speakers, tmp_path)
+    (tmp_path / "iemocap").mkdir()
+    for entry in tmp_path.iterdir():  # the stage's layout: models/finetuned/<dataset>/
+        if entry.name != "iemocap":
+            entry.rename(tmp_path / "iemocap" / entry.name)
+    new = type(test)("new", "test", test.speakers, [-1] * len(test), test.sentences)
+    again = text_features("minilm-ft", "iemocap", [new], tmp_path, progress=False)
     assert np.allclose(again, feats[rows[k]:rows[k + 1]], atol=1e-5)
 
 

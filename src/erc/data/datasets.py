@@ -1,6 +1,7 @@
 """The real IEMOCAP and MELD metadata (labels, speakers, transcripts) and their standard splits."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,24 @@ class Dialogue:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+# ---------------------------------------------------------------- the one place test labels are hidden
+# Every stage but evaluate holds test labels as -1 (unlabelled): the dialogues of finetune_text and the probes
+# through ``without_test_labels``, the feature file of every later stage through ``hide_test_labels``
+# (``erc.data.feature_file.load_features``).
+
+def without_test_labels(dialogues: list[Dialogue]) -> list[Dialogue]:
+    """Copies of ``dialogues`` whose test dialogues' labels are all -1."""
+    return [dataclasses.replace(d, labels=[-1] * len(d)) if d.split == "test" else d for d in dialogues]
+
+
+def hide_test_labels(labels, utterance_split):
+    """A copy of the (N,) label tensor with the test utterances' labels -1 (``utterance_split``: (N,) split
+    indices, 0 train, 1 valid, 2 test)."""
+    labels = labels.clone()
+    labels[utterance_split == SPLITS.index("test")] = -1
+    return labels
 
 
 def _read_pickle(path: Path, n_items: int):

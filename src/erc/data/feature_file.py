@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from erc.data.datasets import SPLITS
+from erc.data.datasets import SPLITS, hide_test_labels as hide_labels
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch, save_torch
 
@@ -55,8 +55,7 @@ def load_features(path, hide_test_labels: bool = True) -> dict:
     """Read a feature file; test labels become -1 unless the caller is the evaluation stage."""
     feats = validate(load_torch(path, "feature file"), path)
     if hide_test_labels:
-        feats["labels"] = feats["labels"].clone()
-        feats["labels"][utterance_split(feats) == SPLITS.index("test")] = -1
+        feats["labels"] = hide_labels(feats["labels"], utterance_split(feats))
     return feats
 
 

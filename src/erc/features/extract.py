@@ -8,14 +8,13 @@ import numpy as np
 import torch
 
 from erc.features import audio as audio_lib
-from erc.features import text as text_lib
 from erc.features import wav as wav_lib
 from erc.data.card import builtin_card
 from erc.data.corpus import Corpus, load_corpus
-from erc.data.datasets import Dialogue, repair_cp1252
+from erc.data.datasets import Dialogue
 from erc.data.feature_pickles import read_feature_file
 from erc.runtime.device import stage_device
-from erc.features.utterance_encoder import FINETUNED, finetune_summary, finetuned_features
+from erc.features.utterance_encoder import FINETUNED, finetune_summary, text_features
 from erc.runtime.errors import InputError
 from erc.config.params import BUILTIN, Params
 
@@ -91,15 +90,11 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
             per_dialogue, file_labels = read_feature_file(path, modality, dataset, [d.id for d in dialogues])
             array = align_file_features(per_dialogue, file_labels, dialogues, path)
             where = path
-        elif modality == "text" and source in FINETUNED:
-            array = finetuned_features(dataset, dialogues, Path(finetuned_dir) / dataset,
-                                       p.finetune.eval_from, progress, device)
-            devices["finetune"] = finetune_summary(Path(finetuned_dir) / dataset).get("device", "cpu")
-            where = f"{source} text encoder"
         elif modality == "text":
-            encoder = text_lib.encoder_for(source, device)
-            sentences = [repair_cp1252(s) for d in dialogues for s in d.sentences]
-            array = encoder.encode(sentences, p.features.text_batch_size, progress)
+            array = text_features(source, dataset, dialogues, finetuned_dir, p.finetune.eval_from,
+                                  p.features.text_batch_size, progress, device)
+            if source in FINETUNED:
+                devices["finetune"] = finetune_summary(Path(finetuned_dir) / dataset).get("device", "cpu")
             where = f"{source} text encoder"
         else:
             wav_dir = getattr(p.features.wav_dirs, dataset) if not own else None

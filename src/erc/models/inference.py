@@ -15,14 +15,13 @@ from erc.data.batching import DialogueData
 from erc.data.card import builtin_card, speaker_indices
 from erc.data.corpus import check_text, lies_in, valid_unicode
 from erc.config.params import BUILTIN
-from erc.features.utterance_encoder import FINETUNED, new_dialogue_features
+from erc.features.utterance_encoder import FINETUNED, text_features
 from erc.data.graphs import dialogue_graph
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch
 from erc.models.checkpoint import Checkpoint
 from erc.models.mglra import MGLRA, MGLRAConfig, restore, text_only_head
-from erc.features.text import encoder_for
-from erc.data.datasets import repair_cp1252
+from erc.data.datasets import Dialogue
 from erc.features.wav import wav_descriptors
 
 
@@ -126,14 +125,12 @@ def dialogue_features(turns: list[dict], dims: dict, sources: dict, where, datas
         features["audio"] = audio
     if "text" in dims:
         source = sources.get("text")
-        if source in FINETUNED:  # the stage's fine-tuned encoder, with the context it was trained with
-            text = new_dialogue_features(dataset, [t["text"] for t in turns], speakers or [0] * n,
-                                         f"models/finetuned/{dataset}", device)
-        elif source in ("minilm", "mpnet"):
-            text = encoder_for(source, device).encode([repair_cp1252(t["text"]) for t in turns], progress=False)
-        else:
+        if source not in FINETUNED and source not in ("minilm", "mpnet"):
             raise InputError(f"{where}: the model's text features came from {source!r}; only minilm / mpnet "
                              "(and their fine-tuned versions) can be computed on the fly")
+        # read as extraction reads a test dialogue (the fine-tuned encoders: with the context they were trained with)
+        dialogue = Dialogue("new", "test", list(speakers or [0] * n), [-1] * n, [t["text"] for t in turns])
+        text = text_features(source, dataset, [dialogue], progress=False, device=device)
         features["text"] = torch.from_numpy(text)
     if "visual" in dims:
         raise InputError(f"{where}: the model uses visual features, which cannot be computed from a JSON dialogue")

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from erc.data.datasets import CLASSES, Dialogue
+from erc.data.datasets import CLASSES, Dialogue, without_test_labels
 from erc.features.utterance_encoder import (FINETUNED, Inputs, UtteranceClassifier, _batches, _rows_by_split,
                                             base_encoder_dir, check_source, in_length_order, layer_features)
 from erc.runtime.device import make_deterministic, stage_device, to_cpu
@@ -235,7 +235,7 @@ def _prepare(dataset: str, dialogues: list[Dialogue], params: Params, live_facto
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     context, max_length, future = p.finetune.context, p.finetune.max_length, p.finetune.context_future
     inputs = Inputs(tokenizer, dialogues, dataset, context, max_length, future)
-    labels = torch.tensor([y if d.split != "test" else -1 for d in dialogues for y in d.labels])
+    labels = torch.tensor([y for d in without_test_labels(dialogues) for y in d.labels])
     rows, _ = _rows_by_split(dialogues)
     rows["valid"] = [r for r in rows["valid"] if labels[r] >= 0]
     settings = settings_of(params, dataset)

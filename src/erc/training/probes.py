@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from erc.data.batching import DialogueData
-from erc.data.datasets import SPLITS, load_dialogues
+from erc.data.datasets import SPLITS, load_dialogues, without_test_labels
 from erc.data.feature_file import text_only, utterance_split
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch, save_torch
@@ -166,8 +166,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     from erc.runtime.parallel import run_parallel
 
     work_dir = Path(work_dir)
-    base = [dataclasses.replace(d, labels=[-1] * len(d)) if d.split == "test" else d
-            for d in (dialogues if dialogues is not None else load_dialogues(dataset))]
+    base = without_test_labels(dialogues if dialogues is not None else load_dialogues(dataset))
     check_sessions([session], base)
     withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
                 if d.split != "test" and session_of(d.id) == session else d for d in base]
