@@ -53,9 +53,9 @@ def main() -> None:
     selected = {label: [] for label, _ in runs}
     for session in args.heldout:
         all_feats = heldout_finetuned(DATASET, session, [p for _, p in runs], args.work)
-        for (label, params), feats in zip(runs, all_feats):
+        for (label, params), (feats, encoders) in zip(runs, all_feats):
             window = (params.graphs.window_past, params.graphs.window_future)
-            graphs = build_graphs(feats["lengths"].tolist(), len(feats["features"]), *window)
+            graphs = build_graphs(feats.lengths.tolist(), len(feats.features), *window)
             teachers = split_teacher_logits(DATASET, feats, graphs, params, args.teacher_cache or None) \
                 if params.mkd.enabled else None
             jobs = {seed: Probe(DATASET, feats, graphs, copy.deepcopy(params), seed, device, heldout=True,
@@ -64,12 +64,12 @@ def main() -> None:
             for seed, r in run_parallel(probe_run, jobs, params.workers).items():
                 selected[label].append(r["selected"])
                 print(f"[{label}] held-out {session} seed {seed}: selected w-F1 {r['selected']:.2f} (epoch "
-                      f"{r['epoch']}/{r['epochs']}), peak {r['best']:.2f}; text encoders {feats['finetune']}",
+                      f"{r['epoch']}/{r['epochs']}), peak {r['best']:.2f}; text encoders {encoders}",
                       flush=True)
                 if args.out:
                     with open(args.out, "a") as out:
                         out.write(json.dumps({"dataset": DATASET, "run": label, "session": session, "seed": seed,
-                                              "finetune": feats["finetune"], **r}) + "\n")
+                                              "finetune": encoders, **r}) + "\n")
     for label, values in selected.items():  # session-major: len(seeds) values per held-out session
         per_session = {s: values[i * len(args.seeds):(i + 1) * len(args.seeds)] for i, s in enumerate(args.heldout)}
         print(f"[{label}] selected held-out w-F1 {statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f} over "

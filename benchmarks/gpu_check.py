@@ -547,7 +547,7 @@ def cmd_work(args) -> int:
     import torch
 
     from erc.runtime.device import make_deterministic
-    from erc.data.feature_file import save_features
+    from erc.data.feature_file import FeatureFile
     from erc.runtime.files import load_torch
 
     scratch, out, build, dataset = Path(args.scratch), Path(args.out), Path(args.build), args.dataset
@@ -619,7 +619,7 @@ def cmd_work(args) -> int:
     if any(s in planned for s in PIPELINE):  # the carried features, back in float32 where the stages read them
         feats = torch.load(build / "features" / f"{dataset}.pt", map_location="cpu", weights_only=True)
         (main_dir / "data" / "features").mkdir(parents=True, exist_ok=True)
-        save_features(full_precision(feats), main_dir / "data" / "features" / f"{dataset}.pt")
+        FeatureFile.from_dict(full_precision(feats), build).save(main_dir / "data" / "features" / f"{dataset}.pt")
         del feats
     save()
     if "cuda_tests" in planned:

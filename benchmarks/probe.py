@@ -78,7 +78,7 @@ def main() -> None:
         params = validate_params(params, f"--run {group!r}")  # a mistyped override is refused, not ignored
         window = (params.graphs.window_past, params.graphs.window_future)
         group_graphs = graphs if tuple(graphs["window"]) == window else build_graphs(
-            all_feats["lengths"].tolist(), len(all_feats["features"]), *window)
+            all_feats.lengths.tolist(), len(all_feats.features), *window)
         label, bests, selected = group or "defaults", [], []
         for session in args.heldout:
             feats = heldout_split(all_feats, session) if session else all_feats

@@ -38,7 +38,7 @@ def main() -> None:
     teacher = load_torch(f"models/teachers/{ds}.pt", "teacher file")["text"]
     data = DialogueData(text_only(feats), graphs["multimodal"])
     valid = utterance_split(feats) == SPLITS.index("valid")
-    classes = feats["classes"]
+    classes = feats.classes
     rows = []
     for seed, run in checkpoint.runs.items():
         model = MGLRA(checkpoint.config)
@@ -47,7 +47,7 @@ def main() -> None:
         model.load_state_dict(run.get("text_only_state", run["state"]))
         student = predict(model, data, "valid", "cpu")
         labels, order = student["labels"], student["utterances"]
-        assert torch.equal(labels, feats["labels"][order])
+        assert torch.equal(labels, feats.labels[order])
         answers = {"fused": torch.softmax(fused["logits"][-1], -1),
                    "student": torch.softmax(student["student_logits"]["text"], -1),
                    "teacher": torch.softmax(teacher["logits"][order], -1)}

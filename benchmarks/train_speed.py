@@ -24,14 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def released_dims(feats: dict) -> dict:
+def released_dims(feats):
     import torch
-    n = len(feats["labels"])
+    n = len(feats.labels)
     g = torch.Generator().manual_seed(0)
-    feats = dict(feats)
-    feats["features"] = {"text": torch.randn(n, 4, 1024, generator=g), "audio": torch.randn(n, 1582, generator=g),
-                         "visual": torch.randn(n, 342, generator=g)}
-    return feats
+    return feats.but(features={"text": torch.randn(n, 4, 1024, generator=g), "audio": torch.randn(n, 1582, generator=g),
+                               "visual": torch.randn(n, 342, generator=g)})
 
 
 def bench_epoch(dataset: str, device, params, released: bool, epochs: int, profile: bool = False) -> dict:
@@ -47,7 +45,7 @@ def bench_epoch(dataset: str, device, params, released: bool, epochs: int, profi
     feats = load_features(f"data/features/{dataset}.pt")
     if released:
         feats = released_dims(feats)
-        graphs = build_graphs(feats["lengths"].tolist(), 3)
+        graphs = build_graphs(feats.lengths.tolist(), 3)
     else:
         graphs = load_torch(f"data/graphs/{dataset}.pt")
     data = DialogueData(feats, graphs["multimodal"]).to(device)  # as fit does: features on the device once
@@ -108,8 +106,8 @@ def bench_stage(dataset: str, params_raw: dict, epochs: int | None) -> dict:
     graphs = load_torch(f"data/graphs/{dataset}.pt")
     teacher_logits = None
     if params.mkd.enabled:
-        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]),
-                                             len(feats["labels"]))
+        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats.features),
+                                             len(feats.labels))
     start = time.perf_counter()
     train_model(dataset, feats, graphs, params, teacher_logits, progress=False)
     return {"what": f"{dataset} stage train ({len(params.train.seeds)} seeds, {params.workers} workers)",

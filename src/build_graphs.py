@@ -11,7 +11,7 @@ def main(dataset: str) -> None:
     params = load_params()
     check_dataset(dataset, params)
     feats = load_features(f"data/features/{dataset}.pt")
-    graphs = build_graphs(feats["lengths"].tolist(), len(feats["features"]),
+    graphs = build_graphs(feats.lengths.tolist(), len(feats.features),
                           params.graphs.window_past, params.graphs.window_future)
     save_torch(graphs, f"data/graphs/{dataset}.pt")
     edges = sum(g.num_edges for g in graphs["multimodal"])

@@ -29,7 +29,7 @@ def main(dataset: str) -> None:
     references = load_torch(f"models/references/{dataset}.pt", "reference file", ("logreg", "bc_lstm"))
     metrics["references"] = ev.evaluate_references(references, feats)
     # the paper's protocol beside ours, measured on the per-epoch test records: reported, never used to pick
-    labels, classes = feats["labels"], feats["classes"]
+    labels, classes = feats.labels, feats.classes
     runs = {"model": ({seed: run["epoch"] for seed, run in checkpoint.runs.items()}, f"models/{dataset}.pt"),
             "bc_lstm": ({seed: r["epoch"] for seed, r in references["bc_lstm"].items()},
                         f"models/references/{dataset}.pt"),
@@ -51,7 +51,7 @@ def main(dataset: str) -> None:
     out = f"plots/{dataset}"
     labels = torch.cat([p[0] for p in test_predictions.values()])
     predictions = torch.cat([p[1] for p in test_predictions.values()])
-    ev.confusion_plots(labels, predictions, feats["classes"], out)
+    ev.confusion_plots(labels, predictions, feats.classes, out)
     variant = "MRL-E" if mrl["enabled"] and mrl["shared"] else "MRL" if mrl["enabled"] else "MGLRA"
     ev.nesting_plots(metrics, variant, out)
     ev.modality_plots(teachers, metrics["students"], out)

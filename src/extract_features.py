@@ -2,7 +2,6 @@
 import time
 
 from erc.features.extract import extract
-from erc.data.feature_file import save_features
 from erc.runtime.errors import run_stage
 from erc.config.params import check_dataset, load_params
 
@@ -11,9 +10,9 @@ def main(dataset: str) -> None:
     params = load_params()
     start = time.time()
     feats = extract(check_dataset(dataset, params), params)
-    save_features(feats, f"data/features/{dataset}.pt")
-    shapes = {m: tuple(t.shape) for m, t in feats["features"].items()}
-    print(f"{dataset}: {len(feats['dialogue_ids'])} dialogues, {len(feats['labels'])} utterances, "
+    feats.save(f"data/features/{dataset}.pt")
+    shapes = {m: tuple(t.shape) for m, t in feats.features.items()}
+    print(f"{dataset}: {len(feats.dialogue_ids)} dialogues, {len(feats.labels)} utterances, "
           f"features {shapes}, {time.time() - start:.1f} s")
 
 

@@ -69,8 +69,8 @@ def run(dataset: str, row: str, seeds: list[int]) -> None:
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teacher_logits = None
     if params.mkd.enabled:
-        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]),
-                                             len(feats["labels"]))
+        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats.features),
+                                             len(feats.labels))
     for seed in todo:
         start = time.time()
         one = params.model_copy(update={"train": params.train.model_copy(update={"seeds": [seed]})})

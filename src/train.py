@@ -19,7 +19,7 @@ def main(dataset: str) -> None:
     graphs = load_torch(f"data/graphs/{dataset}.pt", "graph file", GRAPH_KEYS)
     teacher_logits = None
     if params.mkd.enabled:
-        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats["features"]), len(feats["labels"]))
+        teacher_logits = load_teacher_logits(f"models/teachers/{dataset}.pt", list(feats.features), len(feats.labels))
     with staged_curves(f"plots/train/{dataset}") as live_factory:  # the curves: whole or absent
         checkpoint = train_model(dataset, feats, graphs, params, teacher_logits, live_factory=live_factory)
     records = collect_records(checkpoint.runs)  # each seed's per-epoch test probabilities, out of the checkpoint

@@ -24,19 +24,26 @@ ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data" / "raw"
 
 
-def random_feats(lengths, splits, n_classes=3, n_speakers=2, text=(2, 12), audio=5, seed=0) -> dict:
+def random_feats(lengths, splits, n_classes=3, n_speakers=2, text=(2, 12), audio=5, seed=0):
+    from erc.data.feature_file import FeatureFile
     g = torch.Generator().manual_seed(seed)
     n = sum(lengths)
     feats = {"text": torch.randn(n, *text, generator=g)}
     if audio:
         feats["audio"] = torch.randn(n, audio, generator=g)
-    return {
-        "dataset": "toy", "classes": [f"c{i}" for i in range(n_classes)], "n_speakers": n_speakers,
-        "sources": {"text": "random", "audio": "random", "visual": "none"},
-        "dialogue_ids": [str(i) for i in range(len(lengths))], "splits": list(splits),
-        "lengths": torch.tensor(lengths), "speakers": torch.randint(0, n_speakers, (n,), generator=g),
-        "labels": torch.randint(0, n_classes, (n,), generator=g), "sentences": [""] * n, "features": feats,
-    }
+    return FeatureFile(
+        dataset="toy", classes=[f"c{i}" for i in range(n_classes)], n_speakers=n_speakers,
+        sources={"text": "random", "audio": "random", "visual": "none"},
+        dialogue_ids=[str(i) for i in range(len(lengths))], splits=list(splits),
+        lengths=torch.tensor(lengths), speakers=torch.randint(0, n_speakers, (n,), generator=g),
+        labels=torch.randint(0, n_classes, (n,), generator=g), sentences=[""] * n, features=feats)
+
+
+def shapes_only(features: dict, n_speakers: int, classes):
+    """A one-utterance feature file with ``features``' shapes: what ``model_config`` reads of a real one."""
+    from erc.data.feature_file import FeatureFile
+    zero = torch.zeros(1, dtype=torch.long)
+    return FeatureFile("toy", list(classes), n_speakers, ["d"], ["train"], torch.tensor([1]), zero, zero, features)
 
 
 @pytest.fixture
@@ -44,13 +51,13 @@ def toy():
     lengths = [5, 3, 7, 4, 6, 2, 5, 4, 3, 6]
     splits = ["train"] * 6 + ["valid"] * 2 + ["test"] * 2
     feats = random_feats(lengths, splits)
-    graphs = build_graphs(lengths, len(feats["features"]))
+    graphs = build_graphs(lengths, len(feats.features))
     return feats, graphs
 
 
 def small_model_kwargs(feats, **overrides):
-    kwargs = dict(input_dims={m: tuple(t.shape[1:]) for m, t in feats["features"].items()},
-                  n_speakers=feats["n_speakers"], n_classes=len(feats["classes"]), hidden=16, graph_hidden=8,
+    kwargs = dict(input_dims={m: tuple(t.shape[1:]) for m, t in feats.features.items()},
+                  n_speakers=feats.n_speakers, n_classes=len(feats.classes), hidden=16, graph_hidden=8,
                   graph_layers=2, attention_heads=2, dropout=0.5, mask_ratio=0.5)
     kwargs.update(overrides)
     return kwargs

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, shapes_only
 from erc.runtime.errors import InputError
 from erc.models.mglra import MGLRA
 from erc.config.params import load_params, validate_params
@@ -146,7 +146,7 @@ def test_committed_params_pass_and_defaults_fill_missing_keys():
     assert filled.model.speaker == "text"  # a key left out: the released placement (text nodes)
     assert filled.references.bclstm_hidden == 128 and filled.references.logreg_C == [0.01, 0.1, 1.0, 10.0]
     assert filled.model.hidden.model_dump() == PARAMS["model"]["hidden"]  # what is given is kept
-    assert model_config({"features": {"text": torch.zeros(1, 2, 12)}, "n_speakers": 2, "classes": [0, 1, 2]},
+    assert model_config(shapes_only({"text": torch.zeros(1, 2, 12)}, 2, [0, 1, 2]),
                         filled, "iemocap").speaker == "text"
 
 
@@ -224,8 +224,7 @@ def test_each_script_as_a_command_fails_in_one_line(tmp_path, script, args, edit
 
 # ---------------------------------------------------------------- predict.py
 def tiny_checkpoint(path):
-    feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
-             "classes": list(range(7))}
+    feats = shapes_only({"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, 9, range(7))
     params = load_params(ROOT / "params.yaml")
     # narrower than the nesting sizes allow: unchecked, nesting_sizes keeps the sizes below the block
     params = params.model_copy(update={"model": params.model.model_copy(update={"hidden": 16, "graph_hidden": 8})})

@@ -43,7 +43,7 @@ def default_device_meta():
 def toy_data(n_classes=3):
     lengths = [5, 3, 7, 4, 6, 2, 5, 4, 3, 6]
     feats = random_feats(lengths, ["train"] * 6 + ["valid"] * 2 + ["test"] * 2, n_classes=n_classes)
-    return feats, build_graphs(lengths, len(feats["features"]))
+    return feats, build_graphs(lengths, len(feats.features))
 
 
 def test_auto_is_the_cpu_without_a_gpu_and_cuda_without_one_is_one_line():
@@ -65,12 +65,12 @@ def test_an_epoch_with_validation_creates_nothing_off_its_inputs_device(loss):
     feats, graphs = toy_data()
     data = DialogueData(feats, graphs["multimodal"])
     model = MGLRA(small_config(feats, student_placement="unimodal", nesting=[4, 16]))
-    teacher = {m: torch.randn(len(feats["labels"]), 3) for m in feats["features"]}
-    objective = Objective(task_loss(loss, feats["labels"], 3, 2.5), None, teacher)
+    teacher = {m: torch.randn(len(feats.labels), 3) for m in feats.features}
+    objective = Objective(task_loss(loss, feats.labels, 3, 2.5), None, teacher)
     with default_device_meta():
         result = fit(model, data, objective, Schedule(epochs=2, lr=1e-3, weight_decay=0.0, batch_size=4, seed=0, progress=False, modality_dropout=0.3, student="text"), "cpu")
         logits = predict_all(model, data, "cpu")
-    assert len(result["history"]) == 2 and logits.shape == (len(feats["labels"]), 3)
+    assert len(result["history"]) == 2 and logits.shape == (len(feats.labels), 3)
     assert all(v.device.type == "cpu" for v in result["state"].values())
 
 
@@ -87,9 +87,9 @@ def test_evaluation_creates_nothing_off_its_inputs_device(tmp_path):
     params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 2},
                               "train": {"epochs": {"iemocap": 1, "meld": 1}, "seeds": [0]},
                               "mrl": {"nesting": [4]}, "mkd": {"enabled": False}, "workers": 1})
-    feats["dataset"] = "iemocap"
+    feats.dataset = "iemocap"
     checkpoint = train_model("iemocap", feats, graphs, params, progress=False)
-    teacher_logits = torch.randn(len(feats["labels"]), 3)
+    teacher_logits = torch.randn(len(feats.labels), 3)
     with default_device_meta():
         metrics, predictions = evaluate_model(checkpoint, feats, graphs, "teacher", teacher_logits, "cpu")
     assert checkpoint.device == "cpu" and {"test", "text_only"} <= set(metrics)
@@ -151,7 +151,7 @@ def test_the_table_keeps_runs_on_another_device_apart():
 @CUDA
 def test_cuda_training_and_evaluation_agree_with_the_cpu():
     feats, graphs = toy_data()
-    feats["dataset"] = "iemocap"
+    feats.dataset = "iemocap"
     runs = {}
     for device in ("cpu", "cuda"):
         params = validate_params({"model": {"hidden": 16, "graph_hidden": 8, "graph_layers": 2, "dropout": 0.0,

@@ -56,25 +56,25 @@ def test_a_tiny_encoder_of_each_family_goes_through_the_whole_pipeline(family, t
 
     feats = extract("iemocap", params, RAW, dialogues=dialogues, progress=False,
                     finetuned_dir=tmp_path / "models" / "finetuned")
-    text = feats["features"]["text"]
+    text = feats.features["text"]
     assert text.shape == (sum(len(d) for d in dialogues), 4, SIZE["hidden_size"]) and torch.isfinite(text).all()
     assert not torch.equal(text[:, -1], text[:, -2])  # four distinct layers, not one repeated
 
-    lengths = feats["lengths"].tolist()
-    graphs = build_graphs(lengths, len(feats["features"]))
-    checkpoint = train_model("iemocap", {**feats, "labels": feats["labels"].masked_fill(
-        torch.tensor([s == "test" for s in feats["splits"]]).repeat_interleave(feats["lengths"]), -1)},
+    lengths = feats.lengths.tolist()
+    graphs = build_graphs(lengths, len(feats.features))
+    checkpoint = train_model("iemocap", feats.but(labels=feats.labels.masked_fill(
+        torch.tensor([s == "test" for s in feats.splits]).repeat_interleave(feats.lengths), -1)),
         graphs, params, progress=False)
     checkpoint.save(tmp_path / "models" / "iemocap.pt")
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     (tmp_path / "d.json").write_text(json.dumps([{"speaker": "F", "text": "I can't believe you did that."},
                                                  {"speaker": "M", "text": "Well, I did.",
-                                                  "audio": [0.0] * (feats["features"]["audio"].shape[1] - 1)}]))
+                                                  "audio": [0.0] * (feats.features["audio"].shape[1] - 1)}]))
     result = run_script("predict.py", "d.json", "--dataset", "iemocap", cwd=tmp_path)  # in this process
     assert result.returncode == 0, result.stderr
     turns = json.loads(result.stdout)
-    assert len(turns) == 2 and all(t["emotion"] in feats["classes"] for t in turns)
+    assert len(turns) == 2 and all(t["emotion"] in feats.classes for t in turns)
 
 
 def test_context_future_adds_the_following_turns_behind_a_separator(dialogues):

@@ -115,7 +115,7 @@ def test_cosmic_files_read_as_four_roberta_layers_in_order(tmp_path, few, datase
     path, dialogues = tmp_path / f"{dataset}_features_roberta.pkl", few[dataset]
     write(path, f"cosmic_{dataset}", parts(dataset, dialogues, 1024))
     assert detect_layout(load_pickle(path), path) == f"cosmic_{dataset}"
-    text = extract(dataset, params(dataset, path, text="file"), RAW, dialogues=dialogues)["features"]["text"].numpy()
+    text = extract(dataset, params(dataset, path, text="file"), RAW, dialogues=dialogues).features["text"].numpy()
     assert text.shape == (sum(len(d) for d in dialogues), 4, 1024)
     for layer in range(4):  # roberta1..4 in order, every utterance in its own row
         np.testing.assert_allclose(text[:, layer, :], np.repeat(expected(dialogues, layer + 1)[:, None], 1024, 1),
@@ -137,7 +137,7 @@ def test_multimodal_files_put_each_field_in_its_modality(tmp_path, few, layout, 
                                                    "audio": 5, "visual": 3}))
     assert detect_layout(load_pickle(path), path) == layout
     feats = extract(dataset, params(dataset, path, **{m: "file" for m in modalities}), RAW,
-                    dialogues=dialogues)["features"]
+                    dialogues=dialogues).features
     n = sum(len(d) for d in dialogues)
     assert feats["text"].shape == (n, layers, 7)
     for layer in range(layers):

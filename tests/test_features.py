@@ -11,7 +11,7 @@ from erc.runtime.files import atomic_path
 from erc.config.params import validate_params
 from erc.features.text import assemble_split_zip
 
-from conftest import RAW, ROOT
+from conftest import RAW, ROOT, random_feats
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_empty_dialogue_is_refused(few_dialogues):
 def test_minilm_and_praat_on_real_dialogues(tmp_path, few_dialogues):
     feats = extract("iemocap", params(text="minilm"), RAW, dialogues=few_dialogues, progress=False)
     n = sum(len(d) for d in few_dialogues)
-    text, audio = feats["features"]["text"], feats["features"]["audio"]
+    text, audio = feats.features["text"], feats.features["audio"]
     assert text.shape == (n, 4, 384) and audio.shape == (n, 17)
     assert torch.isfinite(text).all() and torch.isfinite(audio).all()
     # a known answer: the last layer's token mean, normalised, is what sentence-transformers' all-MiniLM-L6-v2 gives
@@ -50,14 +50,14 @@ def test_minilm_and_praat_on_real_dialogues(tmp_path, few_dialogues):
     torch.testing.assert_close(torch.nn.functional.normalize(text[:, -1], dim=-1), reference, atol=1e-4, rtol=1e-3)
     # an utterance's embedding does not depend on which sentences share its batch
     again = extract("iemocap", params(text="minilm", audio="none"), RAW, dialogues=few_dialogues[:1], progress=False)
-    assert torch.allclose(again["features"]["text"], text[:len(few_dialogues[0])], atol=1e-4)
-    assert feats["splits"] == ["train", "train", "valid", "test"]
+    assert torch.allclose(again.features["text"], text[:len(few_dialogues[0])], atol=1e-4)
+    assert feats.splits == ["train", "train", "valid", "test"]
     path = tmp_path / "f.pt"
     save_features(feats, path)
     loaded = load_features(path)
     test_rows = slice(n - len(few_dialogues[-1]), n)
-    assert (loaded["labels"][test_rows] == -1).all() and (loaded["labels"][: n - len(few_dialogues[-1])] >= 0).all()
-    assert (load_features(path, hide_test_labels=False)["labels"] == feats["labels"]).all()
+    assert (loaded.labels[test_rows] == -1).all() and (loaded.labels[: n - len(few_dialogues[-1])] >= 0).all()
+    assert (load_features(path, hide_test_labels=False).labels == feats.labels).all()
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
@@ -67,8 +67,9 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("crash mid-write")
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(InputError, match="not a feature file"):
-        save_features({"dataset": "x"}, tmp_path / "bad.pt")
+    bad = random_feats([2, 1], ["train", "test"]).but(labels=torch.zeros(1, dtype=torch.long))
+    with pytest.raises(InputError, match="'labels' has 1 rows, the dialogues hold 3 utterances"):
+        save_features(bad, tmp_path / "bad.pt")
     assert not (tmp_path / "bad.pt").exists()
 
 
@@ -92,4 +93,4 @@ def test_split_zip_is_assembled_in_order(tmp_path):
 def test_a_per_dataset_text_source_is_read_for_its_dataset(few_dialogues):
     per_dataset = params(text={"iemocap": "none", "meld": "minilm"})
     feats = extract("iemocap", per_dataset, RAW, dialogues=few_dialogues, progress=False)
-    assert feats["sources"]["text"] == "none" and "text" not in feats["features"] and "audio" in feats["features"]
+    assert feats.sources["text"] == "none" and "text" not in feats.features and "audio" in feats.features

@@ -192,26 +192,26 @@ def test_leave_one_session_out_fine_tunes_without_the_heldout_session(dialogues,
     p = params(encoder=tiny_bert, folds=2, max_length=48)
     # SMALL and a validation dialogue of the held-out session, whose labels must stay out too
     dialogues = [d for d in load_dialogues("iemocap", ROOT / "data" / "raw") if d.id in {*dialogues_ids(), HELD_VALID}]
-    feats, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path, progress=False, dialogues=dialogues)
+    (feats, encoders), = heldout_finetuned("iemocap", "Ses04", [p], tmp_path, progress=False, dialogues=dialogues)
     held = [d for d in dialogues if d.id.startswith("Ses04") and d.split == "train"]
     order = [d.id for d in dialogues]
-    assert [s for i, s in zip(order, feats["splits"]) if i.startswith("Ses04")] == ["test", "test"]
+    assert [s for i, s in zip(order, feats.splits) if i.startswith("Ses04")] == ["test", "test"]
     rows = np.cumsum([0] + [len(d) for d in dialogues])
     k, v = order.index(held[0].id), order.index(HELD_VALID)
-    assert feats["labels"][rows[k]:rows[k + 1]].tolist() == held[0].labels  # the held-out session scores
-    assert (feats["labels"][rows[v]:rows[v + 1]] == -1).all()  # its validation dialogue is hidden, as test's
+    assert feats.labels[rows[k]:rows[k + 1]].tolist() == held[0].labels  # the held-out session scores
+    assert (feats.labels[rows[v]:rows[v + 1]] == -1).all()  # its validation dialogue is hidden, as test's
     test = order.index(SMALL["test"][0])
-    assert (feats["labels"][rows[test]:rows[test + 1]] == -1).all()  # test labels stay hidden
-    assert set(feats["finetune"]) == {"full", "fold0", "fold1"}
+    assert (feats.labels[rows[test]:rows[test + 1]] == -1).all()  # test labels stay hidden
+    assert set(encoders) == {"full", "fold0", "fold1"}
     # the held-out labels never reach an encoder: other labels there, the same features bit for bit
     other = [type(d)(**{**d.__dict__, "labels": [(y + 1) % 6 for y in d.labels]}) if d.id.startswith("Ses04") else d
              for d in dialogues]  # the held-out training and validation dialogues both
-    again, = heldout_finetuned("iemocap", "Ses04", [p], tmp_path / "other", progress=False, dialogues=other)
-    assert torch.equal(again["features"]["text"], feats["features"]["text"])
+    (again, _), = heldout_finetuned("iemocap", "Ses04", [p], tmp_path / "other", progress=False, dialogues=other)
+    assert torch.equal(again.features["text"], feats.features["text"])
     # and they are not what an encoder fine-tuned on session 4 gives (the pipeline's all-data encoder)
     full = finetune_one("iemocap", dialogues, p, progress=False)
     expected = layer_features(full["encoders"]["full"]["model"], full["inputs"], list(range(rows[k], rows[k + 1])))
-    assert not np.allclose(feats["features"]["text"][rows[k]:rows[k + 1]].numpy(), expected, atol=1e-3)
+    assert not np.allclose(feats.features["text"][rows[k]:rows[k + 1]].numpy(), expected, atol=1e-3)
     # a second recipe that shares "full" trains only its own encoders (the cache holds one encoder per training set)
     cached = len(list((tmp_path / "encoders").glob("*.pt")))
     heldout_finetuned("iemocap", "Ses04", [params(encoder=tiny_bert, folds=0, max_length=48)], tmp_path, progress=False,

@@ -71,19 +71,19 @@ def test_over_the_limit_is_refused_naming_the_largest_part():
 
 def test_features_travel_in_float16_and_come_back_as_float32(tmp_path):
     feats = random_feats([40, 30, 50], ["train", "valid", "test"], text=(4, 64), audio=9)
-    half = gpu_check.half_precision(feats)
+    half = gpu_check.half_precision(feats.as_dict())
     assert {t.dtype for t in half["features"].values()} == {torch.float16}
-    assert feats["features"]["text"].dtype == torch.float32  # the original is left as it was
-    torch.save(feats, tmp_path / "full.pt")
+    assert feats.features["text"].dtype == torch.float32  # the original is left as it was
+    torch.save(feats.as_dict(), tmp_path / "full.pt")
     torch.save(half, tmp_path / "half.pt")
     assert (tmp_path / "half.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
     back = gpu_check.full_precision(torch.load(tmp_path / "half.pt", weights_only=True))
     for m, t in back["features"].items():
-        assert t.dtype == torch.float32 and torch.allclose(t, feats["features"][m], rtol=1e-3, atol=1e-3)
-    assert torch.equal(back["labels"], feats["labels"]) and back["dialogue_ids"] == feats["dialogue_ids"]
-    feats["features"]["audio"][0, 0] = 1e6
+        assert t.dtype == torch.float32 and torch.allclose(t, feats.features[m], rtol=1e-3, atol=1e-3)
+    assert torch.equal(back["labels"], feats.labels) and back["dialogue_ids"] == feats.dialogue_ids
+    feats.features["audio"][0, 0] = 1e6
     with pytest.raises(gpu_check.CheckError, match="audio features exceed float16's range"):
-        gpu_check.half_precision(feats)
+        gpu_check.half_precision(feats.as_dict())
 
 
 def test_the_graph_digest_follows_the_content():

@@ -45,7 +45,7 @@ def test_no_gradient_reaches_a_teacher(toy):
     assert student.student_heads["audio"].weight.grad.abs().sum() > 0
     # cached teacher logits are plain tensors, computed in eval mode without a graph
     cached = predict_all(teacher, DialogueData(feats, graphs["unimodal"], ["audio"]), "cpu")
-    assert not cached.requires_grad and cached.shape == (int(feats["lengths"].sum()), 3)
+    assert not cached.requires_grad and cached.shape == (int(feats.lengths.sum()), 3)
 
 
 def test_loss_with_mkd_adds_student_terms_and_disabled_is_the_task_loss(toy):
@@ -55,7 +55,7 @@ def test_loss_with_mkd_adds_student_terms_and_disabled_is_the_task_loss(toy):
     batch = DialogueData(feats, graphs["multimodal"]).make_batch([0, 1])
     out = model(batch)
     y = batch.labels
-    teachers = {m: torch.randn(int(feats["lengths"].sum()), 3) for m in ("text", "audio")}
+    teachers = {m: torch.randn(int(feats.lengths.sum()), 3) for m in ("text", "audio")}
     task = CrossEntropy()
     mrl = sum(F.cross_entropy(z, y) for z in out["logits"])
     assert torch.allclose(Objective(task)(out, batch), mrl)  # mkd.enabled false: exactly the MRL loss
@@ -78,7 +78,7 @@ def test_student_heads_sit_where_placement_says(toy):
 
 def test_unimodal_student_sees_only_its_own_modality(toy):
     feats, graphs = toy
-    changed = dict(feats, features=dict(feats["features"], text=feats["features"]["text"] + 3.0))
+    changed = feats.but(features=dict(feats.features, text=feats.features["text"] + 3.0))
     batch, other = (DialogueData(f, graphs["multimodal"]).make_batch([0, 1, 2]) for f in (feats, changed))
     for placement, audio_sees_text in (("unimodal", False), ("encoder", True)):
         torch.manual_seed(0)
@@ -93,7 +93,7 @@ def test_unimodal_student_sees_only_its_own_modality(toy):
 def test_the_text_student_keeps_its_own_validation_epoch_and_the_fused_selection_is_unchanged(toy):
     feats, graphs = toy
     data = DialogueData(feats, graphs["multimodal"])
-    teachers = {m: torch.randn(int(feats["lengths"].sum()), 3, generator=torch.Generator().manual_seed(1))
+    teachers = {m: torch.randn(int(feats.lengths.sum()), 3, generator=torch.Generator().manual_seed(1))
                 for m in ("text", "audio")}
     schedule = Schedule(epochs=8, lr=1e-2, weight_decay=0.0, batch_size=2, seed=0, progress=False)
 
@@ -109,7 +109,7 @@ def test_the_text_student_keeps_its_own_validation_epoch_and_the_fused_selection
     # the kept state is that epoch's: its text head scores what the history says
     model = MGLRA(small_config(feats, nesting=[4, 16], student_placement="unimodal")).eval()
     model.load_state_dict(both["student_state"])
-    _, (own, _) = validation_score(model, data, Objective(CrossEntropy()), "cpu", feats["classes"], 2, student="text")
+    _, (own, _) = validation_score(model, data, Objective(CrossEntropy()), "cpu", feats.classes, 2, student="text")
     assert own["weighted_f1"] == max(scores)
 
 
@@ -124,7 +124,7 @@ def test_a_unimodal_text_student_keeps_its_epoch_whatever_mkd_text_only_says(toy
         params = validate_params({"model": {"hidden": 8, "graph_hidden": 8, "graph_layers": 1},
                                   "train": {"epochs": 2, "seeds": [0]}, "workers": 1,
                                   "mrl": {"nesting": [4]}, "mkd": {"placement": "unimodal", "text_only": answer}})
-        teachers = {m: torch.randn(int(feats["lengths"].sum()), 3, generator=torch.Generator().manual_seed(1))
+        teachers = {m: torch.randn(int(feats.lengths.sum()), 3, generator=torch.Generator().manual_seed(1))
                     for m in ("text", "audio")}
         checkpoints.append(train_model("iemocap", feats, graphs, params, teachers, progress=False))
     first, second = checkpoints

@@ -20,8 +20,8 @@ from conftest import random_feats
 def flagged_feats():
     lengths = [6, 5, 7, 4, 6, 5, 6, 5, 4, 6]
     feats = random_feats(lengths, ["train"] * 6 + ["valid"] * 2 + ["test"] * 2)
-    feats["sources"]["audio"] = "praat"
-    feats["features"]["audio"][:, -1] = 0.0  # the flag column: every utterance has audio
+    feats.sources["audio"] = "praat"
+    feats.features["audio"][:, -1] = 0.0  # the flag column: every utterance has audio
     return feats, build_graphs(lengths, 2)
 
 
@@ -39,8 +39,8 @@ def test_mark_missing_zeroes_the_descriptors_and_sets_the_flag_only_where_asked(
 def test_text_only_marks_every_utterance_and_keeps_the_text():
     feats, _ = flagged_feats()
     only = text_only(feats)
-    assert torch.equal(only["features"]["text"], feats["features"]["text"])
-    assert (only["features"]["audio"][:, -1] == 1).all() and (only["features"]["audio"][:, :-1] == 0).all()
+    assert torch.equal(only.features["text"], feats.features["text"])
+    assert (only.features["audio"][:, -1] == 1).all() and (only.features["audio"][:, :-1] == 0).all()
 
 
 def test_modality_dropout_marks_about_the_rate_of_audio_rows_and_never_the_text():
@@ -60,7 +60,7 @@ def test_modality_dropout_marks_about_the_rate_of_audio_rows_and_never_the_text(
 def test_dialogue_unit_marks_whole_dialogues_at_about_the_rate():
     feats, graphs = flagged_feats()
     data = DialogueData(feats, graphs["multimodal"])
-    batch = data.make_batch(list(range(len(feats["lengths"]))))
+    batch = data.make_batch(list(range(len(feats.lengths))))
     marked_share = []
     for seed in range(20):
         dropped = drop_modalities(batch, 0.3, torch.Generator().manual_seed(seed), data.flagged, unit="dialogue")
@@ -135,8 +135,8 @@ def test_the_text_teacher_and_the_student_teacher_mean_answer_text_only_dialogue
     feats, graphs = flagged_feats()
     checkpoint = untrained_checkpoint(feats, {"enabled": True}, n_seeds=2)
     config = checkpoint.config
-    n = len(feats["labels"])
-    teacher = torch.randn(n, len(feats["classes"]))
+    n = len(feats.labels)
+    teacher = torch.randn(n, len(feats.classes))
     teacher[:, 0] += 0.5  # a teacher that differs from the student
     metrics = {a: evaluate_model(checkpoint, feats, graphs, a, teacher)[0]
                for a in ("fused", "student", "teacher", "student+teacher")}
@@ -145,7 +145,7 @@ def test_the_text_teacher_and_the_student_teacher_mean_answer_text_only_dialogue
         assert all(m[f"text_only_{a}"] == metrics["fused"][f"text_only_{a}"] for a in metrics)  # all reported
     # the teacher answers from its own logits: the same for every seed, whatever the model's states are
     rows = utterance_split(feats) == 2  # the test utterances
-    by_hand = classification_metrics(feats["labels"][rows], teacher[rows].argmax(-1), feats["classes"])
+    by_hand = classification_metrics(feats.labels[rows], teacher[rows].argmax(-1), feats.classes)
     assert metrics["teacher"]["text_only"]["test"]["weighted_f1"] == {"mean": by_hand["weighted_f1"], "std": 0.0}
     # the mean answer: argmax of the mean of the student's and the teacher's softmax, seed by seed
     data = DialogueData(text_only(feats), graphs["multimodal"])
@@ -155,7 +155,7 @@ def test_the_text_teacher_and_the_student_teacher_mean_answer_text_only_dialogue
         model.load_state_dict(run["state"])
         out = predict(model, data, "test", "cpu")
         p = torch.softmax(out["student_logits"]["text"], -1) + torch.softmax(teacher[out["utterances"]], -1)
-        per_seed.append(classification_metrics(out["labels"], p.argmax(-1), feats["classes"])["weighted_f1"])
+        per_seed.append(classification_metrics(out["labels"], p.argmax(-1), feats.classes)["weighted_f1"])
     assert abs(metrics["student+teacher"]["text_only"]["test"]["weighted_f1"]["mean"] - sum(per_seed) / 2) < 1e-9
     # without the teacher's logits evaluate cannot give a teacher answer and says so
     with pytest.raises(InputError, match="mkd.text_only: teacher needs the text teacher"):

@@ -71,7 +71,7 @@ def test_batch_composition_does_not_change_eval_outputs(toy):
     torch.manual_seed(0)
     model = MGLRA(small_config(feats))
     data = DialogueData(feats, graphs["multimodal"])
-    dialogues = list(range(len(feats["lengths"])))
+    dialogues = list(range(len(feats.lengths)))
     a = eval_outputs(model, data, dialogues, batch_size=4)
     b = eval_outputs(model, data, dialogues[::-1], batch_size=3)
     c = eval_outputs(model, data, dialogues, batch_size=1)  # every dialogue alone: padding never leaks
@@ -83,7 +83,7 @@ def test_faithful_mode_reproduces_the_released_quirks(toy):
     torch.manual_seed(0)
     model = MGLRA(small_config(feats, faithful=True))
     data = DialogueData(feats, graphs["multimodal"])
-    dialogues = list(range(len(feats["lengths"])))
+    dialogues = list(range(len(feats.lengths)))
     torch.manual_seed(1)
     a = eval_outputs(model, data, dialogues, batch_size=4)
     torch.manual_seed(1)
@@ -175,7 +175,7 @@ def test_loss_falls_on_a_tiny_dataset(toy):
     torch.manual_seed(0)
     model = MGLRA(small_config(feats, dropout=0.0, mask_ratio=0.0))
     data = DialogueData(feats, graphs["multimodal"])
-    train_labels = feats["labels"][:sum(feats["lengths"][:6])]
+    train_labels = feats.labels[:sum(feats.lengths[:6])]
     objective = Objective(WeightedNLL(class_weights(train_labels, 3)))
     result = fit(model, data, objective, Schedule(epochs=40, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False), "cpu")
     losses = [row["train_loss"] for row in result["history"]]
@@ -186,11 +186,11 @@ def test_test_labels_cannot_change_the_selected_checkpoint(toy):
     feats, graphs = toy
     runs = []
     for flip in (False, True):
-        labels = feats["labels"].clone()
-        test_rows = torch.arange(len(labels)) >= int(feats["lengths"][:8].sum())
+        labels = feats.labels.clone()
+        test_rows = torch.arange(len(labels)) >= int(feats.lengths[:8].sum())
         if flip:
             labels[test_rows] = (labels[test_rows] + 1) % 3
-        changed = dict(feats, labels=labels)
+        changed = feats.but(labels=labels)
         torch.manual_seed(0)
         model = MGLRA(small_config(changed))
         data = DialogueData(changed, graphs["multimodal"])

@@ -39,17 +39,17 @@ def test_a_corpus_with_splits_and_wavs_runs_every_stage_and_predicts(pipeline, t
     assert {"finetune_text", "extract_features@mine", "train_teachers@mine", "train@mine", "evaluate@mine"} <= \
         set(pipeline.stages)
     feats = load_features(repo / "data" / "features" / "mine.pt", hide_test_labels=False)
-    assert feats["classes"] == LABELS and feats["n_speakers"] == 3 and feats["sources"]["audio"] == "praat-wav"
-    assert feats["sources"]["text"] == "minilm-ft"
-    assert len(feats["dialogue_ids"]) == 24 and sorted(set(feats["splits"])) == ["test", "train", "valid"]
-    labels = feats["labels"]
+    assert feats.classes == LABELS and feats.n_speakers == 3 and feats.sources["audio"] == "praat-wav"
+    assert feats.sources["text"] == "minilm-ft"
+    assert len(feats.dialogue_ids) == 24 and sorted(set(feats.splits)) == ["test", "train", "valid"]
+    labels = feats.labels
     assert int((labels == -1).sum()) == 2  # the unlabelled turns are kept, as context
-    audio = feats["features"]["audio"]
+    audio = feats.features["audio"]
     measured = audio[:, -1] == 0
     n_with_wav = sum(1 for r in rows if r.get("wav"))
     assert audio.shape[1] == 9 and int(measured.sum()) == n_with_wav  # 8 Praat descriptors + the missing flag
     assert torch.isfinite(audio).all() and audio[measured, :-1].std(0).gt(0).all()
-    assert feats["corpus"]["speaker_vocabulary"] == ["Ann", "Bob", "Cy"] and feats["corpus"]["split"] == "column"
+    assert feats.corpus["speaker_vocabulary"] == ["Ann", "Bob", "Cy"] and feats.corpus["split"] == "column"
     metrics = json.loads((repo / "metrics" / "mine.json").read_text())
     assert 0 <= metrics["test"]["weighted_f1"]["mean"] <= 100
     details = json.loads((repo / "metrics" / "details" / "mine.json").read_text())
@@ -78,13 +78,13 @@ def test_a_corpus_with_splits_and_wavs_runs_every_stage_and_predicts(pipeline, t
 def test_a_corpus_without_split_or_audio_is_dealt_by_seed_and_runs_on_text(pipeline, tmp_path):
     repo = pipeline.repo
     feats = load_features(repo / "data" / "features" / "talk.pt", hide_test_labels=False)
-    assert set(feats["features"]) == {"text"} and feats["sources"]["audio"] == "none"
-    assert feats["sources"]["text"] == "minilm"  # frozen: the fine-tuning is mine's
+    assert set(feats.features) == {"text"} and feats.sources["audio"] == "none"
+    assert feats.sources["text"] == "minilm"  # frozen: the fine-tuning is mine's
     assert (repo / "models" / "finetuned" / "talk" / "NOT_USED.txt").read_text().startswith("features.text is minilm")
-    assert [feats["splits"].count(s) for s in ("train", "valid", "test")] == [18, 6, 6]
-    assert feats["corpus"]["split"] == "seed 3, fractions [0.6, 0.2, 0.2]"
+    assert [feats.splits.count(s) for s in ("train", "valid", "test")] == [18, 6, 6]
+    assert feats.corpus["split"] == "seed 3, fractions [0.6, 0.2, 0.2]"
     # per-dialogue speakers: first appearance in each dialogue, at most three
-    assert feats["n_speakers"] == 3 and feats["speakers"][:2].tolist() == [0, 1]
+    assert feats.n_speakers == 3 and feats.speakers[:2].tolist() == [0, 1]
     assert json.loads((repo / "metrics" / "talk.json").read_text())["test"]["weighted_f1"]["mean"] >= 0
     dialogue = tmp_path / "d.json"
     dialogue.write_text(json.dumps([{"speaker": "x", "text": "so lonely"}, {"speaker": "y", "text": "fine"}]))
@@ -111,12 +111,12 @@ def test_the_built_in_path_and_the_corpus_path_give_the_same_features(tmp_path, 
     built_in = extract("iemocap", validate_params(base), RAW, dialogues=dialogues, progress=False)
     own = extract("iem", params, RAW, progress=False)
     for key in ("classes", "dialogue_ids", "splits", "sentences"):
-        assert own[key] == built_in[key], key
+        assert getattr(own, key) == getattr(built_in, key), key
     for key in ("lengths", "speakers", "labels"):
-        assert torch.equal(own[key], built_in[key]), key
-    assert own["n_speakers"] == built_in["n_speakers"] == 2
-    assert torch.equal(own["features"]["text"], built_in["features"]["text"])
-    assert builtin_card("iemocap").labels == own["classes"]
+        assert torch.equal(getattr(own, key), getattr(built_in, key)), key
+    assert own.n_speakers == built_in.n_speakers == 2
+    assert torch.equal(own.features["text"], built_in.features["text"])
+    assert builtin_card("iemocap").labels == own.classes
 
 
 @pytest.mark.parametrize("entry, message", [

@@ -3,7 +3,9 @@ import json
 import pytest
 import torch
 
+from conftest import shapes_only
 from erc.runtime.errors import InputError
+from erc.data.feature_file import FeatureFile
 from erc.models.checkpoint import Checkpoint
 from erc.models.mglra import MGLRA
 from erc.models.inference import Serving, format_table, predict_dialogue, read_dialogue
@@ -21,8 +23,7 @@ def narrow_params() -> Params:
 
 @pytest.fixture
 def checkpoint():
-    feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
-             "classes": list(range(7))}
+    feats = shapes_only({"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, 9, range(7))
     params = narrow_params()
     config = model_config(feats, params, "meld")
     torch.manual_seed(0)
@@ -98,9 +99,8 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
     from erc.data.batching import DialogueData
     from erc.data.graphs import dialogue_graph
     from erc.models.inference import dialogue_features
-    feats = {"features": dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]),
-             "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
-             "labels": torch.full((2,), -1)}
+    feats = FeatureFile("meld", list(range(7)), 9, ["d"], ["test"], torch.tensor([2]), torch.tensor([0, 1]),
+                           torch.full((2,), -1), dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]))
     batch = DialogueData(feats, [dialogue_graph(2, 2, -1, -1)], ["text", "audio"]).make_batch([0])
     model = MGLRA(checkpoint.config).eval()
     model.load_state_dict(checkpoint.runs[0]["state"])
@@ -118,16 +118,14 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_wh
     from erc.data.graphs import dialogue_graph
     from erc.models.inference import dialogue_features
     params = narrow_params()
-    feats = {"features": {"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, "n_speakers": 9,
-             "classes": list(range(7))}
+    feats = shapes_only({"text": torch.zeros(1, 4, 384), "audio": torch.zeros(1, 9)}, 9, range(7))
     config = model_config(feats, params, "meld", modalities=["text"], use_mrl=False, use_mkd=False)
     torch.manual_seed(5)
     teacher = {"config": config.as_dict(), "state": MGLRA(config).state_dict()}
     turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
     # by hand: the teacher's softmax on the text of the dialogue (its own one-modality graph) and the student's
-    text = {"features": dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]),
-            "lengths": torch.tensor([2]), "splits": ["test"], "speakers": torch.tensor([0, 1]),
-            "labels": torch.full((2,), -1)}
+    text = FeatureFile("meld", list(range(7)), 9, ["d"], ["test"], torch.tensor([2]), torch.tensor([0, 1]),
+                          torch.full((2,), -1), dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]))
     model = MGLRA(config).eval()
     model.load_state_dict(teacher["state"])
     student = MGLRA(checkpoint.config).eval()

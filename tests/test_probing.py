@@ -16,8 +16,8 @@ def session_feats():
     splits = ["train"] * 6 + ["valid", "valid", "test"]
     lengths = [5, 4, 6, 5, 3, 6, 4, 5, 4]
     feats = random_feats(lengths, splits)
-    feats["dialogue_ids"] = ids
-    return feats, build_graphs(lengths, len(feats["features"]))
+    feats.dialogue_ids = ids
+    return feats, build_graphs(lengths, len(feats.features))
 
 
 def small_params(**extra):
@@ -33,14 +33,14 @@ def small_params(**extra):
 def test_heldout_split_moves_the_session_out_of_training_and_hides_its_validation_labels():
     feats, _ = session_feats()
     split = heldout_split(feats, "Ses02")
-    assert split["splits"] == ["train"] * 3 + ["test"] * 3 + ["valid", "test", "test"]
-    starts = torch.cat([torch.zeros(1, dtype=torch.long), feats["lengths"].cumsum(0)])
+    assert split.splits == ["train"] * 3 + ["test"] * 3 + ["valid", "test", "test"]
+    starts = torch.cat([torch.zeros(1, dtype=torch.long), feats.lengths.cumsum(0)])
     for d, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
         hidden = d == 7  # Ses02's validation dialogue joins test without labels
-        assert (split["labels"][a:b] == -1).all().item() is hidden
+        assert (split.labels[a:b] == -1).all().item() is hidden
         if not hidden:
-            assert torch.equal(split["labels"][a:b], feats["labels"][a:b])
-    assert torch.equal(feats["labels"], session_feats()[0]["labels"])  # the input is left alone
+            assert torch.equal(split.labels[a:b], feats.labels[a:b])
+    assert torch.equal(feats.labels, session_feats()[0].labels)  # the input is left alone
 
 
 def test_in_split_teachers_never_see_the_heldout_labels_and_are_cached(tmp_path):
@@ -48,11 +48,11 @@ def test_in_split_teachers_never_see_the_heldout_labels_and_are_cached(tmp_path)
     params = small_params()
     split = heldout_split(feats, "Ses02")
     logits = split_teacher_logits("iemocap", split, graphs, params)
-    assert set(logits) == {"text", "audio"} and logits["text"].shape == (len(feats["labels"]), 3)
+    assert set(logits) == {"text", "audio"} and logits["text"].shape == (len(feats.labels), 3)
     # other labels on the held-out session (filed under test) leave the teachers bit-identical
-    relabelled = dict(split, labels=split["labels"].clone())
-    held = torch.tensor([s == "test" for s in split["splits"]]).repeat_interleave(split["lengths"])
-    relabelled["labels"][held & (split["labels"] >= 0)] = 2 - relabelled["labels"][held & (split["labels"] >= 0)]
+    relabelled = split.but(labels=split.labels.clone())
+    held = torch.tensor([s == "test" for s in split.splits]).repeat_interleave(split.lengths)
+    relabelled.labels[held & (split.labels >= 0)] = 2 - relabelled.labels[held & (split.labels >= 0)]
     again = split_teacher_logits("iemocap", relabelled, graphs, params)
     assert all(torch.equal(logits[m], again[m]) for m in logits)
     # whereas teachers trained on the whole training split (the held-out session included) are other models
@@ -83,8 +83,8 @@ def test_probe_run_trains_the_full_model_and_reports_the_selected_heldout_score(
     # scored on the held-out utterances only
     only = probe_run(Probe("iemocap", text_only(split), graphs, params, 0, "cpu", heldout=True, teacher_logits=teachers))
     assert only["text_only"] == only["selected"] and 0 <= report["text_only"] <= 100
-    held = (utterance_split(split) == 2) & (split["labels"] >= 0)
-    expected = f1_score(split["labels"][held], teachers["text"][held].argmax(-1), average="weighted") * 100
+    held = (utterance_split(split) == 2) & (split.labels >= 0)
+    expected = f1_score(split.labels[held], teachers["text"][held].argmax(-1), average="weighted") * 100
     assert abs(report["text_teacher"] - expected) < 1e-9
     try:
         probe_run(Probe("iemocap", split, graphs, params, 0, "cpu", heldout=True))

@@ -38,8 +38,8 @@ def _fit(feats, graphs, record, faithful=False):
                                 faithful=faithful)
     torch.manual_seed(0)
     model = MGLRA(config)
-    n = int(feats["lengths"].sum())
-    teacher_logits = {m: torch.randn(n, 3, generator=torch.Generator().manual_seed(1)) for m in feats["features"]}
+    n = int(feats.lengths.sum())
+    teacher_logits = {m: torch.randn(n, 3, generator=torch.Generator().manual_seed(1)) for m in feats.features}
     objective = build_objective(params, "iemocap", feats, len(config.nesting), teacher_logits)
     data = DialogueData(feats, graphs["multimodal"])
     result = fit(model, data, objective, Schedule(epochs=EPOCHS, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, student="text", record=record), "cpu")
@@ -71,7 +71,7 @@ def test_record_is_the_kept_models_test_output(hidden):
     expected = torch.softmax(out["logits"][-1], -1).to(torch.float16)
     assert torch.equal(probs[result["epoch"] - 1], expected)  # the kept epoch's record is the kept model's output
     assert not torch.equal(probs[0], probs[-1])  # a record per epoch, not one copy
-    assert (feats["labels"][order] == -1).all() and (labelled["labels"][order] >= 0).all()  # hidden as recorded
+    assert (feats.labels[order] == -1).all() and (labelled.labels[order] >= 0).all()  # hidden as recorded
 
 
 def test_bclstm_recording_changes_nothing(hidden):
@@ -80,7 +80,7 @@ def test_bclstm_recording_changes_nothing(hidden):
     runs = []
     for record in (None, "test"):
         torch.manual_seed(0)
-        model = BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], 3, hidden=8)
+        model = BcLSTM(bclstm_input_dim(feats.features), feats.n_speakers, 3, hidden=8)
         objective = build_objective(params, "iemocap", feats, 1, use_mkd=False)
         runs.append(fit(model, DialogueData(feats, graphs["unimodal"]), objective, Schedule(epochs=3, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, record=record), "cpu"))
     off, on = runs
@@ -153,7 +153,7 @@ def test_ensemble_of_one_seed_is_that_seed(hidden):
     outs = [predict(restore(config, state, "cpu"), data, "test", "cpu") for state in (result["state"], other)]
     mean = sum(torch.softmax(o["logits"][-1].double(), -1) for o in outs) / 2
     from erc.evaluation.metrics import classification_metrics
-    expected = classification_metrics(outs[0]["labels"], mean.argmax(-1), labelled["classes"])
+    expected = classification_metrics(outs[0]["labels"], mean.argmax(-1), labelled.classes)
     assert metrics["ensemble"]["test"] == expected
 
 

@@ -81,10 +81,10 @@ def test_every_file_the_pipeline_writes_loads_with_weights_only(tmp_path, toy):
                "model checkpoint": train_model("iemocap", feats, graphs, params,
                                                {m: t["logits"] for m, t in teachers.items()}, progress=False).as_dict(),
                "reference file": train_references("iemocap", feats, graphs, params, progress=False)}
-    save_features({**feats, "audio_scaling": {"columns": ["f0"], "median": [1.0], "mean": [0.0], "std": [1.0]}},
+    save_features(feats.but(audio_scaling={"columns": ["f0"], "median": [1.0], "mean": [0.0], "std": [1.0]}),
                   tmp_path / "features.pt")
     assert torch.equal(load_torch(tmp_path / "features.pt", "feature file")["features"]["text"],
-                       feats["features"]["text"])
+                       feats.features["text"])
     for k, (what, obj) in enumerate(outputs.items()):
         save_torch(obj, tmp_path / f"{k}.pt")
         again = load_torch(tmp_path / f"{k}.pt", what)
@@ -229,7 +229,7 @@ def test_predict_refuses_bad_text_naming_the_turn(tmp_path, monkeypatch, turn, m
 # ---------------------------------------------------------------- 4. disk faults
 def feature_project(tmp_path, toy):
     cwd = project(tmp_path)
-    save_features({**toy[0], "dataset": "iemocap"}, cwd / "data" / "features" / "iemocap.pt")
+    save_features(toy[0].but(dataset="iemocap"), cwd / "data" / "features" / "iemocap.pt")
     return cwd
 
 

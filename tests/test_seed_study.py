@@ -42,7 +42,7 @@ def _study(tmp_path, monkeypatch):
         feats = random_feats(lengths, splits)
         save_features(feats, tmp_path / f"data/features/{dataset}.pt")
         test = torch.nonzero(utterance_split(feats) == 2).squeeze(1)
-        right = torch.nn.functional.one_hot(feats["labels"][test], 3).float()
+        right = torch.nn.functional.one_hot(feats.labels[test], 3).float()
         wrong = torch.roll(right, 1, dims=1)
         for seed, (epochs, kept) in enumerate([((wrong, right, wrong), 3), ((right, wrong, wrong), 2),
                                                ((wrong, wrong, right), 3)]):

@@ -168,11 +168,11 @@ def test_praat_wav_extraction_measures_a_wav_folder_and_keeps_its_scaling(tmp_pa
     params = validate_params({"datasets": ["meld"], "features": {"text": "none", "audio": "praat-wav",
                                                                  "wav_dirs": {"iemocap": None, "meld": str(tmp_path)}}})
     feats = extract("meld", params, ROOT / "data" / "raw", dialogues=dialogues, progress=False)
-    audio = feats["features"]["audio"]  # (N, 8 descriptors + flag)
+    audio = feats.features["audio"]  # (N, 8 descriptors + flag)
     assert audio.shape == (sum(len(d) for d in dialogues), len(PRAAT_COLUMNS) + 1)
     first_test = sum(len(d) for d in dialogues if d.split != "test")
     assert audio[first_test, -1] == 1 and audio[:, -1].sum() == 1  # only the absent wav is flagged
-    assert feats["audio_scaling"]["columns"] == PRAAT_COLUMNS
+    assert feats.audio_scaling["columns"] == PRAAT_COLUMNS
     intensity = audio[:, PRAAT_COLUMNS.index("avg_intensity")]
     rows = [(d.id, i) for d in dialogues for i in range(len(d))]
     loud = torch.tensor([r in louder for r in rows])
@@ -180,7 +180,7 @@ def test_praat_wav_extraction_measures_a_wav_folder_and_keeps_its_scaling(tmp_pa
     assert intensity[loud & present].min() > intensity[~loud & present].max()  # 4x the amplitude: +12 dB
     # predict.py reads that scaling back from the feature file
     (tmp_path / "data" / "features").mkdir(parents=True)
-    torch.save(feats, tmp_path / "data" / "features" / "meld.pt")
+    feats.save(tmp_path / "data" / "features" / "meld.pt")
     import os
     here = os.getcwd()
     os.chdir(tmp_path)
@@ -188,4 +188,4 @@ def test_praat_wav_extraction_measures_a_wav_folder_and_keeps_its_scaling(tmp_pa
         scaling = stored_scaling("meld")
     finally:
         os.chdir(here)
-    assert np.allclose(scaling["mean"], feats["audio_scaling"]["mean"])
+    assert np.allclose(scaling["mean"], feats.audio_scaling["mean"])

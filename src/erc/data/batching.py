@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from erc.data.datasets import SPLITS
-from erc.data.feature_file import FLAGGED_SOURCES, mark_missing
+from erc.data.feature_file import FLAGGED_SOURCES, FeatureFile, mark_missing
 
 
 @dataclass
@@ -60,20 +60,20 @@ def dense_adjacency(graphs: list, lengths: torch.Tensor, n_modalities: int) -> t
 class DialogueData:
     """Features and prebuilt graphs of one dataset; ``batches`` yields ``Batch`` objects of whole dialogues."""
 
-    def __init__(self, feats: dict, graphs: list, modalities: list[str] | None = None):
+    def __init__(self, feats: FeatureFile, graphs: list, modalities: list[str] | None = None):
         self.feats = feats
-        self.device = feats["labels"].device
-        self.modalities = modalities or list(feats["features"])
+        self.device = feats.labels.device
+        self.modalities = modalities or list(feats.features)
         self.graphs = graphs
-        self.lengths = feats["lengths"]
+        self.lengths = feats.lengths
         self.starts = torch.cumsum(self.lengths, 0) - self.lengths
-        self.split_of = [SPLITS.index(s) for s in feats["splits"]]
-        sources = feats.get("sources", {})
+        self.split_of = [SPLITS.index(s) for s in feats.splits]
+        sources = feats.sources
         self.flagged = {m: sources.get(m) in FLAGGED_SOURCES for m in self.modalities}
 
     @property
     def classes(self) -> list[str]:
-        return self.feats["classes"]
+        return self.feats.classes
 
     def to(self, device) -> "DialogueData":
         """The same data with the per-utterance tensors (features, speakers, labels) on ``device``, moved once, so
@@ -81,8 +81,8 @@ class DialogueData:
         device = torch.device(device)
         if device == self.device:
             return self
-        moved = {**self.feats, "features": {m: x.to(device) for m, x in self.feats["features"].items()},
-                 "speakers": self.feats["speakers"].to(device), "labels": self.feats["labels"].to(device)}
+        moved = self.feats.but(features={m: x.to(device) for m, x in self.feats.features.items()},
+                               speakers=self.feats.speakers.to(device), labels=self.feats.labels.to(device))
         return DialogueData(moved, self.graphs, self.modalities)
 
     def dialogues(self, split: str) -> list[int]:
@@ -95,9 +95,9 @@ class DialogueData:
         with torch.device("cpu"):  # built on the host, then moved with the batch
             adjacency = dense_adjacency([self.graphs[i] for i in dialogue_positions], lengths, len(self.modalities))
         return Batch(
-            features={m: self.feats["features"][m][utterances] for m in self.modalities},
-            speakers=self.feats["speakers"][utterances],
-            labels=self.feats["labels"][utterances],
+            features={m: self.feats.features[m][utterances] for m in self.modalities},
+            speakers=self.feats.speakers[utterances],
+            labels=self.feats.labels[utterances],
             lengths=lengths,
             utterances=utterances,
             adjacency=adjacency,

@@ -13,7 +13,7 @@ from sklearn.metrics import confusion_matrix  # noqa: E402
 
 from erc.data.batching import DialogueData  # noqa: E402
 from erc.data.datasets import SPLITS  # noqa: E402
-from erc.data.feature_file import text_only, utterance_dialogues, utterance_split  # noqa: E402
+from erc.data.feature_file import FeatureFile, text_only, utterance_dialogues, utterance_split  # noqa: E402
 from erc.runtime.errors import InputError
 from erc.runtime.files import atomic_path  # noqa: E402
 from erc.evaluation.metrics import classification_metrics, summarise  # noqa: E402
@@ -24,10 +24,10 @@ from erc.models.checkpoint import Checkpoint  # noqa: E402
 EVAL_SPLITS = ("valid", "test")
 
 
-def split_metrics(logits: torch.Tensor, feats: dict, classes) -> dict:
+def split_metrics(logits: torch.Tensor, feats: FeatureFile, classes) -> dict:
     """Metrics of flat (N_all, C) logits on the validation and test utterances."""
     split = utterance_split(feats)
-    return {s: classification_metrics(feats["labels"][split == SPLITS.index(s)],
+    return {s: classification_metrics(feats.labels[split == SPLITS.index(s)],
                                       logits[split == SPLITS.index(s)].argmax(-1), classes) for s in EVAL_SPLITS}
 
 
@@ -35,7 +35,7 @@ def summary(per_seed: list[dict]) -> dict:
     return {s: summarise([run[s] for run in per_seed]) for s in EVAL_SPLITS}
 
 
-def evaluate_model(checkpoint: Checkpoint, feats: dict, graphs: dict, text_head: str = "fused",
+def evaluate_model(checkpoint: Checkpoint, feats: FeatureFile, graphs: dict, text_head: str = "fused",
                    teacher_logits: torch.Tensor | None = None, device="cpu") -> tuple[dict, dict]:
     """Per-seed outputs on valid/test for every nesting size and student head; returns (metrics, predictions).
     ``text_head`` (``mkd.text_only``) names what answers a dialogue without audio; its scores are the
@@ -43,10 +43,10 @@ def evaluate_model(checkpoint: Checkpoint, feats: dict, graphs: dict, text_head:
     ``text_only_student``, ``text_only_teacher``, ``text_only_student+teacher``); the teacher's need
     ``teacher_logits``, the frozen text teacher's logits of every utterance (N, C), in feature-file order.
     Everything runs on ``device``; the predictions come back on the host."""
-    classes = feats["classes"]
+    classes = feats.classes
     data = DialogueData(feats, graphs["multimodal"]).to(device)
     # every utterance's audio / visual marked missing: what the model does with a dialogue that has only text
-    text_data = DialogueData(text_only(feats), graphs["multimodal"]).to(device) if len(feats["features"]) > 1 else None
+    text_data = DialogueData(text_only(feats), graphs["multimodal"]).to(device) if len(feats.features) > 1 else None
     teacher_logits = teacher_logits.to(device) if teacher_logits is not None else None
     sizes, config = checkpoint.config.nesting, checkpoint.config
     answers = [a for a in TEXT_ONLY_ANSWERS if text_only_head(config, a) == a
@@ -105,9 +105,9 @@ def evaluate_model(checkpoint: Checkpoint, feats: dict, graphs: dict, text_head:
     return metrics, test_predictions
 
 
-def devices(feats: dict, checkpoint: Checkpoint, teachers: dict, references: dict, device) -> dict:
+def devices(feats: FeatureFile, checkpoint: Checkpoint, teachers: dict, references: dict, device) -> dict:
     """Where each stage of this run computed (outputs made before the key existed ran on the CPU)."""
-    made = {**feats.get("devices", {}),
+    made = {**feats.devices,
             "teachers": next((t.get("device", "cpu") for t in teachers.values() if isinstance(t, dict)), "cpu"),
             "references": references.get("device", "cpu"), "train": checkpoint.device,
             "evaluate": torch.device(device).type}
@@ -134,16 +134,16 @@ def strip(run: dict) -> dict:
             **{s: run[s] for s in EVAL_SPLITS}}
 
 
-def evaluate_teachers(teachers: dict, feats: dict, where="teacher file") -> dict:
-    n = len(feats["labels"])
+def evaluate_teachers(teachers: dict, feats: FeatureFile, where="teacher file") -> dict:
+    n = len(feats.labels)
     if not isinstance(teachers, dict) or not all(isinstance(t, dict) and {"logits", "epoch"} <= set(t)
                                                  and len(t["logits"]) == n for t in teachers.values()):
         raise InputError(f"{where}: not a teacher file for these features (modality -> logits of all {n} utterances)")
-    return {m: {**split_metrics(t["logits"], feats, feats["classes"]), "epoch": t["epoch"]} for m, t in teachers.items()}
+    return {m: {**split_metrics(t["logits"], feats, feats.classes), "epoch": t["epoch"]} for m, t in teachers.items()}
 
 
-def evaluate_references(references: dict, feats: dict) -> dict:
-    classes = feats["classes"]
+def evaluate_references(references: dict, feats: FeatureFile) -> dict:
+    classes = feats.classes
     bclstm = [{**split_metrics(r["logits"], feats, classes), "epoch": r["epoch"]} for r in references["bc_lstm"].values()]
     logreg = split_metrics(references["logreg"]["logits"], feats, classes)
     return {"logreg": {s: summarise([logreg[s]]) for s in EVAL_SPLITS} | {"C": references["logreg"]["C"]},
@@ -239,7 +239,7 @@ def curve_plots(checkpoint: Checkpoint, out_dir) -> None:
     write_png(fig, f"{out_dir}/curves.png")
 
 
-def prediction_table(test_predictions: dict, feats: dict, out_dir) -> None:
+def prediction_table(test_predictions: dict, feats: FeatureFile, out_dir) -> None:
     """Per seed, each test utterance's dialogue, label and full-size prediction (utterance = index in the feature
     file); the dialogue column lets ``erc.reporting.bootstrap`` resample whole dialogues."""
     dialogue_of = utterance_dialogues(feats)

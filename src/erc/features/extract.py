@@ -12,6 +12,7 @@ from erc.features import wav as wav_lib
 from erc.data.card import builtin_card
 from erc.data.corpus import Corpus, load_corpus
 from erc.data.datasets import Dialogue
+from erc.data.feature_file import FeatureFile
 from erc.data.feature_pickles import read_feature_file
 from erc.runtime.device import stage_device
 from erc.features.utterance_encoder import FINETUNED, finetune_summary, text_features
@@ -58,8 +59,8 @@ def check_finite(name: str, array: np.ndarray, dialogues: list[Dialogue], where)
 
 
 def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dialogues=None, progress=True,
-            finetuned_dir: str | Path = "models/finetuned") -> dict:
-    """Build the canonical feature dict for ``dataset`` (a built-in or a registered corpus) from the sources chosen
+            finetuned_dir: str | Path = "models/finetuned") -> FeatureFile:
+    """Build the canonical feature file for ``dataset`` (a built-in or a registered corpus) from the sources chosen
     in ``params['features']``; ``dialogues`` replace a built-in's (tests). A corpus's audio is measured from its
     wav column (Praat), or is absent."""
     raw_dir = Path(raw_dir)
@@ -81,7 +82,7 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
             raise InputError(f"{dataset}: dialogue {d.id} has no utterances")
     train_rows = np.concatenate([[d.split == "train"] * len(d) for d in dialogues])
     device = stage_device(params)
-    features, extra, devices = {}, {}, {"extract": device.type}
+    features, audio_scaling, devices = {}, None, {"extract": device.type}
     for modality, source in sources.items():
         if source == "none":
             continue
@@ -111,7 +112,7 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
                 values, missing, columns = audio_lib.opensmile_features(dataset, dialogues, wav_dir)
             scaling = audio_lib.fit_scaling(values, train_rows, columns)
             if source == "praat-wav":  # what predict.py scales a new wav with (the shipped ones it can recompute)
-                extra["audio_scaling"] = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in scaling.items()}
+                audio_scaling = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in scaling.items()}
             array = np.concatenate([audio_lib.apply_scaling(values, scaling), missing[:, None].astype(np.float32)],
                                    axis=1)
             where = f"{source} audio"
@@ -119,22 +120,22 @@ def extract(dataset: str, params: Params, raw_dir: str | Path = "data/raw", dial
             array = array[:, None, :]  # a single text vector is one "layer"
         check_finite(modality, array, dialogues, where)
         features[modality] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-    return {
-        "dataset": dataset,
-        "classes": corpus.classes,
-        "n_speakers": corpus.n_speakers,
-        "sources": sources,
-        "dialogue_ids": [d.id for d in dialogues],
-        "splits": [d.split for d in dialogues],
-        "lengths": torch.tensor([len(d) for d in dialogues]),
-        "speakers": torch.tensor([s for d in dialogues for s in d.speakers]),
-        "labels": torch.tensor([y for d in dialogues for y in d.labels]),
-        "sentences": [s for d in dialogues for s in d.sentences],
-        "features": features,
-        "devices": devices,  # where the text encoders ran (fine-tuning, extraction): recorded in the metrics
-        **extra,
-        **({"corpus": corpus_record(corpus, params)} if own else {}),
-    }
+    return FeatureFile(
+        dataset=dataset,
+        classes=corpus.classes,
+        n_speakers=corpus.n_speakers,
+        sources=sources,
+        dialogue_ids=[d.id for d in dialogues],
+        splits=[d.split for d in dialogues],
+        lengths=torch.tensor([len(d) for d in dialogues]),
+        speakers=torch.tensor([s for d in dialogues for s in d.speakers]),
+        labels=torch.tensor([y for d in dialogues for y in d.labels]),
+        sentences=[s for d in dialogues for s in d.sentences],
+        features=features,
+        devices=devices,  # where the text encoders ran (fine-tuning, extraction): recorded in the metrics
+        audio_scaling=audio_scaling,
+        corpus=corpus_record(corpus, params) if own else None,
+    )
 
 
 def corpus_record(corpus: Corpus, params: Params) -> dict:

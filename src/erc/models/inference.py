@@ -13,6 +13,7 @@ import torch
 from erc.features.audio import apply_scaling, shipped_scaling
 from erc.data.batching import DialogueData
 from erc.data.card import builtin_card, speaker_indices
+from erc.data.feature_file import FeatureFile
 from erc.data.corpus import check_text, lies_in, valid_unicode
 from erc.config.params import BUILTIN
 from erc.features.utterance_encoder import FINETUNED, text_features
@@ -171,15 +172,15 @@ def predict_dialogue(turns: list[dict], checkpoint: Checkpoint, dataset: str, se
         coding = builtin_card(dataset), builtin_card(dataset).speaker_names
     card, vocabulary = coding
     speakers = speaker_indices([t["speaker"] for t in turns], card, vocabulary, config.n_speakers, where)
-    feats = {"features": dialogue_features(turns, config.input_dims, checkpoint.sources, where, dataset, speakers, device),
-             "lengths": torch.tensor([n]), "splits": ["test"],
-             "speakers": torch.tensor(speakers),
-             "labels": torch.full((n,), -1)}
+    feats = FeatureFile(dataset, card.labels, config.n_speakers, [where], ["test"], torch.tensor([n]),
+                        torch.tensor(speakers), torch.full((n,), -1),
+                        dialogue_features(turns, config.input_dims, checkpoint.sources, where, dataset, speakers, device),
+                        checkpoint.sources)
     modalities = [m for m in ("text", "audio", "visual") if m in config.input_dims]
     batch = DialogueData(feats, [dialogue_graph(n, len(modalities), *window)], modalities).make_batch([0]).to(device)
     # a model without audio input is its own text-only answer (what evaluate scored); one with audio answers a
     # dialogue without any as mkd.text_only says
-    no_audio = "audio" in feats["features"] and bool((feats["features"]["audio"][:, -1] == 1).all())
+    no_audio = "audio" in feats.features and bool((feats.features["audio"][:, -1] == 1).all())
     answer = text_only_head(config, text_only) if no_audio else "fused"
     teacher_p = None
     if "teacher" in answer:

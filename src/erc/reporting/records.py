@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from erc.data.feature_file import utterance_dialogues
 from erc.reporting.runs import RUN_STAGES, exp_file
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch, save_text
@@ -84,8 +83,10 @@ def load_record(path: Path) -> list[dict]:
 @functools.lru_cache(maxsize=None)
 def feature_file_dialogues(path: str) -> tuple[np.ndarray, np.ndarray]:
     """(dialogue id, label) of each utterance of a feature file, whose utterances are stored dialogue after dialogue."""
-    feats = load_torch(path, "feature file")
-    return utterance_dialogues(feats), feats["labels"].numpy()
+    # the three entries it needs, read as stored (the labels match a table's rows to the file's; nothing is chosen)
+    feats = load_torch(path, "feature file", ("dialogue_ids", "lengths", "labels"))
+    dialogues = np.repeat(np.asarray(feats["dialogue_ids"], dtype=object), feats["lengths"].numpy())
+    return dialogues, feats["labels"].numpy()
 
 
 def with_dialogues(table: pd.DataFrame, features: str | Path, where: str) -> pd.DataFrame:

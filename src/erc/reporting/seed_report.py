@@ -44,7 +44,7 @@ def score_records(dataset: str) -> dict:
         for row, files in records.items():
             seeds = study["rows"].setdefault(row, {})
             for file in files:
-                seeds[file.stem.removeprefix("seed")] = score_seed(file, feats["labels"], feats["classes"])
+                seeds[file.stem.removeprefix("seed")] = score_seed(file, feats.labels, feats.classes)
             study["rows"][row] = dict(sorted(seeds.items(), key=lambda kv: int(kv[0])))
         study["rows"] = {r: study["rows"][r] for r in ROWS.values() if study["rows"].get(r)}
         save_text(json.dumps(study, indent=1) + "\n", path)

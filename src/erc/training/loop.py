@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from erc.data.feature_file import FeatureFile
 from erc.data.batching import DialogueData, drop_modalities
 from erc.runtime.device import make_deterministic
 from erc.training.losses import distillation_loss, task_loss
@@ -69,17 +70,17 @@ def live_for(directory: str, live_factory=None):
     return live_factory(directory) if live_factory else None
 
 
-def model_config(feats: dict, params: Params, dataset: str, modalities=None, use_mrl=None, use_mkd=None) -> MGLRAConfig:
+def model_config(feats: FeatureFile, params: Params, dataset: str, modalities=None, use_mrl=None, use_mkd=None) -> MGLRAConfig:
     """``MGLRA``'s config from the feature file and params.yaml (stored in checkpoints)."""
     p = params.for_dataset(dataset)
-    modalities = modalities or list(feats["features"])
+    modalities = modalities or list(feats.features)
     graph_hidden = p.model.graph_hidden
     use_mrl = p.mrl.enabled if use_mrl is None else use_mrl
     use_mkd = p.mkd.enabled if use_mkd is None else use_mkd
     return MGLRAConfig(
-        input_dims={m: tuple(feats["features"][m].shape[1:]) for m in modalities},
-        n_speakers=int(feats["n_speakers"]),
-        n_classes=len(feats["classes"]),
+        input_dims={m: tuple(feats.features[m].shape[1:]) for m in modalities},
+        n_speakers=int(feats.n_speakers),
+        n_classes=len(feats.classes),
         hidden=p.model.hidden,
         graph_hidden=graph_hidden,
         input_dropout=p.model.input_dropout,
@@ -119,12 +120,12 @@ class Objective:
         return loss
 
 
-def build_objective(params: Params, dataset: str, feats: dict, n_sizes: int, teacher_logits=None, use_mkd=None):
+def build_objective(params: Params, dataset: str, feats: FeatureFile, n_sizes: int, teacher_logits=None, use_mkd=None):
     p = params.for_dataset(dataset)
-    train_labels = feats["labels"][(torch.tensor([s == "train" for s in feats["splits"]])
-                                    .repeat_interleave(feats["lengths"]))]
+    train_labels = feats.labels[(torch.tensor([s == "train" for s in feats.splits])
+                                    .repeat_interleave(feats.lengths))]
     train_labels = train_labels[train_labels >= 0]  # a corpus's unlabelled turns weigh nothing
-    task = task_loss(p.train.loss, train_labels, len(feats["classes"]), p.train.focal_gamma)
+    task = task_loss(p.train.loss, train_labels, len(feats.classes), p.train.focal_gamma)
     # MRL's size weights and reduction belong to the nested classifier only: teachers, the bc-LSTM and plain
     # MGLRA have one size (the schema checked one weight per nesting size)
     weights = p.mrl.weights if n_sizes > 1 else None

@@ -18,7 +18,7 @@ import torch
 
 from erc.data.batching import DialogueData
 from erc.data.datasets import SPLITS, load_dialogues, without_test_labels
-from erc.data.feature_file import text_only, utterance_split
+from erc.data.feature_file import FeatureFile, text_only, utterance_split
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch, save_torch
 from erc.evaluation.metrics import classification_metrics
@@ -28,33 +28,32 @@ from erc.training.teachers import train_teachers
 from erc.training.loop import build_objective, fit, model_config, seed_everything, train_settings, validation_score
 
 
-def heldout_split(feats: dict, session: str) -> dict:
+def heldout_split(feats: FeatureFile, session: str) -> FeatureFile:
     """Training dialogues of ``session`` are filed under test with their labels (the held-out set); the rest
     of train stays train; standard validation dialogues of other sessions stay validation, those of
     ``session`` join test with hidden labels, like the real test dialogues (``fit`` never reads test)."""
-    feats = dict(feats)
-    in_session = [d.startswith(session) for d in feats["dialogue_ids"]]
-    hide = torch.tensor([held and s == "valid" for held, s in zip(in_session, feats["splits"])])
-    feats["splits"] = [("test" if held else "train") if s == "train" else ("test" if held or s == "test" else "valid")
-                       for held, s in zip(in_session, feats["splits"])]
-    feats["labels"] = feats["labels"].clone()
-    feats["labels"][hide.repeat_interleave(feats["lengths"])] = -1
-    return feats
+    in_session = [d.startswith(session) for d in feats.dialogue_ids]
+    hide = torch.tensor([held and s == "valid" for held, s in zip(in_session, feats.splits)])
+    splits = [("test" if held else "train") if s == "train" else ("test" if held or s == "test" else "valid")
+              for held, s in zip(in_session, feats.splits)]
+    labels = feats.labels.clone()
+    labels[hide.repeat_interleave(feats.lengths)] = -1
+    return feats.but(splits=splits, labels=labels)
 
 
-def _teacher_key(dataset: str, feats: dict, params) -> str:
+def _teacher_key(dataset: str, feats: FeatureFile, params) -> str:
     """What a teacher depends on: the split's features and labels, and the params the teacher stage reads (not the
     seeds or the modality dropout, which only the multimodal model uses)."""
     digest = hashlib.sha256()
-    for tensor in [feats["labels"], feats["lengths"], *feats["features"].values()]:
+    for tensor in [feats.labels, feats.lengths, *feats.features.values()]:
         digest.update(tensor.contiguous().numpy().tobytes())
-    digest.update(json.dumps([dataset, feats["splits"], params.model.model_dump(), params.teachers.model_dump(),
+    digest.update(json.dumps([dataset, feats.splits, params.model.model_dump(), params.teachers.model_dump(),
                               params.train.model_dump(exclude={"seeds", "modality_dropout", "modality_dropout_unit"})],
                              sort_keys=True, default=str).encode())
     return digest.hexdigest()[:20]
 
 
-def split_teacher_logits(dataset: str, feats: dict, graphs: dict, params, cache_dir=None) -> dict:
+def split_teacher_logits(dataset: str, feats: FeatureFile, graphs: dict, params, cache_dir=None) -> dict:
     """modality -> (N, C) logits of unimodal teachers trained on ``feats``' own training split and selected on
     its validation split (inside a held-out split, the held-out labels never reach them). ``cache_dir`` keeps
     them on disk, keyed by everything they depend on, so that probes of student settings share them."""
@@ -74,7 +73,7 @@ class Probe:
     with ``seed`` on ``device``; ``bclstm``: the reference instead; ``heldout``: also score the labelled test-split
     utterances (the held-out session) after every epoch; ``teacher_logits``: MKD's, where params ask for MKD."""
     dataset: str
-    feats: dict
+    feats: FeatureFile
     graphs: dict
     params: object
     seed: int
@@ -107,7 +106,7 @@ def probe_run(probe: Probe) -> dict:
     heldout_scores, heldout_per_class = [], []
 
     def score_heldout(model, epoch):
-        scores, _ = validation_score(model, data, objective, device, feats["classes"], settings.batch_size, "test")
+        scores, _ = validation_score(model, data, objective, device, feats.classes, settings.batch_size, "test")
         heldout_scores.append(scores["weighted_f1"])
         heldout_per_class.append(scores["per_class_f1"])
 
@@ -121,15 +120,15 @@ def probe_run(probe: Probe) -> dict:
         report.update(selected=scores[result["epoch"] - 1], peak_epoch=scores.index(max(scores)) + 1,
                       selected_per_class=heldout_per_class[result["epoch"] - 1])
     split = "test" if heldout else "valid"  # where the score above was measured
-    if not bclstm and len(feats["features"]) > 1:  # the selected model with every utterance's audio marked missing
+    if not bclstm and len(feats.features) > 1:  # the selected model with every utterance's audio marked missing
         text_data = DialogueData(text_only(feats), graphs["multimodal"])
-        text_scores, _ = validation_score(model, text_data, objective, device, feats["classes"],
+        text_scores, _ = validation_score(model, text_data, objective, device, feats.classes,
                                           settings.batch_size, split)
         report["text_only"] = text_scores["weighted_f1"]
     if teacher_logits and "text" in teacher_logits:  # the frozen text teacher on the same utterances
-        rows = (utterance_split(feats) == SPLITS.index(split)) & (feats["labels"] >= 0)
+        rows = (utterance_split(feats) == SPLITS.index(split)) & (feats.labels >= 0)
         report["text_teacher"] = classification_metrics(
-            feats["labels"][rows], teacher_logits["text"][rows].argmax(-1), feats["classes"])["weighted_f1"]
+            feats.labels[rows], teacher_logits["text"][rows].argmax(-1), feats.classes)["weighted_f1"]
     return report
 
 
@@ -147,9 +146,9 @@ def check_sessions(sessions: list[str], dialogues) -> None:
 
 
 def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, progress: bool = True,
-                      dialogues=None) -> list[dict]:
+                      dialogues=None) -> list[tuple[FeatureFile, dict]]:
     """Leave-one-session-out for a fine-tuning recipe (``benchmarks/finetune_loso.py``): for each params of ``runs``,
-    the feature dict of ``heldout_split(feats, session)`` where the text encoders were fine-tuned **without**
+    (the feature file of ``heldout_split(feats, session)``, each encoder's selected epoch and validation w-F1) where the text encoders were fine-tuned **without**
     ``session``: its training and validation dialogues are withheld from the fine-tuning (labels hidden, like
     test's), so its features come from the all-data encoder, as the unseen test speakers' do, while the other
     training sessions are cross-fitted as the recipe says. ``heldout_split`` over the pipeline's features cannot
@@ -197,11 +196,9 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
             save_finetuned(finetune_result(encoders, prepared), tmp)
             tmp.rename(finetuned_dir / dataset)
         feats = extract(dataset, params, dialogues=withheld, progress=False, finetuned_dir=finetuned_dir)
-        feats["splits"] = [d.split for d in base]  # the real splits back, test labels still hidden
-        feats["labels"] = torch.tensor([y for d in base for y in d.labels])
+        feats = feats.but(splits=[d.split for d in base],  # the real splits back, test labels still hidden
+                          labels=torch.tensor([y for d in base for y in d.labels]))
         summary = json.loads((finetuned_dir / dataset / "finetune.json").read_text())
-        feats = heldout_split(feats, session)
-        feats["finetune"] = {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"]}
-                             for name, e in summary["encoders"].items()}
-        out.append(feats)
+        out.append((heldout_split(feats, session), {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"]}
+                                                    for name, e in summary["encoders"].items()}))
     return out

@@ -15,7 +15,7 @@ from torch import nn
 
 from erc.data.batching import DialogueData, to_padded
 from erc.runtime.device import stage_device
-from erc.data.feature_file import utterance_split
+from erc.data.feature_file import FeatureFile, utterance_split
 from erc.runtime.parallel import run_parallel
 from erc.models.layers import Dropout, bidirectional_lstm
 from erc.config.params import Params
@@ -29,10 +29,10 @@ def utterance_vectors(features: dict) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def logistic_regression(feats: dict, grid: list[float], seed: int = 0) -> dict:
+def logistic_regression(feats: FeatureFile, grid: list[float], seed: int = 0) -> dict:
     """Fit on train for each C, keep the best validation weighted F1; return logits of every utterance."""
-    x = utterance_vectors(feats["features"]).numpy()
-    split, y = utterance_split(feats).numpy(), feats["labels"].numpy()
+    x = utterance_vectors(feats.features).numpy()
+    split, y = utterance_split(feats).numpy(), feats.labels.numpy()
     split = np.where(y >= 0, split, -1)  # unlabelled turns (a corpus's, hidden test labels) fit and choose nothing
     scaler = StandardScaler().fit(x[split == 0])
     x = scaler.transform(x)
@@ -74,8 +74,8 @@ def bclstm_settings(params: Params, dataset: str) -> Schedule:
     return train_settings(params, dataset).but(lr=params.references.bclstm_lr)
 
 
-def bclstm_model(feats: dict, params: Params) -> BcLSTM:
-    return BcLSTM(bclstm_input_dim(feats["features"]), feats["n_speakers"], len(feats["classes"]),
+def bclstm_model(feats: FeatureFile, params: Params) -> BcLSTM:
+    return BcLSTM(bclstm_input_dim(feats.features), feats.n_speakers, len(feats.classes),
                   params.references.bclstm_hidden, params.model.dropout)
 
 
@@ -83,7 +83,7 @@ def bclstm_model(feats: dict, params: Params) -> BcLSTM:
 class BcLSTMJob:
     """One seed of the bc-LSTM reference (a unit of ``erc.runtime.parallel``)."""
     dataset: str
-    feats: dict
+    feats: FeatureFile
     data: DialogueData
     params: Params
     device: torch.device
@@ -100,7 +100,7 @@ def _bclstm_seed(job: BcLSTMJob) -> dict:
             "recorded": result["recorded"], "recorded_utterances": result["recorded_utterances"]}  # erc.evaluation.records
 
 
-def train_references(dataset: str, feats: dict, graphs: dict, params: Params, progress=True) -> dict:
+def train_references(dataset: str, feats: FeatureFile, graphs: dict, params: Params, progress=True) -> dict:
     """Logits of every utterance from the logistic regression and from one bc-LSTM per seed."""
     device = stage_device(params)
     schedule = bclstm_settings(params, dataset).but(progress=progress, record="test")

@@ -10,6 +10,7 @@ from typing import Callable
 
 import torch
 
+from erc.data.feature_file import FeatureFile
 from erc.data.batching import DialogueData
 from erc.runtime.device import stage_device
 from erc.runtime.errors import InputError
@@ -26,7 +27,7 @@ class TeacherJob:
     """The unimodal teacher of one modality (a unit of ``erc.runtime.parallel``)."""
     modality: str
     dataset: str
-    feats: dict
+    feats: FeatureFile
     graphs: dict
     params: Params
     device: torch.device
@@ -34,13 +35,13 @@ class TeacherJob:
     live_factory: Callable | None = None
 
 
-def train_teachers(dataset: str, feats: dict, graphs: dict, params: Params, live_factory=None, progress=True) -> dict:
+def train_teachers(dataset: str, feats: FeatureFile, graphs: dict, params: Params, live_factory=None, progress=True) -> dict:
     """modality -> its teacher: config, CPU state, selected epoch, curves, device, logits of every utterance."""
     device = stage_device(params)
     schedule = train_settings(params, dataset).but(seed=params.teachers.seed, progress=progress, record="test")
     jobs = {modality: TeacherJob(modality, dataset, feats, graphs, params, device,
                                  schedule.but(desc=f"{dataset} {modality} teacher"), live_factory)
-            for modality in feats["features"]}
+            for modality in feats.features}
     return run_parallel(_teacher, jobs, params.workers)
 
 

@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 
+from erc.data.feature_file import FeatureFile
 from erc.data.batching import DialogueData
 from erc.runtime.device import stage_device
 from erc.models.checkpoint import Checkpoint
@@ -23,7 +24,7 @@ from erc.training.loop import (Schedule, build_objective, fit, live_for, model_c
 class SeedJob:
     """One seed of the multimodal model (a unit of ``erc.runtime.parallel``)."""
     dataset: str
-    feats: dict
+    feats: FeatureFile
     data: DialogueData
     config: MGLRAConfig
     params: Params
@@ -33,7 +34,7 @@ class SeedJob:
     live_factory: Callable | None = None
 
 
-def train_model(dataset: str, feats: dict, graphs: dict, params: Params, teacher_logits=None, live_factory=None,
+def train_model(dataset: str, feats: FeatureFile, graphs: dict, params: Params, teacher_logits=None, live_factory=None,
                 progress=True) -> Checkpoint:
     """The config, the device, and the kept (CPU) state of each seed."""
     device = stage_device(params)
@@ -46,7 +47,7 @@ def train_model(dataset: str, feats: dict, graphs: dict, params: Params, teacher
                           schedule.but(seed=seed, desc=f"{dataset} seed {seed}"), live_factory)
             for seed in seeds(params)}
     runs = run_parallel(_train_seed, jobs, params.workers)
-    return Checkpoint(config, runs, feats["sources"], device.type, params.mrl.model_dump(),
+    return Checkpoint(config, runs, feats.sources, device.type, params.mrl.model_dump(),
                       params.mkd.model_dump(exclude={"text_only"}))  # text_only: not a training setting
 
 
