@@ -20,7 +20,8 @@ import torch
 
 from erc.data.datasets import CLASSES, load_dialogues
 from erc.features.utterance_encoder import Inputs, UtteranceClassifier, _batches, _rows_by_split, resolve_encoder
-from erc.training.finetune import autocast, micro_batches
+from erc.runtime.device import autocast
+from erc.training.finetune import micro_batches
 from erc.training.losses import task_loss
 
 RECIPE = {"batch_size": 32, "max_length": 160, "accumulate": 1, "checkpointing": False, "freeze_layers": 0,

@@ -13,7 +13,8 @@ import torch
 from transformers import AutoTokenizer
 
 from erc.data.datasets import CLASSES, load_dialogues
-from erc.training.finetune import FinetuneJob, finetune, finetune_datasets, folds_of, save_finetuned, session_of, settings_of
+from erc.data.datasets import folds_of, session_of
+from erc.training.finetune import FinetuneJob, finetune, finetune_datasets, save_finetuned, settings_of
 from erc.features.utterance_encoder import (PIECE_OVERHEAD, Inputs, UtteranceClassifier, base_encoder_dir,
                                             finetuned_features, layer_features, length_pieces, text_features)
 from erc.runtime.errors import InputError

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from erc.runtime.errors import InputError
@@ -51,6 +52,29 @@ def hide_test_labels(labels, utterance_split):
     labels = labels.clone()
     labels[utterance_split == SPLITS.index("test")] = -1
     return labels
+
+
+def session_of(dialogue_id: str) -> str:
+    """IEMOCAP's recording session (``Ses01`` of ``Ses01F_impro01``): its two speakers appear in no other session."""
+    return dialogue_id[:5]
+
+
+def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -> dict[str, int]:
+    """Training dialogue -> fold in 0..k-1: a seeded shuffle dealt round-robin (disjoint, covering, sizes ±1).
+
+    ``by="session"`` deals IEMOCAP's sessions instead of dialogues, so that a fold encoder never saw the speakers of
+    the utterances it makes features for (as the test speakers are unseen)."""
+    if by not in ("dialogue", "session"):
+        raise ValueError(f"folds by {by!r}: dialogue or session")
+    if by == "dialogue":
+        order = np.random.default_rng(seed).permutation(len(dialogue_ids))
+        return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}
+    sessions = sorted({session_of(d) for d in dialogue_ids})
+    if len(sessions) < k:
+        raise InputError(f"finetune.folds: {k} folds by session, but the training dialogues come from "
+                         f"{len(sessions)} sessions")
+    fold = {sessions[i]: rank % k for rank, i in enumerate(np.random.default_rng(seed).permutation(len(sessions)))}
+    return {d: fold[session_of(d)] for d in dialogue_ids}
 
 
 def _read_pickle(path: Path, n_items: int):

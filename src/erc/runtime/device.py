@@ -6,6 +6,7 @@ products, ``index_add`` / scatter backward): CUDA runs agree with each other and
 for bit. Outputs record the device so that runs made on different devices are never mixed (``src/table.py``)."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -50,3 +51,13 @@ def to_cpu(state: dict) -> dict:
     """A copy of a state dict on the CPU (a copy on CPU too: the model goes on training after it is taken), so a
     checkpoint loads with a plain ``torch.load`` on a machine without a GPU."""
     return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 / fp16 autocast of the encoder's forward on CUDA (``finetune.precision``); fp32: a no-op context."""
+    if precision != "fp32" and device.type != "cuda":
+        raise InputError(f"params.yaml: 'finetune.precision' {precision} runs on CUDA only; the device here is "
+                         f"{device.type} (use fp32)")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -18,7 +18,6 @@ fine-tuned on the training utterances for emotion classification; ``erc.features
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -30,50 +29,16 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from erc.data.datasets import CLASSES, Dialogue, without_test_labels
+from erc.data.datasets import CLASSES, Dialogue, folds_of, without_test_labels
 from erc.features.utterance_encoder import (FINETUNED, Inputs, UtteranceClassifier, _batches, _rows_by_split,
                                             base_encoder_dir, check_source, in_length_order, layer_features)
-from erc.runtime.device import make_deterministic, stage_device, to_cpu
-from erc.runtime.errors import InputError
+from erc.runtime.device import autocast, make_deterministic, stage_device, to_cpu
 from erc.runtime.files import atomic_path
 from erc.training.losses import task_loss
 from erc.evaluation.metrics import classification_metrics
 from erc.runtime.parallel import run_parallel
 from erc.config.params import Params
 from erc.training.selection import epoch_loop
-
-
-def session_of(dialogue_id: str) -> str:
-    """IEMOCAP's recording session (``Ses01`` of ``Ses01F_impro01``): its two speakers appear in no other session."""
-    return dialogue_id[:5]
-
-
-def folds_of(dialogue_ids: list[str], k: int, seed: int, by: str = "dialogue") -> dict[str, int]:
-    """Training dialogue -> fold in 0..k-1: a seeded shuffle dealt round-robin (disjoint, covering, sizes ±1).
-
-    ``by="session"`` deals IEMOCAP's sessions instead of dialogues, so that a fold encoder never saw the speakers of
-    the utterances it makes features for (as the test speakers are unseen)."""
-    if by not in ("dialogue", "session"):
-        raise ValueError(f"folds by {by!r}: dialogue or session")
-    if by == "dialogue":
-        order = np.random.default_rng(seed).permutation(len(dialogue_ids))
-        return {dialogue_ids[i]: rank % k for rank, i in enumerate(order)}
-    sessions = sorted({session_of(d) for d in dialogue_ids})
-    if len(sessions) < k:
-        raise InputError(f"finetune.folds: {k} folds by session, but the training dialogues come from "
-                         f"{len(sessions)} sessions")
-    fold = {sessions[i]: rank % k for rank, i in enumerate(np.random.default_rng(seed).permutation(len(sessions)))}
-    return {d: fold[session_of(d)] for d in dialogue_ids}
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 / fp16 autocast of the encoder's forward on CUDA (``finetune.precision``); fp32: a no-op context."""
-    if precision != "fp32" and device.type != "cuda":
-        raise InputError(f"params.yaml: 'finetune.precision' {precision} runs on CUDA only; the device here is "
-                         f"{device.type} (use fp32)")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def micro_batches(chunk: list[int], criterion: nn.Module, labels: torch.Tensor, parts: int):
@@ -128,6 +93,8 @@ def finetune(job: FinetuneJob, live=None) -> dict:
     optimiser = torch.optim.AdamW(trainable, lr=settings["lr"], weight_decay=0.01)
     steps = settings["epochs"] * math.ceil(len(train_rows) / settings["batch_size"])
     warm = max(1, int(settings["warmup"] * steps))
+    # transformers' get_linear_schedule_with_warmup starts the warm-up at 0 (s / warm): other learning rates, other
+    # encoders than the committed ones; this one starts at 1 / warm
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: (s + 1) / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
     position = {r: k for k, r in enumerate(train_rows)}

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from erc.data.batching import DialogueData
-from erc.data.datasets import SPLITS, load_dialogues, without_test_labels
+from erc.data.datasets import SPLITS, load_dialogues, session_of, without_test_labels
 from erc.data.feature_file import FeatureFile, text_only, utterance_split
 from erc.runtime.errors import InputError
 from erc.runtime.files import load_torch, save_torch
@@ -138,7 +138,6 @@ def _digest(value) -> str:
 
 def check_sessions(sessions: list[str], dialogues) -> None:
     """Each of ``sessions`` must be a training session of ``dialogues`` (IEMOCAP's ``Ses01`` .. ``Ses04``)."""
-    from erc.training.finetune import session_of
     known = {session_of(d.id) for d in dialogues if d.split == "train"}
     unknown = [s for s in sessions if s not in known]
     if unknown:
@@ -158,10 +157,10 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     the dataset's (default: all of them, from ``data/raw``)."""
     from erc.features import utterance_encoder
     from erc.features.extract import extract
+    from erc.runtime import device as device_module
     from erc.runtime.device import stage_device
     from erc.training import finetune as finetune_module, losses, selection
-    from erc.training.finetune import (_finetune_job, _prepare, finetune_result, largest_first, save_finetuned,
-                                       session_of)
+    from erc.training.finetune import _finetune_job, _prepare, finetune_result, largest_first, save_finetuned
     from erc.runtime.parallel import run_parallel
 
     work_dir = Path(work_dir)
@@ -170,7 +169,8 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
     withheld = [dataclasses.replace(d, split="test", labels=[-1] * len(d))
                 if d.split != "test" and session_of(d.id) == session else d for d in base]
     # what every encoder depends on besides its recipe and rows: the dialogues, their labels, the code that trains it
-    code = [Path(module.__file__).read_text() for module in (finetune_module, utterance_encoder, losses, selection)]
+    code = [Path(module.__file__).read_text() for module in (finetune_module, utterance_encoder, losses, selection,
+                                                            device_module)]
     data = _digest([[d.id for d in withheld], [d.labels for d in withheld], [d.sentences for d in withheld], code])
     jobs, plans_of_runs = {}, []
     for params in runs:
