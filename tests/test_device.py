@@ -68,7 +68,8 @@ def test_an_epoch_with_validation_creates_nothing_off_its_inputs_device(loss):
     teacher = {m: torch.randn(len(feats.labels), 3) for m in feats.features}
     objective = Objective(task_loss(loss, feats.labels, 3, 2.5), None, teacher)
     with default_device_meta():
-        result = fit(model, data, objective, Schedule(epochs=2, lr=1e-3, weight_decay=0.0, batch_size=4, seed=0, progress=False, modality_dropout=0.3, student="text"), "cpu")
+        result = fit(model, data, objective, Schedule(epochs=2, lr=1e-3, weight_decay=0.0, batch_size=4, seed=0,
+                                                      progress=False, modality_dropout=0.3, student="text"), "cpu")
         logits = predict_all(model, data, "cpu")
     assert len(result["history"]) == 2 and logits.shape == (len(feats.labels), 3)
     assert all(v.device.type == "cpu" for v in result["state"].values())
@@ -118,7 +119,8 @@ def one_epoch_setup(dialogues, context: int):
 def test_fine_tuning_and_feature_reading_create_nothing_off_the_encoders_device(few_dialogues):
     inputs, labels, train, valid, settings = one_epoch_setup(few_dialogues, context=1)
     with default_device_meta():
-        result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings, progress=False, device="cpu"))
+        result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"],
+                                      settings, progress=False, device="cpu"))
         features = layer_features(result["model"], inputs, valid)
     assert features.shape == (len(valid), 4, 384)
 
@@ -174,7 +176,8 @@ def test_cuda_fine_tuning_agrees_with_the_cpu(few_dialogues):
     inputs, labels, train, valid, settings = one_epoch_setup(few_dialogues, context=0)
     out = {}
     for device in ("cpu", "cuda"):
-        result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], settings, progress=False, device=device))
+        result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"],
+                                      settings, progress=False, device=device))
         out[device] = result["history"][0]["train_loss"]
         assert all(v.device.type == "cpu" for v in result["model"].to("cpu").state_dict().values())
     assert out["cpu"] == pytest.approx(out["cuda"], rel=0.1)  # dropout draws differ between devices' generators

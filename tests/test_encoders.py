@@ -115,11 +115,13 @@ def test_accumulated_fine_tuning_takes_the_same_steps(tmp_path, dialogues):
     rows = [r for r in range(len(labels))]
     settings = {"epochs": 1, "lr": 1e-3, "batch_size": 8, "seed": 0, "freeze_layers": 0, "warmup": 0.1,
                 "loss": "weighted_nll", "precision": "fp32"}
-    one = finetune(FinetuneJob(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), settings, progress=False))
-    four = finetune(FinetuneJob(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), {**settings, "accumulate": 4}, progress=False))
+    def job(**changes):
+        return FinetuneJob(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), {**settings, **changes},
+                           progress=False)
+    one, four = finetune(job()), finetune(job(accumulate=4))
     # dropout draws differ between the two ways of cutting a batch: the same loss scale, not the same bits
     assert one["history"][0]["train_loss"] == pytest.approx(four["history"][0]["train_loss"], rel=0.2)
-    checkpointed = finetune(FinetuneJob(encoder, inputs, labels, rows[:40], rows[40:60], list(range(6)), {**settings, "checkpointing": True}, progress=False))
+    checkpointed = finetune(job(checkpointing=True))
     assert checkpointed["history"][0]["train_loss"] == pytest.approx(one["history"][0]["train_loss"], rel=1e-4)
 
 

@@ -133,7 +133,8 @@ def test_one_epoch_lowers_the_training_loss(dialogues):
     before = UtteranceClassifier(base_encoder_dir("minilm-ft"), 6).eval()
     with torch.no_grad():
         start = float(criterion(before(inputs.batch(train)), labels[train]))
-    result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"], dict(settings, loss="ce"), progress=False))
+    result = finetune(FinetuneJob(base_encoder_dir("minilm-ft"), inputs, labels, train, valid, CLASSES["iemocap"],
+                                  dict(settings, loss="ce"), progress=False))
     with torch.no_grad():
         end = float(criterion(result["model"].eval()(inputs.batch(train)), labels[train]))
     assert end < start - 0.1, (start, end)

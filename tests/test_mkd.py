@@ -100,7 +100,8 @@ def test_the_text_student_keeps_its_own_validation_epoch_and_the_fused_selection
     def run(student):
         torch.manual_seed(0)
         model = MGLRA(small_config(feats, nesting=[4, 16], student_placement="unimodal"))
-        return fit(model, data, Objective(CrossEntropy(), teacher_logits=teachers), schedule.but(student=student), "cpu")
+        return fit(model, data, Objective(CrossEntropy(), teacher_logits=teachers), schedule.but(student=student),
+                   "cpu")
     plain, both = run(None), run("text")
     key = "valid_text_student_weighted_f1"
     scores = [row[key] for row in both["history"]]

@@ -86,7 +86,8 @@ def test_modality_dropout_changes_training_only_through_the_inputs():
         model = MGLRA(config)
         first = {k: v.clone() for k, v in model.state_dict().items()}
         objective = build_objective(params, "iemocap", feats, 1)
-        fit(model, data, objective, Schedule(epochs=2, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, modality_dropout=rate), "cpu")
+        fit(model, data, objective, Schedule(epochs=2, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0,
+                                             progress=False, modality_dropout=rate), "cpu")
         states.append((first, model.state_dict()))
     assert all(torch.equal(states[0][0][k], states[1][0][k]) for k in states[0][0])
     assert not all(torch.equal(states[0][1][k], states[1][1][k]) for k in states[0][1])

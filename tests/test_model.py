@@ -177,7 +177,8 @@ def test_loss_falls_on_a_tiny_dataset(toy):
     data = DialogueData(feats, graphs["multimodal"])
     train_labels = feats.labels[:sum(feats.lengths[:6])]
     objective = Objective(WeightedNLL(class_weights(train_labels, 3)))
-    result = fit(model, data, objective, Schedule(epochs=40, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False), "cpu")
+    result = fit(model, data, objective, Schedule(epochs=40, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0,
+                                                  progress=False), "cpu")
     losses = [row["train_loss"] for row in result["history"]]
     assert losses[-1] < 0.3 * losses[0]
 
@@ -195,7 +196,8 @@ def test_test_labels_cannot_change_the_selected_checkpoint(toy):
         model = MGLRA(small_config(changed))
         data = DialogueData(changed, graphs["multimodal"])
         objective = Objective(WeightedNLL(torch.ones(3)))
-        runs.append(fit(model, data, objective, Schedule(epochs=6, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False), "cpu"))
+        runs.append(fit(model, data, objective, Schedule(epochs=6, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0,
+                                                         progress=False), "cpu"))
     assert runs[0]["epoch"] == runs[1]["epoch"]
     assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])
 
@@ -213,7 +215,8 @@ def test_on_epoch_hook_sees_eval_mode_and_leaves_training_unchanged(toy):
         torch.manual_seed(0)
         model = MGLRA(small_config(feats))
         data = DialogueData(feats, graphs["multimodal"])
-        runs.append(fit(model, data, Objective(WeightedNLL(torch.ones(3))), Schedule(epochs=4, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False), "cpu", on_epoch=on_epoch))
+        schedule = Schedule(epochs=4, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False)
+        runs.append(fit(model, data, Objective(WeightedNLL(torch.ones(3))), schedule, "cpu", on_epoch=on_epoch))
     assert calls == [(1, False), (2, False), (3, False), (4, False)]
     assert [r["valid_weighted_f1"] for r in runs[0]["history"]] == [r["valid_weighted_f1"] for r in runs[1]["history"]]
     assert all(torch.equal(runs[0]["state"][k], runs[1]["state"][k]) for k in runs[0]["state"])

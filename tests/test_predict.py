@@ -100,7 +100,8 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_student_when_asked(che
     from erc.data.graphs import dialogue_graph
     from erc.models.inference import dialogue_features
     feats = FeatureFile("meld", list(range(7)), 9, ["d"], ["test"], torch.tensor([2]), torch.tensor([0, 1]),
-                           torch.full((2,), -1), dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]))
+                           torch.full((2,), -1), dialogue_features(turns, checkpoint.config.input_dims,
+                                                                   checkpoint.sources, "d", "meld", [0, 1]))
     batch = DialogueData(feats, [dialogue_graph(2, 2, -1, -1)], ["text", "audio"]).make_batch([0])
     model = MGLRA(checkpoint.config).eval()
     model.load_state_dict(checkpoint.runs[0]["state"])
@@ -125,7 +126,8 @@ def test_a_dialogue_without_audio_is_answered_by_the_text_teacher_or_the_mean_wh
     turns = [{"speaker": "Joey", "text": "How you doin'?"}, {"speaker": "Rachel", "text": "Oh my God!"}]
     # by hand: the teacher's softmax on the text of the dialogue (its own one-modality graph) and the student's
     text = FeatureFile("meld", list(range(7)), 9, ["d"], ["test"], torch.tensor([2]), torch.tensor([0, 1]),
-                          torch.full((2,), -1), dialogue_features(turns, checkpoint.config.input_dims, checkpoint.sources, "d", "meld", [0, 1]))
+                          torch.full((2,), -1), dialogue_features(turns, checkpoint.config.input_dims,
+                                                                  checkpoint.sources, "d", "meld", [0, 1]))
     model = MGLRA(config).eval()
     model.load_state_dict(teacher["state"])
     student = MGLRA(checkpoint.config).eval()

@@ -42,7 +42,8 @@ def _fit(feats, graphs, record, faithful=False):
     teacher_logits = {m: torch.randn(n, 3, generator=torch.Generator().manual_seed(1)) for m in feats.features}
     objective = build_objective(params, "iemocap", feats, len(config.nesting), teacher_logits)
     data = DialogueData(feats, graphs["multimodal"])
-    result = fit(model, data, objective, Schedule(epochs=EPOCHS, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, student="text", record=record), "cpu")
+    result = fit(model, data, objective, Schedule(epochs=EPOCHS, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0,
+                                                  progress=False, student="text", record=record), "cpu")
     return config, data, result
 
 
@@ -82,7 +83,8 @@ def test_bclstm_recording_changes_nothing(hidden):
         torch.manual_seed(0)
         model = BcLSTM(bclstm_input_dim(feats.features), feats.n_speakers, 3, hidden=8)
         objective = build_objective(params, "iemocap", feats, 1, use_mkd=False)
-        runs.append(fit(model, DialogueData(feats, graphs["unimodal"]), objective, Schedule(epochs=3, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, record=record), "cpu"))
+        schedule = Schedule(epochs=3, lr=1e-2, weight_decay=0.0, batch_size=3, seed=0, progress=False, record=record)
+        runs.append(fit(model, DialogueData(feats, graphs["unimodal"]), objective, schedule, "cpu"))
     off, on = runs
     assert on["history"] == off["history"] and on["epoch"] == off["epoch"]
     assert all(torch.equal(on["state"][k], off["state"][k]) for k in on["state"])

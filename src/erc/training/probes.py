@@ -147,7 +147,8 @@ def check_sessions(sessions: list[str], dialogues) -> None:
 def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, progress: bool = True,
                       dialogues=None) -> list[tuple[FeatureFile, dict]]:
     """Leave-one-session-out for a fine-tuning recipe (``benchmarks/finetune_loso.py``): for each params of ``runs``,
-    (the feature file of ``heldout_split(feats, session)``, each encoder's selected epoch and validation w-F1) where the text encoders were fine-tuned **without**
+    (the feature file of ``heldout_split(feats, session)``, each encoder's selected epoch and validation w-F1)
+    where the text encoders were fine-tuned **without**
     ``session``: its training and validation dialogues are withheld from the fine-tuning (labels hidden, like
     test's), so its features come from the all-data encoder, as the unseen test speakers' do, while the other
     training sessions are cross-fitted as the recipe says. ``heldout_split`` over the pipeline's features cannot
@@ -199,6 +200,7 @@ def heldout_finetuned(dataset: str, session: str, runs: list[dict], work_dir, pr
         feats = feats.but(splits=[d.split for d in base],  # the real splits back, test labels still hidden
                           labels=torch.tensor([y for d in base for y in d.labels]))
         summary = json.loads((finetuned_dir / dataset / "finetune.json").read_text())
-        out.append((heldout_split(feats, session), {name: {"epoch": e["epoch"], "valid_weighted_f1": e["valid_weighted_f1"]}
+        out.append((heldout_split(feats, session), {name: {"epoch": e["epoch"],
+                                                           "valid_weighted_f1": e["valid_weighted_f1"]}
                                                     for name, e in summary["encoders"].items()}))
     return out
