@@ -1,10 +1,12 @@
 """``workers`` changes the wall time, never a number: seeds trained in worker processes give the same bits as one
 after another in this process (each unit of work runs on one thread either way)."""
 import math
+import os
 
 import pytest
 import torch
 
+from conftest import random_feats
 from erc.runtime.live import staged_curves
 from erc.config.params import validate_params
 from erc.runtime.parallel import run_parallel
@@ -46,3 +48,27 @@ def test_a_failing_unit_raises_its_own_error_in_the_caller():
     with pytest.raises(ValueError, match="math domain error"):
         run_parallel(math.sqrt, {k: k - 2 for k in range(3)}, workers=2)  # units 0 and 1 take a negative root
     assert run_parallel(math.sqrt, {0: 4, 1: 9}, workers=2) == {0: 2.0, 1: 3.0}
+
+
+def test_the_logistic_regression_reference_fits_on_one_thread_whatever_the_machine_has(monkeypatch):
+    # unpinned, its logits on IEMOCAP moved in the fifth decimal between 1 and 2 BLAS threads (md5 78b641db... vs
+    # 4cea5795...: the reference file's bytes depended on the machine); small random problems do not show it, so
+    # this checks the thread count every fit and prediction sees
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info, threadpool_limits
+    from erc.training.references import logistic_regression
+    seen = []
+    fit, decide = LogisticRegression.fit, LogisticRegression.decision_function
+
+    def counting(method):
+        def wrapped(self, *args, **kwargs):
+            seen.append(max(pool["num_threads"] for pool in threadpool_info()))
+            return method(self, *args, **kwargs)
+        return wrapped
+    monkeypatch.setattr(LogisticRegression, "fit", counting(fit))
+    monkeypatch.setattr(LogisticRegression, "decision_function", counting(decide))
+    feats = random_feats([5] * 10, ["train"] * 8 + ["valid"] * 2)
+    with threadpool_limits(limits=2):
+        logistic_regression(feats, [0.1, 1.0])
+        assert max(pool["num_threads"] for pool in threadpool_info()) == min(2, os.cpu_count())  # restored after
+    assert seen and set(seen) == {1}
