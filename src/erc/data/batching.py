@@ -3,6 +3,7 @@ adjacency (``dense_adjacency``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import torch
 
@@ -26,35 +27,84 @@ class Batch:
         return Batch({m: move(x) for m, x in self.features.items()}, move(self.speakers), move(self.labels),
                      self.lengths, move(self.utterances), move(self.adjacency))
 
-
-def to_padded(flat: torch.Tensor, lengths: torch.Tensor):
-    """(N, D) dialogue-major rows -> (B, L, D) zero-padded and the (B, L) mask of real utterances. Hand-written, not
-    PyG's ``to_dense_batch``: that one wants a batch vector and its size on the host, which the (B,) lengths give
-    directly here; the result is the same."""
-    batch, longest = len(lengths), int(lengths.max())  # lengths stay on the host: packing reads them there
-    mask = torch.arange(longest, device=flat.device) < lengths.to(flat.device).unsqueeze(1)  # (B, L), built in place
-    padded = flat.new_zeros(batch * longest, *flat.shape[1:])
-    padded[mask.flatten()] = flat
-    return padded.view(batch, longest, *flat.shape[1:]), mask
+    @cached_property
+    def padding(self) -> "Padding":
+        """The batch's flat <-> padded layout (``Padding``), built once, where the utterances' tensors are."""
+        return Padding(self.lengths, self.labels.device)
 
 
-def dense_adjacency(graphs: list, lengths: torch.Tensor, n_modalities: int) -> torch.Tensor:
-    """(B, M·L, M·L) edge weights of dialogue graphs (erc.data.graphs: node k·n + u is utterance u of modality k of a
-    dialogue of n utterances), entry [b, k·L + i, k'·L + j] the weight of the edge from (k', j) to (k, i), L the
-    longest dialogue. Duplicate edges add up, as they do in message passing. Message passing over whole
-    dialogues is then one batched matrix product: every graph here is dense within its dialogue (complete, or a
-    window of it), and dense blocks cost less than the sparse machinery on both CPU and GPU."""
-    longest, size = int(lengths.max()), n_modalities * int(lengths.max())
-    dialogue = torch.repeat_interleave(torch.arange(len(graphs)), torch.tensor([g.num_edges for g in graphs]))
-    source, target = torch.cat([g.edge_index for g in graphs], dim=1)
-    n = lengths[dialogue]
-    if ((source >= n_modalities * n) | (target >= n_modalities * n)).any():
+class Padding:
+    """Where a batch's flat (N, ...) utterance rows sit in its (B, L, ...) zero-padded dialogues (L the longest),
+    worked out once a batch (``Batch.padding``). ``pad`` / ``unpad`` move rows between the two layouts and
+    ``reverse`` turns each dialogue around within its own length (padding stays put: the backward direction of
+    ``erc.models.layers.bidirectional_lstm``); each is one copy of whole rows by a precomputed index, several times
+    cheaper on CPU than a boolean mask (a ``nonzero`` each time) or a ``gather`` along time. Moving values changes
+    none, so the numbers are the masks' exactly. ``lengths`` stay on the host; the indices live on ``device``."""
+
+    def __init__(self, lengths: torch.Tensor, device=None):
+        self.lengths = lengths
+        self.batch, self.longest = len(lengths), int(lengths.max())
+        steps = torch.arange(self.longest, device="cpu")  # worked out on the host, then moved: no device sync
+        n = lengths.cpu().unsqueeze(1)
+        mask = steps < n  # (B, L): real utterances
+        rows = mask.flatten().nonzero().squeeze(1)  # (N,): their places in the flattened (B·L) layout
+        within = torch.where(mask, n - 1 - steps, steps)  # (B, L): the step each place reads, reversed
+        reversal = (within + torch.arange(self.batch, device="cpu").unsqueeze(1) * self.longest).flatten()
+        self.mask, self.rows, self.reversal = (t.to(device) for t in (mask, rows, reversal))
+
+    def pad(self, flat: torch.Tensor) -> torch.Tensor:
+        """(N, ...) dialogue-major rows -> (B, L, ...), zeros past each dialogue's length."""
+        padded = flat.new_zeros(self.batch * self.longest, *flat.shape[1:]).index_copy(0, self.rows, flat)
+        return padded.view(self.batch, self.longest, *flat.shape[1:])
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        """(B, L, ...) -> the (N, ...) rows of real utterances, dialogue-major."""
+        return padded.flatten(0, 1).index_select(0, self.rows)
+
+    def reverse(self, padded: torch.Tensor) -> torch.Tensor:
+        """(B, L, ...) with each dialogue's real steps in reverse order, padding where it was; its own inverse, and
+        so is its gradient (no scatter-add: deterministic on CUDA)."""
+        return _Permute.apply(padded, self.reversal)
+
+
+class _Permute(torch.autograd.Function):
+    """Rows of the flattened (B·L) layout read through an involution: the gradient is the same permutation."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.save_for_backward(index)
+        return x.flatten(0, 1).index_select(0, index).view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, = ctx.saved_tensors
+        return grad.flatten(0, 1).index_select(0, index).view_as(grad), None
+
+
+def dialogue_block(graph, n: int, n_modalities: int) -> torch.Tensor:
+    """(M·n, M·n) edge weights of one dialogue graph (erc.data.graphs: node k·n + u is utterance u of modality k),
+    entry [target, source]. Duplicate edges add up, as they do in message passing."""
+    size = n_modalities * n
+    source, target = graph.edge_index
+    if graph.num_edges and int(torch.maximum(source, target).max()) >= size:
         raise ValueError("a dialogue graph has a node beyond its n_modalities x n utterances")
-    slot = lambda node: node // n * longest + node % n  # noqa: E731
-    adjacency = torch.zeros(len(graphs), size, size)
-    adjacency.index_put_((dialogue, slot(target), slot(source)), torch.cat([g.edge_weight for g in graphs]),
-                         accumulate=True)
-    return adjacency
+    block = torch.zeros(size, size, device="cpu")
+    return block.index_put_((target, source), graph.edge_weight, accumulate=True)
+
+
+def dense_adjacency(graphs: list, lengths: torch.Tensor, n_modalities: int, blocks: list | None = None) -> torch.Tensor:
+    """(B, M·L, M·L) edge weights of dialogue graphs, entry [b, k·L + i, k'·L + j] the weight of the edge from
+    (k', j) to (k, i), L the longest dialogue: each dialogue's ``dialogue_block`` (or the ``blocks`` given, built
+    once by ``DialogueData``) placed in the padded layout. Message passing over whole dialogues is then one batched
+    matrix product: every graph here is dense within its dialogue (complete, or a window of it), and dense blocks
+    cost less than the sparse machinery on both CPU and GPU."""
+    longest, m = int(lengths.max()), n_modalities
+    if blocks is None:
+        blocks = [dialogue_block(g, n, m) for g, n in zip(graphs, lengths.tolist())]
+    adjacency = torch.zeros(len(blocks), m, longest, m, longest, device="cpu")
+    for b, (block, n) in enumerate(zip(blocks, lengths.tolist())):
+        adjacency[b, :, :n, :, :n] = block.view(m, n, m, n)
+    return adjacency.view(len(blocks), m * longest, m * longest)
 
 
 class DialogueData:
@@ -66,7 +116,10 @@ class DialogueData:
         self.modalities = modalities or list(feats.features)
         self.graphs = graphs
         self.lengths = feats.lengths
-        self.starts = torch.cumsum(self.lengths, 0) - self.lengths
+        starts = (torch.cumsum(self.lengths, 0) - self.lengths).tolist()
+        # built once, gathered per batch: each dialogue's utterance indices and its graph as a dense block
+        self.rows_of = [torch.arange(s, s + n, device=self.device) for s, n in zip(starts, self.lengths.tolist())]
+        self.blocks = {}
         self.split_of = [SPLITS.index(s) for s in feats.splits]
         sources = feats.sources
         self.flagged = {m: sources.get(m) in FLAGGED_SOURCES for m in self.modalities}
@@ -85,19 +138,24 @@ class DialogueData:
                                speakers=self.feats.speakers.to(device), labels=self.feats.labels.to(device))
         return DialogueData(moved, self.graphs, self.modalities)
 
+    def block(self, i: int) -> torch.Tensor:
+        """Dialogue ``i``'s graph as a dense (M·n, M·n) block (``dialogue_block``), built on first use."""
+        if i not in self.blocks:
+            self.blocks[i] = dialogue_block(self.graphs[i], int(self.lengths[i]), len(self.modalities))
+        return self.blocks[i]
+
     def dialogues(self, split: str) -> list[int]:
         return [i for i, s in enumerate(self.split_of) if s == SPLITS.index(split)]
 
     def make_batch(self, dialogue_positions: list[int]) -> Batch:
-        utterances = torch.cat([torch.arange(int(self.starts[i]), int(self.starts[i] + self.lengths[i]), device=self.device)
-                                for i in dialogue_positions])
-        lengths = self.lengths[dialogue_positions]
-        with torch.device("cpu"):  # built on the host, then moved with the batch
-            adjacency = dense_adjacency([self.graphs[i] for i in dialogue_positions], lengths, len(self.modalities))
+        utterances = torch.cat([self.rows_of[i] for i in dialogue_positions])
+        lengths = self.lengths[dialogue_positions]  # the adjacency is built on the host, then moved with the batch
+        adjacency = dense_adjacency(None, lengths, len(self.modalities), [self.block(i) for i in dialogue_positions])
+        rows = lambda x: x.index_select(0, utterances)  # noqa: E731  (several times faster than x[utterances] on CPU)
         return Batch(
-            features={m: self.feats.features[m][utterances] for m in self.modalities},
-            speakers=self.feats.speakers[utterances],
-            labels=self.feats.labels[utterances],
+            features={m: rows(self.feats.features[m]) for m in self.modalities},
+            speakers=rows(self.feats.speakers),
+            labels=rows(self.feats.labels),
             lengths=lengths,
             utterances=utterances,
             adjacency=adjacency,

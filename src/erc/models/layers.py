@@ -6,8 +6,8 @@ recurrences as a packed run (no padding ever reaches a real utterance), several 
 A packed sequence sends PyTorch's CPU LSTM down its per-time-step path (a dozen autograd ops a step, both ways);
 an unpacked batch takes the fused oneDNN kernel on CPU and cuDNN's on CUDA. Unpacked, the forward direction is
 already exact (padding only follows a dialogue's utterances), and the backward direction runs forward over each
-dialogue reversed within its own length, so it too starts at the dialogue's last real utterance. The module's own
-parameters are used (``weight_ih_l{k}``, ``..._reverse``), so its state dict and initialisation are
+dialogue reversed within its own length (``erc.data.batching.Padding.reverse``), so it too starts at the
+dialogue's last real utterance. The module's own parameters are used (``weight_ih_l{k}``, ``..._reverse``), so its state dict and initialisation are
 ``nn.LSTM``'s; only the dropout between layers draws its random numbers over the padded shape.
 
 ``dropout`` / ``Dropout``: inverted dropout as ``F.dropout`` / ``nn.Dropout`` (keep with chance 1 - p, scale by
@@ -20,6 +20,8 @@ import warnings
 
 import torch
 from torch import nn
+
+from erc.data.batching import Padding
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -37,29 +39,6 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
-def reversal_index(lengths: torch.Tensor, longest: int, device=None) -> torch.Tensor:
-    """(B, L) position to read for each dialogue reversed within its length; padding stays where it is. Its own
-    inverse: gathering twice restores the order."""
-    steps = torch.arange(longest, device=device)
-    n = lengths.to(device).unsqueeze(1)
-    return torch.where(steps < n, n - 1 - steps, steps)
-
-
-class _Reverse(torch.autograd.Function):
-    """x gathered along time by an involution (``reversal_index``): its gradient is the same gather, a permutation
-    (no scatter-add: deterministic on CUDA, cheaper on CPU)."""
-
-    @staticmethod
-    def forward(ctx, x, index):
-        ctx.save_for_backward(index)
-        return x.gather(1, index.expand(-1, -1, x.shape[-1]))
-
-    @staticmethod
-    def backward(ctx, grad):
-        index, = ctx.saved_tensors
-        return grad.gather(1, index.expand(-1, -1, grad.shape[-1])), None
-
-
 def _direction(lstm: nn.LSTM, x: torch.Tensor, layer: int, suffix: str) -> torch.Tensor:
     weights = [getattr(lstm, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
@@ -69,17 +48,16 @@ def _direction(lstm: nn.LSTM, x: torch.Tensor, layer: int, suffix: str) -> torch
     return out
 
 
-def bidirectional_lstm(lstm: nn.LSTM, padded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, L, D) zero-padded dialogues through ``lstm`` (bidirectional, batch_first, biases) -> (B, L, 2·hidden);
-    rows past a dialogue's length are not meaningful."""
+def bidirectional_lstm(lstm: nn.LSTM, padded: torch.Tensor, padding: Padding) -> torch.Tensor:
+    """(B, L, D) zero-padded dialogues (laid out as ``padding`` says) through ``lstm`` (bidirectional, batch_first,
+    biases) -> (B, L, 2·hidden); rows past a dialogue's length are not meaningful."""
     if not (lstm.bidirectional and lstm.batch_first and lstm.bias and lstm.proj_size == 0):
         raise ValueError("bidirectional_lstm wants a bidirectional, batch_first LSTM with biases and no projection")
-    index = reversal_index(lengths, padded.shape[1], padded.device).unsqueeze(-1)
     x = padded
     for layer in range(lstm.num_layers):
         if layer:
             x = dropout(x, lstm.dropout, lstm.training)
         forward = _direction(lstm, x, layer, "")
-        backward = _Reverse.apply(_direction(lstm, _Reverse.apply(x, index), layer, "_reverse"), index)
+        backward = padding.reverse(_direction(lstm, padding.reverse(x), layer, "_reverse"))
         x = torch.cat([forward, backward], dim=-1)
     return x

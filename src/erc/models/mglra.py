@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.utils import scatter
 
-from erc.data.batching import to_padded
+from erc.data.batching import Padding
 from erc.models.mrl import NestedClassifier
 from erc.models.layers import Dropout, bidirectional_lstm
 from erc.runtime.errors import InputError
@@ -66,9 +66,8 @@ class BiLSTM(nn.Module):
         super().__init__()
         self.lstm = nn.LSTM(width, width // 2, num_layers=2, bidirectional=True, batch_first=True, dropout=dropout)
 
-    def forward(self, flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        padded, mask = to_padded(flat, lengths)
-        return bidirectional_lstm(self.lstm, padded, lengths)[mask]  # (N, width)
+    def forward(self, flat: torch.Tensor, padding: Padding) -> torch.Tensor:
+        return padding.unpad(bidirectional_lstm(self.lstm, padding.pad(flat), padding))  # (N, width)
 
 
 class CrossModalAttention(nn.Module):
@@ -83,15 +82,14 @@ class CrossModalAttention(nn.Module):
         self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
         self.faithful = faithful
 
-    def forward(self, query_flat, text_flat, lengths):
-        query, mask = to_padded(query_flat, lengths)
-        text, _ = to_padded(text_flat, lengths)
+    def forward(self, query_flat, text_flat, padding: Padding):
+        query, text = padding.pad(query_flat), padding.pad(text_flat)
         if self.faithful:
             out, _ = self.attention(query.transpose(0, 1), text.transpose(0, 1), text.transpose(0, 1), need_weights=False)
             out = out.transpose(0, 1)
         else:
-            out, _ = self.attention(query, text, text, key_padding_mask=~mask, need_weights=False)
-        return query_flat + out[mask]
+            out, _ = self.attention(query, text, text, key_padding_mask=~padding.mask, need_weights=False)
+        return query_flat + padding.unpad(out)
 
 
 class MaskedGatedConv(nn.Module):
@@ -213,26 +211,26 @@ class MGLRA(nn.Module):
             x = self.encoders[m](self.input_dropout(x))
             if self.speaker == "encoder":
                 x = x + self.speaker_embedding(batch.speakers)
-            encoded[m] = self.lstms[m](x, batch.lengths) if m in self.lstms else x
+            encoded[m] = self.lstms[m](x, batch.padding) if m in self.lstms else x
         unimodal = dict(encoded)
         if self.cross_attention is not None:
             for m in self.modalities[1:]:  # the shared module, queries from audio / visual
-                encoded[m] = self.cross_attention(encoded[m], encoded["text"], batch.lengths)
+                encoded[m] = self.cross_attention(encoded[m], encoded["text"], batch.padding)
         return encoded, unimodal
 
     def forward(self, batch) -> dict:
         encoded, unimodal = self.encode(batch)
-        h0, mask = [], None  # each modality's nodes, projected, as (B, L, graph_hidden) zero-padded dialogues
+        h0 = []  # each modality's nodes, projected, as (B, L, graph_hidden) zero-padded dialogues
         for m in self.modalities:
             x = encoded[m] + self.speaker_embedding(batch.speakers) if m in self.speaker_nodes else encoded[m]
-            padded, mask = to_padded(self.projection(x), batch.lengths)
-            h0.append(padded)
+            h0.append(batch.padding.pad(self.projection(x)))
         h0 = torch.cat(h0, dim=1)  # (B, M·L, graph_hidden): node k·L + u is utterance u of modality k
         h = h0
         for conv in self.convs:
             h = h + conv(h, batch.adjacency)
         out = torch.cat([h, h0] if self.block_order == "graph_first" else [h0, h], dim=2)  # (B, M·L, 2H)
-        blocks = {m: block[mask] for m, block in zip(self.modalities, out.chunk(len(self.modalities), dim=1))}
+        chunks = out.chunk(len(self.modalities), dim=1)
+        blocks = {m: batch.padding.unpad(block) for m, block in zip(self.modalities, chunks)}
         fused = torch.cat([blocks[m] for m in self.modalities], dim=1)  # (N, n_modalities * 2H)
         result = {"logits": self.classifier(F.relu(self.dropout(fused)))}
         if self.student_placement:

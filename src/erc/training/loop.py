@@ -109,14 +109,17 @@ class Objective:
         return self
 
     def __call__(self, output: dict, batch) -> torch.Tensor:
-        keep = batch.labels >= 0
-        target = batch.labels[keep]
-        loss = matryoshka_loss(self.task, output["logits"][:, keep], target, self.mrl_weights, self.mrl_reduction)
+        keep = (batch.labels >= 0).nonzero().squeeze(1)  # labelled rows, found once; read by index_select
+        target = batch.labels.index_select(0, keep)
+        loss = matryoshka_loss(self.task, output["logits"].index_select(1, keep), target, self.mrl_weights,
+                               self.mrl_reduction)
         if self.teacher_logits is not None and "student_logits" in output:
+            utterances = batch.utterances.index_select(0, keep)
             for m, student in output["student_logits"].items():
-                loss = loss + self.lambda_ce * self.task(student[keep], target)
-                teacher = self.teacher_logits[m][batch.utterances][keep]
-                loss = loss + self.lambda_kd * distillation_loss(student[keep], teacher, self.temperature)
+                student = student.index_select(0, keep)
+                loss = loss + self.lambda_ce * self.task(student, target)
+                teacher = self.teacher_logits[m].index_select(0, utterances)
+                loss = loss + self.lambda_kd * distillation_loss(student, teacher, self.temperature)
         return loss
 
 

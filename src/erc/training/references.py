@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from erc.data.batching import DialogueData, to_padded
+from erc.data.batching import DialogueData
 from erc.runtime.device import stage_device
 from erc.data.feature_file import FeatureFile, utterance_split
 from erc.runtime.parallel import run_parallel
@@ -68,9 +68,9 @@ class BcLSTM(nn.Module):
     def forward(self, batch) -> dict:
         x = self.norm(utterance_vectors(batch.features))
         x = torch.cat([x, nn.functional.one_hot(batch.speakers, self.n_speakers).float()], dim=1)
-        padded, mask = to_padded(self.dropout(x), batch.lengths)
-        out = bidirectional_lstm(self.lstm, padded, batch.lengths)
-        return {"logits": self.classifier(self.dropout(out[mask])).unsqueeze(0)}  # (1 size, N, C)
+        padding = batch.padding
+        out = padding.unpad(bidirectional_lstm(self.lstm, padding.pad(self.dropout(x)), padding))
+        return {"logits": self.classifier(self.dropout(out)).unsqueeze(0)}  # (1 size, N, C)
 
 
 def bclstm_input_dim(features: dict) -> int:
