@@ -177,12 +177,12 @@ def compare(args) -> None:
     figure's ratio per round, and their median."""
     rev = subprocess.run(["git", "rev-parse", "--short", args.compare], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
-    forwarded, skip = [], False
-    for a in sys.argv[1:]:  # everything but --compare REV and --rounds N
-        if skip or a in ("--compare", "--rounds"):
-            skip = not skip and a in ("--compare", "--rounds")
-            continue
-        forwarded.append(a)
+    forwarded, given = [], iter(sys.argv[1:])
+    for a in given:  # everything but --compare REV and --rounds N
+        if a in ("--compare", "--rounds"):
+            next(given, None)
+        else:
+            forwarded.append(a)
     labels = (f"before ({rev})", "after (this tree)")
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:

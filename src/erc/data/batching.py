@@ -92,15 +92,18 @@ def dialogue_block(graph, n: int, n_modalities: int) -> torch.Tensor:
     return block.index_put_((target, source), graph.edge_weight, accumulate=True)
 
 
-def dense_adjacency(graphs: list, lengths: torch.Tensor, n_modalities: int, blocks: list | None = None) -> torch.Tensor:
-    """(B, M·L, M·L) edge weights of dialogue graphs, entry [b, k·L + i, k'·L + j] the weight of the edge from
-    (k', j) to (k, i), L the longest dialogue: each dialogue's ``dialogue_block`` (or the ``blocks`` given, built
-    once by ``DialogueData``) placed in the padded layout. Message passing over whole dialogues is then one batched
-    matrix product: every graph here is dense within its dialogue (complete, or a window of it), and dense blocks
-    cost less than the sparse machinery on both CPU and GPU."""
+def dense_adjacency(graphs: list, lengths: torch.Tensor, n_modalities: int) -> torch.Tensor:
+    """(B, M·L, M·L) edge weights of dialogue graphs: each one's ``dialogue_block`` placed by ``place_blocks``."""
+    return place_blocks([dialogue_block(g, n, n_modalities) for g, n in zip(graphs, lengths.tolist())], lengths,
+                        n_modalities)
+
+
+def place_blocks(blocks: list, lengths: torch.Tensor, n_modalities: int) -> torch.Tensor:
+    """Dialogues' (M·n, M·n) blocks -> (B, M·L, M·L), entry [b, k·L + i, k'·L + j] the weight of the edge from
+    (k', j) to (k, i), L the longest dialogue, no edges at padding. Message passing over whole dialogues is then one
+    batched matrix product: every graph here is dense within its dialogue (complete, or a window of it), and dense
+    blocks cost less than the sparse machinery on both CPU and GPU."""
     longest, m = int(lengths.max()), n_modalities
-    if blocks is None:
-        blocks = [dialogue_block(g, n, m) for g, n in zip(graphs, lengths.tolist())]
     adjacency = torch.zeros(len(blocks), m, longest, m, longest, device="cpu")
     for b, (block, n) in enumerate(zip(blocks, lengths.tolist())):
         adjacency[b, :, :n, :, :n] = block.view(m, n, m, n)
@@ -150,7 +153,7 @@ class DialogueData:
     def make_batch(self, dialogue_positions: list[int]) -> Batch:
         utterances = torch.cat([self.rows_of[i] for i in dialogue_positions])
         lengths = self.lengths[dialogue_positions]  # the adjacency is built on the host, then moved with the batch
-        adjacency = dense_adjacency(None, lengths, len(self.modalities), [self.block(i) for i in dialogue_positions])
+        adjacency = place_blocks([self.block(i) for i in dialogue_positions], lengths, len(self.modalities))
         rows = lambda x: x.index_select(0, utterances)  # noqa: E731  (several times faster than x[utterances] on CPU)
         return Batch(
             features={m: rows(self.feats.features[m]) for m in self.modalities},
