@@ -39,10 +39,10 @@ class Padding:
     ``reverse`` turns each dialogue around within its own length (padding stays put: the backward direction of
     ``erc.models.layers.bidirectional_lstm``); each is one copy of whole rows by a precomputed index, several times
     cheaper on CPU than a boolean mask (a ``nonzero`` each time) or a ``gather`` along time. Moving values changes
-    none, so the numbers are the masks' exactly. ``lengths`` stay on the host; the indices live on ``device``."""
+    none, so the numbers are the masks' exactly. Worked out on the host from ``lengths``; the indices live on
+    ``device``."""
 
     def __init__(self, lengths: torch.Tensor, device=None):
-        self.lengths = lengths
         self.batch, self.longest = len(lengths), int(lengths.max())
         steps = torch.arange(self.longest, device="cpu")  # worked out on the host, then moved: no device sync
         n = lengths.cpu().unsqueeze(1)

@@ -7,8 +7,9 @@ A packed sequence sends PyTorch's CPU LSTM down its per-time-step path (a dozen 
 an unpacked batch takes the fused oneDNN kernel on CPU and cuDNN's on CUDA. Unpacked, the forward direction is
 already exact (padding only follows a dialogue's utterances), and the backward direction runs forward over each
 dialogue reversed within its own length (``erc.data.batching.Padding.reverse``), so it too starts at the
-dialogue's last real utterance. The module's own parameters are used (``weight_ih_l{k}``, ``..._reverse``), so its state dict and initialisation are
-``nn.LSTM``'s; only the dropout between layers draws its random numbers over the padded shape.
+dialogue's last real utterance. The module's own parameters are used (``weight_ih_l{k}``, ``..._reverse``), so its
+state dict and initialisation are ``nn.LSTM``'s; only the dropout between layers draws its random numbers over the
+padded shape.
 
 ``dropout`` / ``Dropout``: inverted dropout as ``F.dropout`` / ``nn.Dropout`` (keep with chance 1 - p, scale by
 1 / (1 - p)), its mask drawn with ``torch.rand``: on CPU the ``bernoulli_`` behind ``F.dropout`` costs several
